@@ -1,0 +1,52 @@
+/**
+ * Base class of every error Colony raises on purpose. `code` is stable (documented in
+ * docs/errors.md and checked by test/errors.test.ts); `message` is for people and may change.
+ * Each area (coordinator, node, gguf, trainer, ...) defines its codes in its own errors.ts and
+ * registers them here, so one test can check that every code is unique and documented.
+ */
+export class ColonyError extends Error {
+  readonly code: string;
+  readonly details?: Record<string, unknown>;
+  constructor(code: string, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ColonyError";
+    this.code = code;
+    if (details !== undefined) this.details = details;
+  }
+  /** The `{code, message}` shape that reaches a submitter or a peer. */
+  toWire(): { code: string; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+const registry = new Map<string, { area: string; description: string }>();
+
+/**
+ * Registers an area's error codes and returns them as a frozen map (code -> code) so call sites
+ * write `GgufErrors.TRUNCATED` instead of a bare string. Throws at import time on a duplicate code.
+ */
+export function defineErrors<const T extends Record<string, string>>(area: string, codes: T): { readonly [K in keyof T]: K } {
+  const out: Record<string, string> = {};
+  for (const [code, description] of Object.entries(codes)) {
+    const prev = registry.get(code);
+    if (prev && prev.area !== area) throw new Error(`error code ${code} defined twice (${prev.area}, ${area})`);
+    registry.set(code, { area, description });
+    out[code] = code;
+  }
+  return Object.freeze(out) as { readonly [K in keyof T]: K };
+}
+
+export function registeredErrors(): ReadonlyMap<string, { area: string; description: string }> {
+  return registry;
+}
+
+export const CommonErrors = defineErrors("common", {
+  CONFIG_INVALID: "A config file, environment variable or flag failed validation; every problem is listed.",
+  CONFIG_FILE_UNREADABLE: "The config file named could not be read or is not valid JSON.",
+  CLI_ARGUMENT_INVALID: "A command-line argument is missing or malformed.",
+  ALREADY_CLOSED: "A component was used after close().",
+  INTERNAL: "An unexpected failure; the message carries the cause.",
+  PAYLOAD_TOO_LARGE: "An MQTT payload exceeded the protocol's size limit (64 KiB) and was dropped unread.",
+  PAYLOAD_NOT_JSON: "An MQTT payload was not valid UTF-8 JSON.",
+  PAYLOAD_INVALID: "An MQTT payload was JSON but did not match its topic's schema (the message lists the first problems).",
+});
