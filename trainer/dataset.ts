@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { ColonyError } from "../common/errors.ts";
+import { Rng } from "../common/random.ts";
 import { TrainErrors } from "./errors.ts";
 
 /**
@@ -102,30 +103,13 @@ export function encodePairs(pairs: readonly Pair[], codec: TextCodec, contextLen
   });
 }
 
-/** splitmix32: a tiny, well-mixed 32-bit generator; the data order is a pure function of (seed, epoch). */
-function splitmix32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-}
-
-/** Fisher-Yates permutation of 0..n-1 for (seed, epoch). */
+/**
+ * Fisher-Yates permutation of 0..n-1 drawn from a generator seeded with (seed, epoch): the data
+ * order is a pure function of those two numbers, so a resumed run needs no generator state.
+ */
 export function epochPermutation(n: number, seed: number, epoch: number): Uint32Array {
-  const next = splitmix32((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca77)) >>> 0);
-  const perm = new Uint32Array(n);
-  for (let i = 0; i < n; i++) perm[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = next() % (i + 1);
-    const tmp = perm[i]!;
-    perm[i] = perm[j]!;
-    perm[j] = tmp;
-  }
-  return perm;
+  const order = new Rng(`data-order:${seed}:${epoch}`).shuffle(Array.from({ length: n }, (_, i) => i));
+  return Uint32Array.from(order);
 }
 
 /** Where the sampler stands; saved in checkpoints so a resumed run sees the same batches. */
