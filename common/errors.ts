@@ -49,4 +49,11 @@ export const CommonErrors = defineErrors("common", {
   PAYLOAD_TOO_LARGE: "An MQTT payload exceeded the protocol's size limit (64 KiB) and was dropped unread.",
   PAYLOAD_NOT_JSON: "An MQTT payload was not valid UTF-8 JSON.",
   PAYLOAD_INVALID: "An MQTT payload was JSON but did not match its topic's schema (the message lists the first problems).",
+  MQTT_AUTH_REFUSED: "The MQTT broker refused the connection: bad or missing username/password, or not authorized.",
+  MQTT_CONNECT_TIMEOUT: "No MQTT connection could be made within the connect timeout.",
+  MQTT_CONNECT_FAILED: "The MQTT connection failed for another reason (bad URL, broker refused the protocol, network error).",
+  CREDENTIALS_FILE_INVALID: "A client credentials file could not be read, is not valid JSON, or lacks username/password.",
+  CREDENTIALS_FILE_INSECURE: "A client credentials file is readable by group or others; chmod 600 it.",
+  DISCOVERY_TIMEOUT: "No Colony coordinator was found by mDNS within the timeout.",
+  DISCOVERY_PROTOCOL_MISMATCH: "Only coordinators speaking another protocol version were found by mDNS.",
 });

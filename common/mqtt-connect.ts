@@ -1,0 +1,199 @@
+/**
+ * The one way Colony processes connect to MQTT (coordinator's own client, node daemons, the CLI):
+ * MQTT 3.1.1 so it works on aedes, mosquitto and any broker; reconnect with exponential backoff;
+ * the returned promise settles on the FIRST connection attempt's outcome.
+ */
+import { readFileSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import mqtt, { type MqttClient } from "mqtt";
+import { z } from "zod";
+import { ColonyError, CommonErrors } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+import { formatIssues } from "./config.ts";
+
+export type { MqttClient };
+
+export interface MqttWill {
+  topic: string;
+  payload: string | Buffer;
+  qos?: 0 | 1 | 2;
+  retain?: boolean;
+}
+
+export interface ConnectMqttOptions {
+  /** `mqtt://host:port`, `mqtts://host:port`, `ws://host:port/path`. */
+  url: string;
+  username?: string | undefined;
+  password?: string | undefined;
+  /** Default: `{username or "colony"}-{8 random hex}`. Set a stable id when `clean` is false. */
+  clientId?: string | undefined;
+  will?: MqttWill | undefined;
+  logger: Logger;
+  /** How long the first connection may take, including retries while the broker is down. Default 10000. */
+  connectTimeoutMs?: number;
+  /**
+   * Clean session (MQTT 3.1.1 §3.1.2.4). Default true: Colony's messages are timely (awards,
+   * bids, progress) and a restarted process re-subscribes and republishes its retained status, so
+   * a broker-side session queueing stale messages for an offline client would only do harm.
+   * Use false with a stable clientId for a client that must not miss QoS 1 messages while away.
+   */
+  clean?: boolean;
+  /** Keepalive in seconds; default 30. The will fires at once on a closed socket regardless. */
+  keepaliveS?: number;
+  /** Reconnect backoff: first delay and cap, in ms. Default 500 and 30000, doubling, ±20% jitter. */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  /** TLS options for mqtts:// (CA, client certificate), passed to mqtt.js unchanged. */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer; rejectUnauthorized?: boolean } | undefined;
+}
+
+// CONNACK return codes that mean "your credentials are not accepted" [MQTT-3.2.2.3].
+const AUTH_RETURN_CODES = new Set([4, 5]);
+
+/**
+ * Connects and resolves with a connected client. Rejects with MQTT_AUTH_REFUSED (bad credentials:
+ * retrying cannot help), MQTT_CONNECT_TIMEOUT (broker unreachable for connectTimeoutMs; refused
+ * TCP connections are retried until then) or MQTT_CONNECT_FAILED. After the first connection the
+ * client reconnects on its own forever, with backoff; subscriptions are restored by mqtt.js.
+ */
+export function connectMqtt(opts: ConnectMqttOptions): Promise<MqttClient> {
+  const { logger } = opts;
+  const timeoutMs = opts.connectTimeoutMs ?? 10_000;
+  const minDelay = opts.reconnectMinMs ?? 500;
+  const maxDelay = Math.max(minDelay, opts.reconnectMaxMs ?? 30_000);
+  const clientId = opts.clientId ?? `${opts.username ?? "colony"}-${randomBytes(4).toString("hex")}`;
+  const safeUrl = redactUrl(opts.url);
+
+  let client: MqttClient;
+  try {
+    client = mqtt.connect(opts.url, {
+      protocolVersion: 4,
+      clientId,
+      clean: opts.clean ?? true,
+      keepalive: opts.keepaliveS ?? 30,
+      username: opts.username,
+      password: opts.password,
+      will: opts.will,
+      reconnectPeriod: minDelay,
+      // Per-attempt CONNACK wait; the overall first-connect budget is enforced below.
+      connectTimeout: Math.min(timeoutMs, 30_000),
+      ...(opts.tls ?? {}),
+    });
+  } catch (err) {
+    return Promise.reject(new ColonyError(CommonErrors.MQTT_CONNECT_FAILED, `cannot connect to ${safeUrl}: ${(err as Error).message}`, undefined, { cause: err }));
+  }
+
+  // Exponential backoff: mqtt.js retries on a fixed interval, set when the socket closes. Runs
+  // before mqtt.js's own 'close' handler, so the next interval uses the grown delay.
+  let delay = minDelay;
+  client.prependListener("close", () => {
+    (client as unknown as { _clearReconnect?: () => void })._clearReconnect?.();
+    client.options.reconnectPeriod = Math.round(delay * (0.8 + 0.4 * Math.random()));
+    delay = Math.min(maxDelay, delay * 2);
+  });
+
+  return new Promise<MqttClient>((resolve, reject) => {
+    let settled = false;
+    let lastError: Error | undefined;
+    const fail = (err: ColonyError) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.end(true);
+      reject(err);
+    };
+    const timer = setTimeout(() => {
+      fail(new ColonyError(CommonErrors.MQTT_CONNECT_TIMEOUT, `no MQTT connection to ${safeUrl} within ${timeoutMs} ms${lastError ? ` (last error: ${lastError.message})` : ""}`));
+    }, timeoutMs);
+
+    client.on("connect", () => {
+      delay = minDelay;
+      client.options.reconnectPeriod = minDelay;
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        // From now on a refused reconnect (e.g. the fleet secret was rotated) keeps retrying at
+        // the capped delay instead of giving up silently.
+        client.options.reconnectOnConnackError = true;
+        logger.info({ url: safeUrl, clientId }, "MQTT connected");
+        resolve(client);
+      } else {
+        logger.info({ url: safeUrl, clientId }, "MQTT reconnected");
+      }
+    });
+    client.on("offline", () => {
+      if (settled) logger.warn({ url: safeUrl, clientId }, "MQTT connection lost; reconnecting");
+    });
+    client.on("error", (err: Error & { code?: unknown }) => {
+      lastError = err;
+      const authRefused = typeof err.code === "number" && AUTH_RETURN_CODES.has(err.code);
+      if (!settled) {
+        if (authRefused) {
+          fail(new ColonyError(CommonErrors.MQTT_AUTH_REFUSED, `MQTT broker ${safeUrl} refused ${opts.username ? `user ${opts.username}` : "an anonymous connection"}: ${err.message}`));
+        } else if (typeof err.code === "number") {
+          fail(new ColonyError(CommonErrors.MQTT_CONNECT_FAILED, `MQTT broker ${safeUrl} refused the connection: ${err.message}`));
+        }
+        // Network errors (ECONNREFUSED, ...) are retried until the timeout.
+        return;
+      }
+      logger.warn({ url: safeUrl, clientId, err: { message: err.message, code: err.code } }, "MQTT client error");
+    });
+  });
+}
+
+/** Drops any password embedded in a URL before it is logged or put in an error message. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return url.slice(0, 200);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client credentials file
+
+export const ClientCredentialsSchema = z.strictObject({
+  username: z.string().min(1).max(256),
+  password: z.string().min(1).max(256),
+  /** Broker URL, if the issuer knew it; a flag or mDNS discovery may still override it. */
+  url: z.string().min(1).max(512).optional(),
+});
+export type ClientCredentials = z.infer<typeof ClientCredentialsSchema>;
+
+/** Environment variable naming a credentials file, when no flag does. */
+export const CREDENTIALS_ENV = "COLONY_CREDENTIALS";
+
+/**
+ * Reads the JSON credentials file `colony credentials issue --out FILE` writes. The path comes from
+ * `file` (a flag) or else `env.COLONY_CREDENTIALS`; returns undefined when neither names one.
+ * The caller's config module passes its environment (conventions: one reader of the environment).
+ */
+export function loadClientCredentials(opts: { file?: string | undefined; env?: Record<string, string | undefined> } = {}): ClientCredentials | undefined {
+  const file = opts.file ?? opts.env?.[CREDENTIALS_ENV];
+  if (!file) return undefined;
+  let text: string;
+  try {
+    const info = statSync(file);
+    if ((info.mode & 0o077) !== 0) {
+      throw new ColonyError(CommonErrors.CREDENTIALS_FILE_INSECURE, `credentials file ${file} has mode ${(info.mode & 0o777).toString(8)}; run: chmod 600 ${file}`);
+    }
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if (err instanceof ColonyError) throw err;
+    throw new ColonyError(CommonErrors.CREDENTIALS_FILE_INVALID, `cannot read credentials file ${file}: ${(err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ColonyError(CommonErrors.CREDENTIALS_FILE_INVALID, `credentials file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = ClientCredentialsSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new ColonyError(CommonErrors.CREDENTIALS_FILE_INVALID, `credentials file ${file}: ${formatIssues(parsed.error).join("; ")}`);
+  }
+  return parsed.data;
+}

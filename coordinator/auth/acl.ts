@@ -1,0 +1,90 @@
+/**
+ * The topic ACL of a fleet, as pure functions of (principal, topic). The aedes hooks call these;
+ * mosquitto-config.ts writes the closest mosquitto equivalent, and test/auth-mosquitto.test.ts runs
+ * the same scenarios against both brokers. docs/security.md has the table in prose.
+ */
+import { ROOT } from "../../common/protocol.ts";
+import type { Principal } from "./credentials.ts";
+
+/** What a node may publish under its own `colony/v1/nodes/{nodeId}/`. */
+export const NODE_PUBLISH_KINDS = ["status", "heartbeat", "bid", "ack", "progress", "done"] as const;
+/** Topics a node may subscribe to besides its own `colony/v1/nodes/{nodeId}/#`. */
+export const NODE_SUBSCRIBE_TOPICS = [`${ROOT}/market/announce`, `${ROOT}/coordinator/status`] as const;
+/** Per-task topics a submitter may subscribe to, with a concrete task id ('+' = all of a task's topics). */
+export const SUBMITTER_TASK_KINDS = ["events", "result", "+"] as const;
+
+// Same character set as protocol ids (no '/', '+', '#'): a level that is one concrete task id.
+const CONCRETE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+export type AclDecision = { allowed: true } | { allowed: false; reason: string };
+const ALLOW: AclDecision = { allowed: true };
+const deny = (reason: string): AclDecision => ({ allowed: false, reason });
+
+function levels(topic: string): string[] {
+  return topic.split("/");
+}
+
+/**
+ * Topics a submitter's integrations may use freely (Home Assistant, Node-RED, a result `replyTo`):
+ * the first level is a concrete name other than `colony`, and not a `$` system topic. A filter
+ * starting with '+' or '#' could match `colony/...`, so it is not "outside".
+ */
+function isOutsideColony(topicOrFilter: string): boolean {
+  const first = levels(topicOrFilter)[0]!;
+  return first !== "colony" && first !== "+" && first !== "#" && !topicOrFilter.startsWith("$") && topicOrFilter.length > 0;
+}
+
+function hasWildcard(topic: string): boolean {
+  return topic.includes("+") || topic.includes("#");
+}
+
+/** May `principal` publish on `topic` (with `retain`)? */
+export function checkPublish(principal: Principal, topic: string, retain: boolean): AclDecision {
+  if (principal.role === "coordinator") return ALLOW;
+  if (hasWildcard(topic) || topic.includes("\u0000")) return deny("wildcards are not allowed in a published topic");
+  const parts = levels(topic);
+
+  if (principal.role === "node") {
+    const own = parts.length === 5 && parts[0] === "colony" && parts[1] === "v1" && parts[2] === "nodes" && parts[3] === principal.name;
+    if (!own || !(NODE_PUBLISH_KINDS as readonly string[]).includes(parts[4]!)) {
+      return deny(`a node may publish only on ${ROOT}/nodes/${principal.name}/{${NODE_PUBLISH_KINDS.join(",")}}`);
+    }
+    // Only presence is retained (the contract); a retained bid or heartbeat would replay forever.
+    if (retain && parts[4] !== "status") return deny("a node may retain only its status");
+    return ALLOW;
+  }
+
+  // submitter
+  if (topic === `${ROOT}/tasks/submit` || (parts.length === 5 && parts[0] === "colony" && parts[1] === "v1" && parts[2] === "tasks" && CONCRETE_ID_RE.test(parts[3]!) && parts[4] === "feedback")) {
+    // A retained submit would be re-submitted to every coordinator that (re)subscribes.
+    if (retain) return deny("a submitter may not retain messages under colony/");
+    return ALLOW;
+  }
+  if (isOutsideColony(topic)) return ALLOW;
+  return deny(`a submitter may publish only ${ROOT}/tasks/submit, ${ROOT}/tasks/{id}/feedback and topics outside colony/`);
+}
+
+/** May `principal` subscribe with `filter`? */
+export function checkSubscribe(principal: Principal, filter: string): AclDecision {
+  if (principal.role === "coordinator") return ALLOW;
+  const parts = levels(filter);
+
+  if (principal.role === "node") {
+    if ((NODE_SUBSCRIBE_TOPICS as readonly string[]).includes(filter)) return ALLOW;
+    const own = parts.length >= 5 && parts[0] === "colony" && parts[1] === "v1" && parts[2] === "nodes" && parts[3] === principal.name;
+    if (own) return ALLOW; // anything below its own folder, wildcards included: it can only match its own topics
+    return deny(`a node may subscribe only to ${ROOT}/nodes/${principal.name}/#, ${NODE_SUBSCRIBE_TOPICS.join(", ")}`);
+  }
+
+  // submitter
+  if (filter === `${ROOT}/coordinator/status`) return ALLOW;
+  if (parts.length === 5 && parts[0] === "colony" && parts[1] === "v1" && parts[2] === "tasks") {
+    // Task ids act as capabilities: knowing the id is what entitles a client to the result, so
+    // the id level must be concrete (no `tasks/+/result` harvesting everyone's outputs).
+    if (!CONCRETE_ID_RE.test(parts[3]!)) return deny("a submitter must subscribe to a concrete task id, not a wildcard");
+    if ((SUBMITTER_TASK_KINDS as readonly string[]).includes(parts[4]!)) return ALLOW;
+    return deny(`a submitter may subscribe to ${ROOT}/tasks/{id}/{${SUBMITTER_TASK_KINDS.join(",")}}`);
+  }
+  if (isOutsideColony(filter)) return ALLOW;
+  return deny(`a submitter may subscribe only to ${ROOT}/tasks/{id}/..., ${ROOT}/coordinator/status and topics outside colony/`);
+}

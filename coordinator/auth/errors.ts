@@ -1,0 +1,11 @@
+import { defineErrors } from "../../common/errors.ts";
+
+/** Error codes of fleet authentication: the fleet secret, credentials and broker config generation. */
+export const AuthErrors = defineErrors("auth", {
+  FLEET_SECRET_INSECURE: "The fleet secret file (or its folder) is readable or writable by group or others; chmod 600 it.",
+  FLEET_SECRET_INVALID: "The fleet secret file does not hold exactly 32 bytes (raw, or 64 hex characters).",
+  FLEET_SECRET_UNREADABLE: "The fleet secret file or its data folder could not be read or created.",
+  CREDENTIAL_ROLE_INVALID: "A credential was asked for a role other than node, submitter or coordinator.",
+  CREDENTIAL_NAME_INVALID: "A node or submitter name is not a valid id (1-128 of [A-Za-z0-9._-]) or cannot be used with the chosen broker.",
+  MOSQUITTO_CONFIG_FAILED: "The mosquitto config, password or ACL files could not be written.",
+});
