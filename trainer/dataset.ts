@@ -26,7 +26,8 @@ export interface TextCodec {
 export interface Example {
   tokens: number[];
   targets: number[];
-  mask: Float32Array;
+  /** 1 where the loss counts (completion tokens and EOS), 0 elsewhere. */
+  mask: number[];
   line: number;
 }
 
@@ -97,7 +98,7 @@ export function encodePairs(pairs: readonly Pair[], codec: TextCodec, contextLen
     }
     const tokens = seq.slice(0, -1);
     const targets = seq.slice(1);
-    const mask = new Float32Array(targets.length);
+    const mask = new Array<number>(targets.length).fill(0);
     for (let t = promptIds.length - 1; t < targets.length; t++) mask[t] = 1;
     return { tokens, targets, mask, line: p.line };
   });
