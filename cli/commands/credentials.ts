@@ -1,0 +1,108 @@
+import type { Command } from "commander";
+import os from "node:os";
+import path from "node:path";
+
+/**
+ * `colony credentials`: issue MQTT credentials from the fleet secret, and write a mosquitto
+ * config for fleets that use an external broker (docs/security.md).
+ */
+
+/** Default coordinator data folder, where fleet.secret lives: $COLONY_DATA_DIR or ~/.colony. */
+function defaultDataDir(): string {
+  return process.env.COLONY_DATA_DIR || path.join(os.homedir(), ".colony");
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9._:/@=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export function register(program: Command): void {
+  const credentials = program.command("credentials").description("issue MQTT credentials from the fleet secret; generate mosquitto config");
+
+  credentials
+    .command("issue")
+    .description("print the username and password of a node, submitter or the coordinator (creates the fleet secret if missing)")
+    .option("--node <id>", "credentials for the node daemon with this node id")
+    .option("--submitter <name>", "credentials for a submitter (a person, script or integration)")
+    .option("--coordinator", "credentials with full rights, for the coordinator's own clients")
+    .option("--data-dir <dir>", "coordinator data folder holding fleet.secret (default: $COLONY_DATA_DIR or ~/.colony)")
+    .option("--url <url>", "broker URL to put in the output and the credentials file", "mqtt://localhost:1883")
+    .option("--out <file>", "also write a credentials JSON file (mode 0600) for --credentials / $COLONY_CREDENTIALS")
+    .option("--json", "print one JSON object instead of text")
+    .action(async (opts: { node?: string; submitter?: string; coordinator?: boolean; dataDir?: string; url: string; out?: string; json?: boolean }) => {
+      const { ColonyError, CommonErrors } = await import("../../common/errors.ts");
+      const { loadOrCreateFleetSecret, issueCredential } = await import("../../coordinator/auth.ts");
+      const chosen = [opts.node !== undefined, opts.submitter !== undefined, opts.coordinator === true].filter(Boolean).length;
+      if (chosen !== 1) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "give exactly one of --node ID, --submitter NAME, --coordinator");
+      let url: URL;
+      try {
+        url = new URL(opts.url);
+      } catch {
+        throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, `--url ${JSON.stringify(opts.url)} is not a URL`);
+      }
+      const secret = await loadOrCreateFleetSecret(opts.dataDir ?? defaultDataDir());
+      const cred = opts.node !== undefined ? issueCredential(secret, "node", opts.node) : opts.submitter !== undefined ? issueCredential(secret, "submitter", opts.submitter) : issueCredential(secret, "coordinator");
+      const file = { username: cred.username, password: cred.password, url: opts.url };
+      if (opts.out) {
+        const { writeFile, chmod } = await import("node:fs/promises");
+        await writeFile(opts.out, JSON.stringify(file, null, 2) + "\n", { mode: 0o600 });
+        await chmod(opts.out, 0o600);
+      }
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(file) + "\n");
+        return;
+      }
+      const hostArgs = `-h ${shellQuote(url.hostname)} -p ${url.port || "1883"} -V mqttv311 -u ${shellQuote(cred.username)} -P ${shellQuote(cred.password)}`;
+      const example =
+        opts.node !== undefined
+          ? `mosquitto_sub ${hostArgs} -t ${shellQuote(`colony/v1/nodes/${opts.node}/#`)} -v`
+          : `mosquitto_pub ${hostArgs} -t colony/v1/tasks/submit -m '{"id":"t-'"$(date +%s%N)"'","prompt":"Say hi"}'`;
+      process.stdout.write(
+        [`username: ${cred.username}`, `password: ${cred.password}`, ...(opts.out ? [`written:  ${opts.out}`] : []), "", "try it:", `  ${example}`, ""].join("\n"),
+      );
+    });
+
+  credentials
+    .command("mosquitto")
+    .description("write mosquitto.conf, a password file and an ACL file equivalent to Colony's built-in broker rules")
+    .requiredOption("--out <dir>", "folder to write mosquitto.conf, passwd and acl into (created 0700)")
+    .option("--node <id>", "a node to admit (repeatable)", collect, [] as string[])
+    .option("--submitter <name>", "a submitter to admit (repeatable)", collect, [] as string[])
+    .option("--submitter-topic <filter>", "a topic filter outside colony/ every submitter may read and write, e.g. 'homeassistant/#' (repeatable)", collect, [] as string[])
+    .option("--data-dir <dir>", "coordinator data folder holding fleet.secret (default: $COLONY_DATA_DIR or ~/.colony)")
+    .option("--port <port>", "listener port in mosquitto.conf", "1883")
+    .option("--bind <address>", "listener address in mosquitto.conf (default: all interfaces)")
+    .option("--json", "print the issued credentials as JSON")
+    .action(async (opts: { out: string; node: string[]; submitter: string[]; submitterTopic: string[]; dataDir?: string; port: string; bind?: string; json?: boolean }) => {
+      const { intArg } = await import("../../common/config.ts");
+      const { ColonyError, CommonErrors } = await import("../../common/errors.ts");
+      const { loadOrCreateFleetSecret } = await import("../../coordinator/auth.ts");
+      const { writeMosquittoFiles } = await import("../../coordinator/mosquitto-config.ts");
+      const port = intArg("--port", opts.port)!;
+      if (port < 1 || port > 65535) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "--port must be 1-65535");
+      const secret = await loadOrCreateFleetSecret(opts.dataDir ?? defaultDataDir());
+      const written = await writeMosquittoFiles(opts.out, { secret, nodes: opts.node, submitters: opts.submitter, submitterTopics: opts.submitterTopic }, { port, ...(opts.bind ? { bind: opts.bind } : {}) });
+      const users = written.users.map((u) => ({ role: u.role, name: u.name, username: u.username, password: u.password }));
+      if (opts.json) {
+        process.stdout.write(JSON.stringify({ confFile: written.confFile, passwordFile: written.passwordFile, aclFile: written.aclFile, users }) + "\n");
+        return;
+      }
+      process.stdout.write(
+        [
+          `wrote ${written.confFile}`,
+          `      ${written.passwordFile}`,
+          `      ${written.aclFile}`,
+          "",
+          "run:  mosquitto -c " + written.confFile + "   (as a service: see docs/security.md)",
+          "",
+          "credentials:",
+          ...users.map((u) => `  ${u.username.padEnd(28)} ${u.password}`),
+          "",
+        ].join("\n"),
+      );
+    });
+}
