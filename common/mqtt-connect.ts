@@ -47,6 +47,8 @@ export interface ConnectMqttOptions {
   tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer; rejectUnauthorized?: boolean } | undefined;
 }
 
+const SCHEMES = new Set(["mqtt:", "mqtts:", "tcp:", "ssl:", "ws:", "wss:"]);
+
 // CONNACK return codes that mean "your credentials are not accepted" [MQTT-3.2.2.3].
 const AUTH_RETURN_CODES = new Set([4, 5]);
 
@@ -63,6 +65,17 @@ export function connectMqtt(opts: ConnectMqttOptions): Promise<MqttClient> {
   const maxDelay = Math.max(minDelay, opts.reconnectMaxMs ?? 30_000);
   const clientId = opts.clientId ?? `${opts.username ?? "colony"}-${randomBytes(4).toString("hex")}`;
   const safeUrl = redactUrl(opts.url);
+
+  let scheme: string;
+  try {
+    scheme = new URL(opts.url).protocol;
+  } catch {
+    return Promise.reject(new ColonyError(CommonErrors.MQTT_CONNECT_FAILED, `broker URL ${JSON.stringify(safeUrl)} is not a URL`));
+  }
+  // mqtt.js quietly treats an unknown scheme as plain TCP; say what is wrong instead.
+  if (!SCHEMES.has(scheme)) {
+    return Promise.reject(new ColonyError(CommonErrors.MQTT_CONNECT_FAILED, `broker URL ${safeUrl} must start with mqtt://, mqtts://, ws:// or wss://`));
+  }
 
   let client: MqttClient;
   try {
