@@ -2,48 +2,150 @@
  * Dense kernels for the trainer. Every matrix is a row-major Float32Array.
  * Weights are stored like llama.cpp stores them: W is [out, in] (row = one output unit).
  *
- * These are the reference implementations; a faster version must keep these signatures and
- * match them to float tolerance (test/kernels.test.ts).
+ * The three exported products dispatch to a backend chosen once per process:
+ * - "native": a packed SIMD GEMM in C++ (native/kernels/gemm.cc), compiled for this CPU on first
+ *   use and split over `setKernelThreads(n)` threads (default: all cores);
+ * - "js": register-blocked pure JS (trainer/kernels/js.ts), the portable fallback;
+ * - "reference": the plain loops that define the semantics (trainer/kernels/reference.ts).
+ * "auto" (the default, or COLONY_KERNELS=auto) takes native when it builds and passes its self-test,
+ * else js. Faster backends match the reference to float rounding (test/kernels-*.test.ts); they sum
+ * in another order, and they do not skip zero gradients, so a NaN/Inf in W propagates even where dy
+ * is 0. Outputs must not alias inputs. See docs/kernels.md.
  */
+import os from "node:os";
+import { ColonyError } from "../common/errors.ts";
+import { KernelErrors } from "./kernels/errors.ts";
+import { jsMatmulDyTX, jsMatmulDyW, jsMatmulXWt } from "./kernels/js.ts";
+import { loadNativeKernels } from "./kernels/native.ts";
+import { refMatmulDyTX, refMatmulDyW, refMatmulXWt } from "./kernels/reference.ts";
+
+export type KernelBackend = "native" | "js" | "reference";
+const BACKENDS = ["auto", "native", "js", "reference"] as const;
+
+type Kernel = (out: Float32Array, a: Float32Array, b: Float32Array, T: number, inDim: number, outDim: number) => void;
+
+/** The three products of one backend, without shape checks (callers of `kernelsFor` check). */
+export interface KernelSet {
+  backend: KernelBackend;
+  matmulXWt: Kernel;
+  matmulDyW: Kernel;
+  matmulDyTX: Kernel;
+}
+
+export interface KernelInfo {
+  backend: KernelBackend;
+  threads: number;
+  /** Native only: the instruction set the compiler targeted, e.g. "avx2 lanes=8 mr=6 nr=16". */
+  isa?: string;
+  /** Why "auto" fell back to js, when it did. */
+  fallbackReason?: string;
+}
+
+let threads = threadsFromEnv();
+let active: KernelSet | undefined;
+let info: KernelInfo | undefined;
+
+function threadsFromEnv(): number {
+  const raw = process.env.COLONY_KERNEL_THREADS;
+  if (raw === undefined || raw === "") return Math.max(1, os.availableParallelism());
+  const n = Number(raw);
+  checkThreads(n, "COLONY_KERNEL_THREADS");
+  return n;
+}
+
+function checkThreads(n: number, what: string): void {
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, `${what} must be an integer 1..256, got ${String(n)}`);
+}
+
+/** Threads the native backend splits each product over (the JS backends are single-threaded). */
+export function setKernelThreads(n: number): void {
+  checkThreads(n, "kernel threads");
+  threads = n;
+  if (info) info.threads = n;
+}
+
+/** The kernels of one backend; throws KERNEL_BACKEND_UNAVAILABLE for native when it cannot load. */
+export function kernelsFor(backend: KernelBackend): KernelSet {
+  if (backend === "reference") return { backend, matmulXWt: refMatmulXWt, matmulDyW: refMatmulDyW, matmulDyTX: refMatmulDyTX };
+  if (backend === "js") return { backend, matmulXWt: jsMatmulXWt, matmulDyW: jsMatmulDyW, matmulDyTX: jsMatmulDyTX };
+  if (backend === "native") {
+    const r = loadNativeKernels();
+    if (!r.ok) throw new ColonyError(KernelErrors.KERNEL_BACKEND_UNAVAILABLE, r.reason);
+    const k = r.kernels;
+    // `threads` is read at call time so setKernelThreads applies to an already chosen backend.
+    return {
+      backend,
+      matmulXWt: (y, x, w, T, i, o) => k.matmulXWt(y, x, w, T, i, o, threads),
+      matmulDyW: (dx, dy, w, T, i, o) => k.matmulDyW(dx, dy, w, T, i, o, threads),
+      matmulDyTX: (dw, dy, x, T, i, o) => k.matmulDyTX(dw, dy, x, T, i, o, threads),
+    };
+  }
+  throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, `unknown kernel backend ${JSON.stringify(backend)} (expected one of ${BACKENDS.join(", ")})`);
+}
+
+/** Chooses the backend for this process ("auto" = native if it loads, else js) and returns what was chosen. */
+export function setKernelBackend(name: KernelBackend | "auto"): KernelInfo {
+  if (!(BACKENDS as readonly string[]).includes(name)) {
+    throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, `unknown kernel backend ${JSON.stringify(name)} (expected one of ${BACKENDS.join(", ")})`);
+  }
+  let fallbackReason: string | undefined;
+  if (name === "auto") {
+    const r = loadNativeKernels();
+    if (r.ok) name = "native";
+    else {
+      name = "js";
+      fallbackReason = r.reason;
+    }
+  }
+  active = kernelsFor(name);
+  const n = name === "native" ? loadNativeKernels() : undefined;
+  info = { backend: name, threads };
+  if (n?.ok) info.isa = n.kernels.isa;
+  if (fallbackReason !== undefined) info.fallbackReason = fallbackReason;
+  return { ...info };
+}
+
+/** The backend in use (choosing it now from COLONY_KERNELS if no product ran yet). */
+export function kernelInfo(): KernelInfo {
+  if (!info) init();
+  return { ...info! };
+}
+
+function init(): KernelSet {
+  const env = process.env.COLONY_KERNELS;
+  setKernelBackend(env === undefined || env === "" ? "auto" : (env as KernelBackend | "auto"));
+  return active!;
+}
+
+function checkShape(name: string, out: Float32Array, outLen: number, a: Float32Array, aLen: number, b: Float32Array, bLen: number, T: number, inDim: number, outDim: number): void {
+  if (!Number.isInteger(T) || !Number.isInteger(inDim) || !Number.isInteger(outDim) || T < 0 || inDim < 0 || outDim < 0 || T * Math.max(inDim, outDim) > 0x7fffffff || outDim * inDim > 0x7fffffff) {
+    throw new ColonyError(KernelErrors.KERNEL_SHAPE_INVALID, `${name}: sizes must be non-negative integers, got T=${T} in=${inDim} out=${outDim}`);
+  }
+  if (!(out instanceof Float32Array) || !(a instanceof Float32Array) || !(b instanceof Float32Array)) {
+    throw new ColonyError(KernelErrors.KERNEL_SHAPE_INVALID, `${name}: every operand must be a Float32Array`);
+  }
+  if (out.length < outLen || a.length < aLen || b.length < bLen) {
+    throw new ColonyError(
+      KernelErrors.KERNEL_SHAPE_INVALID,
+      `${name}: arrays too short for T=${T} in=${inDim} out=${outDim} (need ${outLen}/${aLen}/${bLen}, got ${out.length}/${a.length}/${b.length})`,
+    );
+  }
+}
 
 /** y[T,out] = x[T,in] · W[out,in]^T  (y is overwritten). */
 export function matmulXWt(y: Float32Array, x: Float32Array, w: Float32Array, T: number, inDim: number, outDim: number): void {
-  for (let t = 0; t < T; t++) {
-    const xo = t * inDim;
-    const yo = t * outDim;
-    for (let o = 0; o < outDim; o++) {
-      const wo = o * inDim;
-      let s = 0;
-      for (let i = 0; i < inDim; i++) s += x[xo + i]! * w[wo + i]!;
-      y[yo + o] = s;
-    }
-  }
+  checkShape("matmulXWt", y, T * outDim, x, T * inDim, w, outDim * inDim, T, inDim, outDim);
+  (active ?? init()).matmulXWt(y, x, w, T, inDim, outDim);
 }
 
 /** dx[T,in] += dy[T,out] · W[out,in]. */
 export function matmulDyW(dx: Float32Array, dy: Float32Array, w: Float32Array, T: number, inDim: number, outDim: number): void {
-  for (let t = 0; t < T; t++) {
-    const xo = t * inDim;
-    const yo = t * outDim;
-    for (let o = 0; o < outDim; o++) {
-      const g = dy[yo + o]!;
-      if (g === 0) continue;
-      const wo = o * inDim;
-      for (let i = 0; i < inDim; i++) dx[xo + i]! += g * w[wo + i]!;
-    }
-  }
+  checkShape("matmulDyW", dx, T * inDim, dy, T * outDim, w, outDim * inDim, T, inDim, outDim);
+  (active ?? init()).matmulDyW(dx, dy, w, T, inDim, outDim);
 }
 
 /** dW[out,in] += dy[T,out]^T · x[T,in]. */
 export function matmulDyTX(dw: Float32Array, dy: Float32Array, x: Float32Array, T: number, inDim: number, outDim: number): void {
-  for (let t = 0; t < T; t++) {
-    const xo = t * inDim;
-    const yo = t * outDim;
-    for (let o = 0; o < outDim; o++) {
-      const g = dy[yo + o]!;
-      if (g === 0) continue;
-      const wo = o * inDim;
-      for (let i = 0; i < inDim; i++) dw[wo + i]! += g * x[xo + i]!;
-    }
-  }
+  checkShape("matmulDyTX", dw, outDim * inDim, dy, T * outDim, x, T * inDim, T, inDim, outDim);
+  (active ?? init()).matmulDyTX(dw, dy, x, T, inDim, outDim);
 }

@@ -1,0 +1,100 @@
+/**
+ * GFLOP/s of the trainer's three dense kernels, per backend, on shapes of a few-million-parameter
+ * llama (T tokens per batch, dim, ffn, vocab). Backends run side by side in one process so the
+ * ratios hold even when the shared CPU is noisy.
+ *
+ *   npm run bench -- kernels [--threads N] [--backends native,js,reference] [--min-ms 300]
+ *
+ * Prints one line per (shape, kernel, backend), then a one-line JSON summary: per backend the
+ * FLOP-weighted GFLOP/s over all cases, and the speed-up of each backend over the reference.
+ */
+import { parseArgs } from "node:util";
+import { kernelsFor, setKernelThreads, type KernelBackend, type KernelSet } from "../trainer/kernels.ts";
+import { loadNativeKernels } from "../trainer/kernels/native.ts";
+
+const { values } = parseArgs({
+  options: {
+    threads: { type: "string", default: "2" },
+    backends: { type: "string", default: "native,js,reference" },
+    "min-ms": { type: "string", default: "300" },
+  },
+});
+const threads = Number(values.threads);
+setKernelThreads(threads);
+const minMs = Number(values["min-ms"]);
+
+const native = loadNativeKernels();
+const backends = values.backends!.split(",").filter((b) => b !== "native" || native.ok) as KernelBackend[];
+if (!native.ok) console.log(`native kernels unavailable: ${native.reason}`);
+else console.log(`native: ${native.kernels.isa}, threads ${threads}`);
+const sets = new Map<KernelBackend, KernelSet>(backends.map((b) => [b, kernelsFor(b)]));
+
+// [label, T, in, out] for the products of one layer and the output head.
+const shapes: [string, number, number, number][] = [
+  ["attn q  T64  256->256", 64, 256, 256],
+  ["ffn up  T64  256->768", 64, 256, 768],
+  ["ffn dn  T64  768->256", 64, 768, 256],
+  ["attn q  T256 512->512", 256, 512, 512],
+  ["ffn up  T256 512->1408", 256, 512, 1408],
+  ["ffn dn  T256 1408->512", 256, 1408, 512],
+  ["head    T256 512->2000", 256, 512, 2000],
+  ["head    T128 256->320", 128, 256, 320],
+  ["decode  T1   512->1408", 1, 512, 1408],
+];
+
+function rand(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+function time(fn: () => void, flops: number): number {
+  fn(); // warm-up (JIT, page faults)
+  let reps = 0;
+  const t0 = performance.now();
+  let el = 0;
+  do {
+    fn();
+    reps++;
+    el = performance.now() - t0;
+  } while (el < minMs);
+  return (flops * reps) / (el / 1000) / 1e9;
+}
+
+const totals = new Map<string, { flops: number; seconds: number }>();
+const cases: Record<string, number | string>[] = [];
+for (const [label, T, I, O] of shapes) {
+  const x = rand(T * I, 1), w = rand(O * I, 2), dy = rand(T * O, 3);
+  const y = new Float32Array(T * O), dx = new Float32Array(T * I), dw = new Float32Array(O * I);
+  const flops = 2 * T * I * O;
+  for (const kernel of ["matmulXWt", "matmulDyW", "matmulDyTX"] as const) {
+    const row: Record<string, number | string> = { shape: label, kernel };
+    for (const [b, k] of sets) {
+      const run = kernel === "matmulXWt" ? () => k.matmulXWt(y, x, w, T, I, O) : kernel === "matmulDyW" ? () => k.matmulDyW(dx, dy, w, T, I, O) : () => k.matmulDyTX(dw, dy, x, T, I, O);
+      const g = time(run, flops);
+      row[b] = Number(g.toFixed(2));
+      const tot = totals.get(b) ?? { flops: 0, seconds: 0 };
+      tot.flops += flops;
+      tot.seconds += flops / (g * 1e9);
+      totals.set(b, tot);
+    }
+    cases.push(row);
+    console.log(`${label.padEnd(24)} ${kernel.padEnd(11)} ` + backends.map((b) => `${b} ${String(row[b]).padStart(7)} GFLOP/s`).join("   "));
+  }
+}
+
+// Weighted like a training step: every case counted once, time-weighted (total flops / total time).
+const summary: Record<string, unknown> = { bench: "kernels", threads, isa: native.ok ? native.kernels.isa : null };
+const gflops: Record<string, number> = {};
+for (const [b, t] of totals) gflops[b] = Number((t.flops / t.seconds / 1e9).toFixed(2));
+summary.gflops = gflops;
+if (gflops.reference) {
+  const speedup: Record<string, number> = {};
+  for (const b of backends) speedup[b] = Number((gflops[b]! / gflops.reference).toFixed(1));
+  summary.speedupVsReference = speedup;
+}
+console.log(JSON.stringify(summary));
