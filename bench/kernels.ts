@@ -9,7 +9,8 @@
  * FLOP-weighted GFLOP/s over all cases, and the speed-up of each backend over the reference.
  */
 import { parseArgs } from "node:util";
-import { kernelsFor, setKernelThreads, type KernelBackend, type KernelSet } from "../trainer/kernels.ts";
+import { kernelsFor, setKernelThreads, type GemmBatch, type KernelBackend, type KernelSet } from "../trainer/kernels.ts";
+import { checkGemmBatch } from "../trainer/kernels/gemm-batch.ts";
 import { loadNativeKernels } from "../trainer/kernels/native.ts";
 
 const { values } = parseArgs({
@@ -87,11 +88,34 @@ for (const [label, T, I, O] of shapes) {
   }
 }
 
+// Attention through gemmBatch: scores = Q_h·K_hᵀ and out = P_h·V_h for every head of one sequence.
+// Not part of the weighted totals (the layer kernels are); printed for comparison with JS loops.
+const attn: Record<string, Record<string, number>> = {};
+for (const [T, H, hd] of [[64, 8, 32], [256, 8, 64]] as const) {
+  const qw = H * hd;
+  const q = rand(T * qw, 1), kk = rand(T * qw, 2), v = rand(T * qw, 3), probs = rand(H * T * T, 4), out = new Float32Array(T * qw), sc = new Float32Array(H * T * T);
+  const heads = [...Array(H).keys()];
+  const scores: GemmBatch = { M: T, N: T, K: hd, a: q, aRowStride: qw, aColStride: 1, b: kk, bRowStride: 1, bColStride: qw, c: sc, cRowStride: T,
+    aOffsets: heads.map((h) => h * hd), bOffsets: heads.map((h) => h * hd), cOffsets: heads.map((h) => h * T * T), alpha: 1 / Math.sqrt(hd) };
+  const pv: GemmBatch = { M: T, N: hd, K: T, a: probs, aRowStride: T, aColStride: 1, b: v, bRowStride: qw, bColStride: 1, c: out, cRowStride: qw,
+    aOffsets: heads.map((h) => h * T * T), bOffsets: heads.map((h) => h * hd), cOffsets: heads.map((h) => h * hd) };
+  const offS = checkGemmBatch(scores), offP = checkGemmBatch(pv);
+  const label = `attention T${T} H${H} hd${hd}`;
+  const row: Record<string, number> = {};
+  for (const [b, k] of sets) {
+    if (b === "reference") continue;
+    row[b] = Number(time(() => { k.gemmBatch(scores, offS); k.gemmBatch(pv, offP); }, 4 * T * T * hd * H).toFixed(2));
+  }
+  attn[label] = row;
+  console.log(`${label.padEnd(36)} ` + Object.entries(row).map(([b, g]) => `${b} ${String(g).padStart(7)} GFLOP/s`).join("   "));
+}
+
 // Weighted like a training step: every case counted once, time-weighted (total flops / total time).
 const summary: Record<string, unknown> = { bench: "kernels", threads, isa: native.ok ? native.kernels.isa : null };
 const gflops: Record<string, number> = {};
 for (const [b, t] of totals) gflops[b] = Number((t.flops / t.seconds / 1e9).toFixed(2));
 summary.gflops = gflops;
+summary.attentionGemmBatch = attn;
 if (gflops.reference) {
   const speedup: Record<string, number> = {};
   for (const b of backends) speedup[b] = Number((gflops[b]! / gflops.reference).toFixed(1));

@@ -15,10 +15,12 @@
 import os from "node:os";
 import { ColonyError } from "../common/errors.ts";
 import { KernelErrors } from "./kernels/errors.ts";
+import { checkGemmBatch, jsGemmBatch, type GemmBatch } from "./kernels/gemm-batch.ts";
 import { jsMatmulDyTX, jsMatmulDyW, jsMatmulXWt } from "./kernels/js.ts";
 import { loadNativeKernels } from "./kernels/native.ts";
 import { refMatmulDyTX, refMatmulDyW, refMatmulXWt } from "./kernels/reference.ts";
 
+export type { GemmBatch } from "./kernels/gemm-batch.ts";
 export type KernelBackend = "native" | "js" | "reference";
 const BACKENDS = ["auto", "native", "js", "reference"] as const;
 
@@ -30,6 +32,8 @@ export interface KernelSet {
   matmulXWt: Kernel;
   matmulDyW: Kernel;
   matmulDyTX: Kernel;
+  /** `offsets` = checkGemmBatch(spec): [aOff, bOff, cOff] per product. */
+  gemmBatch: (spec: GemmBatch, offsets: Int32Array) => void;
 }
 
 export interface KernelInfo {
@@ -66,8 +70,8 @@ export function setKernelThreads(n: number): void {
 
 /** The kernels of one backend; throws KERNEL_BACKEND_UNAVAILABLE for native when it cannot load. */
 export function kernelsFor(backend: KernelBackend): KernelSet {
-  if (backend === "reference") return { backend, matmulXWt: refMatmulXWt, matmulDyW: refMatmulDyW, matmulDyTX: refMatmulDyTX };
-  if (backend === "js") return { backend, matmulXWt: jsMatmulXWt, matmulDyW: jsMatmulDyW, matmulDyTX: jsMatmulDyTX };
+  if (backend === "reference") return { backend, matmulXWt: refMatmulXWt, matmulDyW: refMatmulDyW, matmulDyTX: refMatmulDyTX, gemmBatch: jsGemmBatch };
+  if (backend === "js") return { backend, matmulXWt: jsMatmulXWt, matmulDyW: jsMatmulDyW, matmulDyTX: jsMatmulDyTX, gemmBatch: jsGemmBatch };
   if (backend === "native") {
     const r = loadNativeKernels();
     if (!r.ok) throw new ColonyError(KernelErrors.KERNEL_BACKEND_UNAVAILABLE, r.reason);
@@ -78,6 +82,10 @@ export function kernelsFor(backend: KernelBackend): KernelSet {
       matmulXWt: (y, x, w, T, i, o) => k.matmulXWt(y, x, w, T, i, o, threads),
       matmulDyW: (dx, dy, w, T, i, o) => k.matmulDyW(dx, dy, w, T, i, o, threads),
       matmulDyTX: (dw, dy, x, T, i, o) => k.matmulDyTX(dw, dy, x, T, i, o, threads),
+      gemmBatch: (s, offs) => {
+        const dims = Int32Array.of(s.M, s.N, s.K, s.aRowStride, s.aColStride, s.bRowStride, s.bColStride, s.cRowStride, s.accumulate ? 1 : 0, threads);
+        k.gemmBatch(s.c, s.a, s.b, offs, dims, s.alpha ?? 1);
+      },
     };
   }
   throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, `unknown kernel backend ${JSON.stringify(backend)} (expected one of ${BACKENDS.join(", ")})`);
@@ -148,4 +156,13 @@ export function matmulDyW(dx: Float32Array, dy: Float32Array, w: Float32Array, T
 export function matmulDyTX(dw: Float32Array, dy: Float32Array, x: Float32Array, T: number, inDim: number, outDim: number): void {
   checkShape("matmulDyTX", dw, outDim * inDim, dy, T * outDim, x, T * inDim, T, inDim, outDim);
   (active ?? init()).matmulDyTX(dw, dy, x, T, inDim, outDim);
+}
+
+/**
+ * C_e = alpha·A_e·B_e (+ C_e) for a batch of equal-shaped strided products (trainer/kernels/gemm-batch.ts),
+ * e.g. attention scores for every head: A = Q's head slice, B = K's head slice read transposed.
+ */
+export function gemmBatch(spec: GemmBatch): void {
+  const offs = checkGemmBatch(spec);
+  (active ?? init()).gemmBatch(spec, offs);
 }

@@ -31,10 +31,12 @@ typedef int napi_status;  // napi_ok == 0
 typedef int napi_typedarray_type;  // an enum in the real header; int-sized
 typedef napi_value (*napi_callback)(napi_env, napi_callback_info);
 static const napi_status napi_ok = 0;
+static const napi_typedarray_type napi_int32_array = 5;
 static const napi_typedarray_type napi_float32_array = 7;
 napi_status napi_get_cb_info(napi_env, napi_callback_info, size_t*, napi_value*, napi_value*, void**);
 napi_status napi_get_typedarray_info(napi_env, napi_value, napi_typedarray_type*, size_t*, void**, napi_value*, size_t*);
 napi_status napi_get_value_int32(napi_env, napi_value, int32_t*);
+napi_status napi_get_value_double(napi_env, napi_value, double*);
 napi_status napi_create_function(napi_env, const char*, size_t, napi_callback, void*, napi_value*);
 napi_status napi_set_named_property(napi_env, napi_value, const char*, napi_value);
 napi_status napi_throw_error(napi_env, const char*, const char*);
@@ -116,7 +118,7 @@ void packB(float* Bp, Mat B, int k0, int kc, int j0, int n) {
 
 // C[0:mr, 0:nr] += Ap-panel · Bp-panel over kc steps. The accumulators are MR×2 vectors that the
 // compiler keeps in registers (the loops over r are fully unrolled at -O3).
-void micro(int kc, const float* __restrict Ap, const float* __restrict Bp, float* C, ptrdiff_t ldc, int mr, int nr) {
+void micro(int kc, const float* __restrict Ap, const float* __restrict Bp, float* C, ptrdiff_t ldc, int mr, int nr, float alpha) {
   vf acc0[MR], acc1[MR];
   for (int r = 0; r < MR; r++) { acc0[r] = vf{}; acc1[r] = vf{}; }
   for (int k = 0; k < kc; k++) {
@@ -129,6 +131,9 @@ void micro(int kc, const float* __restrict Ap, const float* __restrict Bp, float
     }
     Ap += MR;
     Bp += NR;
+  }
+  if (alpha != 1.f) {
+    for (int r = 0; r < MR; r++) { acc0[r] *= alpha; acc1[r] *= alpha; }
   }
   if (mr == MR && nr == NR) {
     for (int r = 0; r < MR; r++) {
@@ -144,9 +149,12 @@ void micro(int kc, const float* __restrict Ap, const float* __restrict Bp, float
   }
 }
 
-// C[M,N] += A·B on one thread. C is row-major with leading dimension ldc.
-void gemmSerial(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc) {
-  if (M <= 0 || N <= 0 || K <= 0) return;
+// C[M,N] = alpha·A·B (+ C when accumulate) on one thread. C is row-major with leading dimension ldc.
+void gemmSerial(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc, float alpha = 1.f, bool accumulate = true) {
+  if (M <= 0 || N <= 0) return;
+  if (!accumulate)
+    for (int m = 0; m < M; m++) std::memset(C + (ptrdiff_t)m * ldc, 0, (size_t)N * sizeof(float));
+  if (K <= 0) return;
   std::vector<float> Abuf((size_t)MC * KC + 16), Bbuf((size_t)NC * KC + 16);
   float* Ap = Abuf.data();
   float* Bp = Bbuf.data();
@@ -162,7 +170,7 @@ void gemmSerial(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc) {
           const float* bp = Bp + (ptrdiff_t)(jr / NR) * kc * NR;
           for (int ir = 0; ir < mc; ir += MR) {
             micro(kc, Ap + (ptrdiff_t)(ir / MR) * kc * MR, bp, C + (ptrdiff_t)(ic + ir) * ldc + jc + jr, ldc,
-                  std::min(MR, mc - ir), std::min(NR, nc - jr));
+                  std::min(MR, mc - ir), std::min(NR, nc - jr), alpha);
           }
         }
       }
@@ -172,7 +180,7 @@ void gemmSerial(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc) {
 
 // Splits the larger of M and N into per-thread slabs (whole micro-tiles each); every thread packs
 // its own panels, so threads share nothing but read-only inputs and disjoint parts of C.
-void gemm(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc, int threads) {
+void gemm(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc, int threads, float alpha = 1.f, bool accumulate = true) {
   const double flops = 2.0 * M * N * K;
   // Below ~2 MFLOP a thread start costs more than it saves.
   int nt = std::max(1, std::min(threads, (int)(flops / 2e6)));
@@ -180,7 +188,7 @@ void gemm(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc, int thread
   const int unit = splitN ? NR : MR;
   const int units = ((splitN ? N : M) + unit - 1) / unit;
   nt = std::min(nt, units);
-  if (nt <= 1) { gemmSerial(M, N, K, A, B, C, ldc); return; }
+  if (nt <= 1) { gemmSerial(M, N, K, A, B, C, ldc, alpha, accumulate); return; }
   std::vector<std::thread> pool;
   int start = 0;
   for (int t = 0; t < nt; t++) {
@@ -192,10 +200,10 @@ void gemm(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc, int thread
     auto job = [=]() {
       if (splitN) {
         Mat b = B; b.p += (ptrdiff_t)lo * B.cs;
-        gemmSerial(M, hi - lo, K, A, b, C + lo, ldc);
+        gemmSerial(M, hi - lo, K, A, b, C + lo, ldc, alpha, accumulate);
       } else {
         Mat a = A; a.p += (ptrdiff_t)lo * A.rs;
-        gemmSerial(hi - lo, N, K, a, B, C + (ptrdiff_t)lo * ldc, ldc);
+        gemmSerial(hi - lo, N, K, a, B, C + (ptrdiff_t)lo * ldc, ldc, alpha, accumulate);
       }
     };
     if (t == nt - 1) {
@@ -204,6 +212,40 @@ void gemm(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc, int thread
       try {
         pool.emplace_back(job);
       } catch (...) {  // no thread available (limits): do this slab here instead
+        job();
+      }
+    }
+  }
+  for (auto& th : pool) th.join();
+}
+
+// A batch of equal-shaped products at given offsets (e.g. attention: one per head). Entries are
+// spread over threads when there are enough of them; otherwise each product is itself split.
+void gemmBatch(int count, const int32_t* offs, int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc, float alpha,
+               bool accumulate, int threads) {
+  auto one = [&](int e, int nt) {
+    Mat a = A, b = B;
+    a.p += offs[3 * e];
+    b.p += offs[3 * e + 1];
+    gemm(M, N, K, a, b, C + offs[3 * e + 2], ldc, nt, alpha, accumulate);
+  };
+  const double flops = 2.0 * M * N * K * count;
+  int nt = std::max(1, std::min({threads, count, (int)(flops / 2e6)}));
+  if (nt <= 1 || count < 2 * nt) {
+    for (int e = 0; e < count; e++) one(e, threads);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int t = 0; t < nt; t++) {
+    auto job = [=, &one]() {
+      for (int e = t; e < count; e += nt) one(e, 1);
+    };
+    if (t == nt - 1) {
+      job();
+    } else {
+      try {
+        pool.emplace_back(job);
+      } catch (...) {
         job();
       }
     }
@@ -267,6 +309,54 @@ napi_value call(napi_env env, napi_callback_info info, int which) {
   return nullptr;
 }
 
+// Does an operand with `rows`×`cols` elements at offset/strides stay inside an array of len floats?
+bool fits(int64_t off, int64_t rows, int64_t cols, int64_t rs, int64_t cs, size_t len) {
+  if (off < 0 || rs < 0 || cs < 0) return false;
+  if (rows == 0 || cols == 0) return true;
+  return off + (rows - 1) * rs + (cols - 1) * cs < (int64_t)len;
+}
+
+// args: (c, a, b, offsets Int32Array[3*count], dims Int32Array[M,N,K,aRs,aCs,bRs,bCs,ldc,accumulate,threads], alpha)
+napi_value batch(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  float *c, *a, *b;
+  size_t lc, la, lb, lo, ld;
+  int32_t *offs, *dims;
+  double alpha;
+  napi_typedarray_type t1, t2;
+  void *p1, *p2;
+  napi_value ab;
+  size_t bo;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 6 || !f32(env, argv[0], &c, &lc) ||
+      !f32(env, argv[1], &a, &la) || !f32(env, argv[2], &b, &lb) ||
+      napi_get_typedarray_info(env, argv[3], &t1, &lo, &p1, &ab, &bo) != napi_ok || t1 != napi_int32_array ||
+      napi_get_typedarray_info(env, argv[4], &t2, &ld, &p2, &ab, &bo) != napi_ok || t2 != napi_int32_array || ld < 10 ||
+      lo % 3 != 0 || napi_get_value_double(env, argv[5], &alpha) != napi_ok) {
+    napi_throw_error(env, "KERNEL_SHAPE_INVALID", "gemmBatch: bad argument types");
+    return nullptr;
+  }
+  offs = (int32_t*)p1;
+  dims = (int32_t*)p2;
+  const int M = dims[0], N = dims[1], K = dims[2], ldc = dims[7];
+  const bool accumulate = dims[8] != 0;
+  const int threads = dims[9];
+  const int count = (int)(lo / 3);
+  if (M < 0 || N < 0 || K < 0 || ldc < N) {
+    napi_throw_error(env, "KERNEL_SHAPE_INVALID", "gemmBatch: bad sizes");
+    return nullptr;
+  }
+  for (int e = 0; e < count; e++) {
+    if (!fits(offs[3 * e], M, K, dims[3], dims[4], la) || !fits(offs[3 * e + 1], K, N, dims[5], dims[6], lb) ||
+        !fits(offs[3 * e + 2], M, N, ldc, 1, lc)) {
+      napi_throw_error(env, "KERNEL_SHAPE_INVALID", "gemmBatch: an operand runs past its array");
+      return nullptr;
+    }
+  }
+  gemmBatch(count, offs, M, N, K, Mat{a, dims[3], dims[4]}, Mat{b, dims[5], dims[6]}, c, ldc, (float)alpha, accumulate, threads);
+  return nullptr;
+}
+
 napi_value xwt(napi_env env, napi_callback_info info) { return call(env, info, 0); }
 napi_value dyw(napi_env env, napi_callback_info info) { return call(env, info, 1); }
 napi_value dytx(napi_env env, napi_callback_info info) { return call(env, info, 2); }
@@ -281,6 +371,8 @@ extern "C" __attribute__((visibility("default"))) napi_value napi_register_modul
   napi_set_named_property(env, exports, "matmulDyW", f);
   napi_create_function(env, "matmulDyTX", 10, dytx, nullptr, &f);
   napi_set_named_property(env, exports, "matmulDyTX", f);
+  napi_create_function(env, "gemmBatch", 9, batch, nullptr, &f);
+  napi_set_named_property(env, exports, "gemmBatch", f);
   char desc[64];
   std::snprintf(desc, sizeof desc, "%s lanes=%d mr=%d nr=%d", ISA, LANES, MR, NR);
   napi_create_string_utf8(env, desc, std::strlen(desc), &f);

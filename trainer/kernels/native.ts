@@ -20,6 +20,8 @@ import { refMatmulDyTX, refMatmulDyW, refMatmulXWt } from "./reference.ts";
 type NativeFn = (out: Float32Array, a: Float32Array, b: Float32Array, T: number, inDim: number, outDim: number, threads: number) => void;
 
 export interface NativeKernels {
+  /** (c, a, b, offsets[3·count], dims [M,N,K,aRs,aCs,bRs,bCs,ldc,accumulate,threads], alpha) */
+  gemmBatch: (c: Float32Array, a: Float32Array, b: Float32Array, offsets: Int32Array, dims: Int32Array, alpha: number) => void;
   matmulXWt: NativeFn;
   matmulDyW: NativeFn;
   matmulDyTX: NativeFn;
@@ -57,10 +59,10 @@ function dlopen(file: string): NativeKernels {
   const mod = { exports: {} as Record<string, unknown> };
   process.dlopen(mod, file);
   const e = mod.exports;
-  if (typeof e.matmulXWt !== "function" || typeof e.matmulDyW !== "function" || typeof e.matmulDyTX !== "function") {
+  if (typeof e.matmulXWt !== "function" || typeof e.matmulDyW !== "function" || typeof e.matmulDyTX !== "function" || typeof e.gemmBatch !== "function") {
     throw new Error(`${file} does not export the three kernels`);
   }
-  return { matmulXWt: e.matmulXWt as NativeFn, matmulDyW: e.matmulDyW as NativeFn, matmulDyTX: e.matmulDyTX as NativeFn, isa: String(e.isa), file };
+  return { gemmBatch: e.gemmBatch as NativeKernels["gemmBatch"], matmulXWt: e.matmulXWt as NativeFn, matmulDyW: e.matmulDyW as NativeFn, matmulDyTX: e.matmulDyTX as NativeFn, isa: String(e.isa), file };
 }
 
 /** A tiny product against the reference, so a miscompiled or mismatched binary is never used. */
