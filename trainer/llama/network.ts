@@ -218,11 +218,8 @@ export function backward(net: Net, cache: ForwardCache, dlogits: Float32Array, g
     const dq = new Float32Array(N * qDim);
     const dk = new Float32Array(N * kvDim);
     const dv = new Float32Array(N * kvDim);
-    let maxT = 0;
-    for (const T of lengths) maxT = Math.max(maxT, T);
-    const dp = new Float32Array(maxT);
     for (let si = 0; si < starts.length; si++) {
-      attentionBackward(dq, dk, dv, datt, L.probs[si]!, L.q, L.k, L.v, starts[si]!, lengths[si]!, shape, dp);
+      attentionBackward(dq, dk, dv, datt, L.probs[si]!, L.q, L.k, L.v, starts[si]!, lengths[si]!, shape);
     }
     rope(dq, starts, lengths, c.nHeads, hd, net.ropeCos, net.ropeSin, true);
     rope(dk, starts, lengths, c.nKvHeads, hd, net.ropeCos, net.ropeSin, true);

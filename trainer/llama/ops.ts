@@ -1,8 +1,9 @@
 /**
  * Element-wise and attention operations of the llama block, forward and backward, on row-major
- * Float32Arrays. The big matrix products live in trainer/kernels.ts; everything here is O(N*D) or
- * O(T^2*D) per sequence. Formulas follow llama.cpp's "llama" architecture (see docs/model.md).
+ * Float32Arrays. Every matrix product, including attention's T x T ones, goes through
+ * trainer/kernels.ts. Formulas follow llama.cpp's "llama" architecture (see docs/model.md).
  */
+import { matmulDyTX, matmulDyW, matmulXWt } from "../kernels.ts";
 
 /** y = x / sqrt(mean(x^2) + eps) * w per row; stores 1/sqrt(...) in rstd[row] for the backward pass. */
 export function rmsNorm(y: Float32Array, rstd: Float32Array, x: Float32Array, w: Float32Array, N: number, D: number, eps: number): void {
@@ -93,10 +94,29 @@ export interface AttnShape {
   headDim: number;
 }
 
+/** Copies head `h` (columns h*hd..h*hd+hd of a [*, width] matrix, rows start..start+T) into dst [T, hd]. */
+function gatherHead(dst: Float32Array, src: Float32Array, start: number, T: number, width: number, h: number, hd: number): void {
+  for (let t = 0; t < T; t++) {
+    const o = (start + t) * width + h * hd;
+    dst.set(src.subarray(o, o + hd), t * hd);
+  }
+}
+
+/** Adds src [T, hd] into head `h` of dst (the inverse of gatherHead). */
+function scatterAddHead(dst: Float32Array, src: Float32Array, start: number, T: number, width: number, h: number, hd: number): void {
+  for (let t = 0; t < T; t++) {
+    const o = (start + t) * width + h * hd;
+    const so = t * hd;
+    for (let d = 0; d < hd; d++) dst[o + d]! += src[so + d]!;
+  }
+}
+
 /**
  * Causal attention for one sequence of T tokens starting at row `start`.
  * q [*, nHeads*hd], k/v [*, nKvHeads*hd] (grouped-query: head h reads kv head floor(h / (nHeads/nKvHeads))).
- * probs (size nHeads*T*T, only the lower triangle is written) keeps softmax(q·k/sqrt(hd)) for the backward pass.
+ * probs (size nHeads*T*T) keeps softmax(q·k/sqrt(hd)) per head for the backward pass, zeros above the
+ * diagonal. The T x T products go through the matmul kernels (full square, masked afterwards): the
+ * wasted upper half costs less than scalar JS loops over the lower one.
  */
 export function attention(
   out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, start: number, T: number, sh: AttnShape,
@@ -106,35 +126,39 @@ export function attention(
   const qw = nHeads * hd;
   const kw = nKvHeads * hd;
   const scale = 1 / Math.sqrt(hd);
-  for (let h = 0; h < nHeads; h++) {
-    const kh = Math.floor(h / group);
-    for (let t = 0; t < T; t++) {
-      const qo = (start + t) * qw + h * hd;
-      const po = (h * T + t) * T;
-      let max = -Infinity;
-      for (let s = 0; s <= t; s++) {
-        const ko = (start + s) * kw + kh * hd;
-        let dot = 0;
-        for (let d = 0; d < hd; d++) dot += q[qo + d]! * k[ko + d]!;
-        const sc = dot * scale;
-        probs[po + s] = sc;
-        if (sc > max) max = sc;
+  const qh = new Float32Array(T * hd);
+  const kh = new Float32Array(T * hd);
+  const vh = new Float32Array(T * hd);
+  const vt = new Float32Array(hd * T);
+  const oh = new Float32Array(T * hd);
+  for (let g = 0; g < nKvHeads; g++) {
+    gatherHead(kh, k, start, T, kw, g, hd);
+    gatherHead(vh, v, start, T, kw, g, hd);
+    for (let s = 0; s < T; s++) for (let d = 0; d < hd; d++) vt[d * T + s] = vh[s * hd + d]!;
+    for (let h = g * group; h < (g + 1) * group; h++) {
+      gatherHead(qh, q, start, T, qw, h, hd);
+      const P = probs.subarray(h * T * T, (h + 1) * T * T);
+      matmulXWt(P, qh, kh, T, hd, T); // scores[t, s] = q_t · k_s
+      for (let t = 0; t < T; t++) {
+        const po = t * T;
+        let max = -Infinity;
+        for (let s = 0; s <= t; s++) {
+          const sc = P[po + s]! * scale;
+          P[po + s] = sc;
+          if (sc > max) max = sc;
+        }
+        let sum = 0;
+        for (let s = 0; s <= t; s++) {
+          const e = Math.exp(P[po + s]! - max);
+          P[po + s] = e;
+          sum += e;
+        }
+        const inv = 1 / sum;
+        for (let s = 0; s <= t; s++) P[po + s]! *= inv;
+        for (let s = t + 1; s < T; s++) P[po + s] = 0;
       }
-      let sum = 0;
-      for (let s = 0; s <= t; s++) {
-        const e = Math.exp(probs[po + s]! - max);
-        probs[po + s] = e;
-        sum += e;
-      }
-      const inv = 1 / sum;
-      const oo = (start + t) * qw + h * hd;
-      for (let d = 0; d < hd; d++) out[oo + d] = 0;
-      for (let s = 0; s <= t; s++) {
-        const p = probs[po + s]! * inv;
-        probs[po + s] = p;
-        const vo = (start + s) * kw + kh * hd;
-        for (let d = 0; d < hd; d++) out[oo + d]! += p * v[vo + d]!;
-      }
+      matmulXWt(oh, P, vt, T, T, hd); // out[t, d] = sum_s P[t, s] v[s, d]
+      for (let t = 0; t < T; t++) out.set(oh.subarray(t * hd, (t + 1) * hd), (start + t) * qw + h * hd);
     }
   }
 }
@@ -142,42 +166,47 @@ export function attention(
 /** Backward of `attention` for one sequence: accumulates into dq, dk, dv (rows start..start+T). */
 export function attentionBackward(
   dq: Float32Array, dk: Float32Array, dv: Float32Array, dOut: Float32Array, probs: Float32Array,
-  q: Float32Array, k: Float32Array, v: Float32Array, start: number, T: number, sh: AttnShape, dp: Float32Array,
+  q: Float32Array, k: Float32Array, v: Float32Array, start: number, T: number, sh: AttnShape,
 ): void {
   const { nHeads, nKvHeads, headDim: hd } = sh;
   const group = nHeads / nKvHeads;
   const qw = nHeads * hd;
   const kw = nKvHeads * hd;
   const scale = 1 / Math.sqrt(hd);
-  for (let h = 0; h < nHeads; h++) {
-    const kh = Math.floor(h / group);
-    for (let t = 0; t < T; t++) {
-      const oo = (start + t) * qw + h * hd;
-      const po = (h * T + t) * T;
-      // dP_ts = dO_t · v_s ; dv_s += P_ts dO_t
-      let pdp = 0;
-      for (let s = 0; s <= t; s++) {
-        const vo = (start + s) * kw + kh * hd;
-        const p = probs[po + s]!;
-        let dot = 0;
-        for (let d = 0; d < hd; d++) {
-          dot += dOut[oo + d]! * v[vo + d]!;
-          dv[vo + d]! += p * dOut[oo + d]!;
-        }
-        dp[s] = dot;
-        pdp += p * dot;
+  const qh = new Float32Array(T * hd);
+  const kh = new Float32Array(T * hd);
+  const vh = new Float32Array(T * hd);
+  const doh = new Float32Array(T * hd);
+  const dqh = new Float32Array(T * hd);
+  const dkh = new Float32Array(T * hd);
+  const dvh = new Float32Array(T * hd);
+  const dP = new Float32Array(T * T);
+  for (let g = 0; g < nKvHeads; g++) {
+    gatherHead(kh, k, start, T, kw, g, hd);
+    gatherHead(vh, v, start, T, kw, g, hd);
+    dkh.fill(0);
+    dvh.fill(0);
+    for (let h = g * group; h < (g + 1) * group; h++) {
+      gatherHead(qh, q, start, T, qw, h, hd);
+      gatherHead(doh, dOut, start, T, qw, h, hd);
+      const P = probs.subarray(h * T * T, (h + 1) * T * T);
+      matmulXWt(dP, doh, vh, T, hd, T); // dP[t, s] = dO_t · v_s
+      matmulDyTX(dvh, P, doh, T, hd, T); // dv_s += sum_t P[t, s] dO_t
+      // softmax backward, then the scale: dS = P (dP - sum_s P dP) / sqrt(hd); zero above the diagonal
+      for (let t = 0; t < T; t++) {
+        const po = t * T;
+        let pdp = 0;
+        for (let s = 0; s <= t; s++) pdp += P[po + s]! * dP[po + s]!;
+        for (let s = 0; s <= t; s++) dP[po + s] = P[po + s]! * (dP[po + s]! - pdp) * scale;
+        for (let s = t + 1; s < T; s++) dP[po + s] = 0;
       }
-      // softmax backward, then the scaled dot product: dS = P (dP - sum P dP) * scale
-      for (let s = 0; s <= t; s++) {
-        const ds = probs[po + s]! * (dp[s]! - pdp) * scale;
-        if (ds === 0) continue;
-        const ko = (start + s) * kw + kh * hd;
-        for (let d = 0; d < hd; d++) {
-          dq[oo + d]! += ds * k[ko + d]!;
-          dk[ko + d]! += ds * q[oo + d]!;
-        }
-      }
+      dqh.fill(0);
+      matmulDyW(dqh, dP, kh, T, hd, T); // dq_t = sum_s dS[t, s] k_s
+      matmulDyTX(dkh, dP, qh, T, hd, T); // dk_s += sum_t dS[t, s] q_t
+      scatterAddHead(dq, dqh, start, T, qw, h, hd);
     }
+    scatterAddHead(dk, dkh, start, T, kw, g, hd);
+    scatterAddHead(dv, dvh, start, T, kw, g, hd);
   }
 }
 
