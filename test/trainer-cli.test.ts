@@ -1,0 +1,72 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { loadModelGguf } from "../trainer/gguf-export.ts";
+
+function colony(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ["bin/colony.mjs", ...args], { encoding: "utf8", env: { ...process.env, COLONY_LOG_LEVEL: "silent" }, timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test("colony train: trains a tiny model, writes a loadable GGUF and a checkpoint, resumes", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "colony-cli-train-"));
+  try {
+    const data = path.join(dir, "d.jsonl");
+    writeFileSync(data, Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `twice ${i} =`, completion: ` ${2 * i}` })).join("\n") + "\n");
+    const out = path.join(dir, "m.gguf");
+    const common = ["train", "--data", data, "--out", out, "--dim", "16", "--layers", "1", "--heads", "2", "--kv-heads", "1", "--context", "16", "--batch", "4", "--steps", "6", "--seed", "3"];
+    const r = colony([...common, "--checkpoint-every", "2"]);
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.equal(summary.steps, 6);
+    assert.ok(Number.isFinite(summary.finalLoss));
+    assert.ok(existsSync(out) && existsSync(`${out}.ckpt`));
+    const loaded = await loadModelGguf(out);
+    assert.equal(loaded.model.config.dim, 16);
+    assert.equal(loaded.model.config.nKvHeads, 1);
+    // Resuming the finished run with the same settings reloads its weights: the same GGUF comes out.
+    const before = readFileSync(out);
+    const same = colony([...common, "--resume", `${out}.ckpt`]);
+    assert.equal(same.code, 0, same.stderr);
+    assert.ok(readFileSync(out).equals(before));
+    // Resuming the finished run at step 6 with more steps is refused: steps are part of the run's identity.
+    const again = colony([...common.slice(0, -4), "--steps", "8", "--seed", "3", "--resume", `${out}.ckpt`]);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /error TRAIN_CHECKPOINT_INVALID/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("colony train: malformed data and impossible shapes exit non-zero with a stable code", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "colony-cli-bad-"));
+  try {
+    const bad = path.join(dir, "bad.jsonl");
+    writeFileSync(bad, '{"prompt":"a","completion":"b"}\n{"prompt": 3, "completion": "x"}\n');
+    const out = path.join(dir, "m.gguf");
+    let r = colony(["train", "--data", bad, "--out", out]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /error TRAIN_DATASET_LINE_INVALID: .*bad\.jsonl:2/);
+    const empty = path.join(dir, "empty.jsonl");
+    writeFileSync(empty, "\n\n");
+    r = colony(["train", "--data", empty, "--out", out]);
+    assert.match(r.stderr, /error TRAIN_DATASET_EMPTY/);
+    r = colony(["train", "--data", bad, "--out", out, "--dim", "30", "--heads", "4"]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /error TRAIN_SHAPE_INVALID: .*not divisible by --heads 4/);
+    r = colony(["train", "--data", bad, "--out", out, "--heads", "4", "--kv-heads", "3"]);
+    assert.match(r.stderr, /error TRAIN_SHAPE_INVALID: .*--heads 4 is not divisible by --kv-heads 3/);
+    const long = path.join(dir, "long.jsonl");
+    writeFileSync(long, JSON.stringify({ prompt: "x".repeat(100), completion: "y" }) + "\n");
+    r = colony(["train", "--data", long, "--out", out, "--context", "32"]);
+    assert.match(r.stderr, /error TRAIN_EXAMPLE_TOO_LONG: line 1/);
+    r = colony(["train", "--data", long, "--out", out, "--lr", "fast"]);
+    assert.match(r.stderr, /error CLI_ARGUMENT_INVALID/);
+    assert.ok(!existsSync(out));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
