@@ -49,6 +49,9 @@ export interface ConnectMqttOptions {
 
 const SCHEMES = new Set(["mqtt:", "mqtts:", "tcp:", "ssl:", "ws:", "wss:"]);
 
+// Node's TLS verification error codes (DEPTH_ZERO_SELF_SIGNED_CERT, ERR_TLS_CERT_ALTNAME_INVALID, ...).
+const TLS_ERROR_RE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/;
+
 // CONNACK return codes that mean "your credentials are not accepted" [MQTT-3.2.2.3].
 const AUTH_RETURN_CODES = new Set([4, 5]);
 
@@ -145,6 +148,9 @@ export function connectMqtt(opts: ConnectMqttOptions): Promise<MqttClient> {
           fail(new ColonyError(CommonErrors.MQTT_AUTH_REFUSED, `MQTT broker ${safeUrl} refused ${opts.username ? `user ${opts.username}` : "an anonymous connection"}: ${err.message}`));
         } else if (typeof err.code === "number") {
           fail(new ColonyError(CommonErrors.MQTT_CONNECT_FAILED, `MQTT broker ${safeUrl} refused the connection: ${err.message}`));
+        } else if (typeof err.code === "string" && TLS_ERROR_RE.test(err.code)) {
+          // A certificate that does not verify will not verify on the next try either.
+          fail(new ColonyError(CommonErrors.MQTT_CONNECT_FAILED, `TLS handshake with ${safeUrl} failed: ${err.code}: ${err.message}`));
         }
         // Network errors (ECONNREFUSED, ...) are retried until the timeout.
         return;

@@ -76,16 +76,35 @@ export function register(program: Command): void {
     .option("--data-dir <dir>", "coordinator data folder holding fleet.secret (default: $COLONY_DATA_DIR or ~/.colony)")
     .option("--port <port>", "listener port in mosquitto.conf", "1883")
     .option("--bind <address>", "listener address in mosquitto.conf (default: all interfaces)")
+    .option("--tls-port <port>", "add a TLS listener on this port (needs --cafile, --certfile, --keyfile)")
+    .option("--cafile <file>", "CA certificate clients verify the broker against (TLS listener)")
+    .option("--certfile <file>", "the broker's certificate (TLS listener)")
+    .option("--keyfile <file>", "the broker's private key (TLS listener)")
+    .option("--no-plain", "no plain-TCP listener: TLS only")
     .option("--json", "print the issued credentials as JSON")
-    .action(async (opts: { out: string; node: string[]; submitter: string[]; submitterTopic: string[]; dataDir?: string; port: string; bind?: string; json?: boolean }) => {
+    .action(async (opts: { out: string; node: string[]; submitter: string[]; submitterTopic: string[]; dataDir?: string; port: string; bind?: string; json?: boolean; tlsPort?: string; cafile?: string; certfile?: string; keyfile?: string; plain: boolean }) => {
       const { intArg } = await import("../../common/config.ts");
       const { ColonyError, CommonErrors } = await import("../../common/errors.ts");
       const { loadOrCreateFleetSecret } = await import("../../coordinator/auth.ts");
       const { writeMosquittoFiles } = await import("../../coordinator/mosquitto-config.ts");
       const port = intArg("--port", opts.port)!;
       if (port < 1 || port > 65535) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "--port must be 1-65535");
+      let tls;
+      if (opts.tlsPort !== undefined || opts.cafile || opts.certfile || opts.keyfile) {
+        const tlsPort = intArg("--tls-port", opts.tlsPort);
+        if (tlsPort === undefined || !opts.cafile || !opts.certfile || !opts.keyfile) {
+          throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "a TLS listener needs all of --tls-port, --cafile, --certfile and --keyfile");
+        }
+        const abs = (await import("node:path")).resolve;
+        tls = { port: tlsPort, cafile: abs(opts.cafile), certfile: abs(opts.certfile), keyfile: abs(opts.keyfile) };
+      }
+      if (!opts.plain && !tls) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "--no-plain needs a TLS listener (--tls-port ...)");
       const secret = await loadOrCreateFleetSecret(opts.dataDir ?? defaultDataDir());
-      const written = await writeMosquittoFiles(opts.out, { secret, nodes: opts.node, submitters: opts.submitter, submitterTopics: opts.submitterTopic }, { port, ...(opts.bind ? { bind: opts.bind } : {}) });
+      const written = await writeMosquittoFiles(
+        opts.out,
+        { secret, nodes: opts.node, submitters: opts.submitter, submitterTopics: opts.submitterTopic },
+        { port, plain: opts.plain, ...(opts.bind ? { bind: opts.bind } : {}), ...(tls ? { tls } : {}) },
+      );
       const users = written.users.map((u) => ({ role: u.role, name: u.name, username: u.username, password: u.password }));
       if (opts.json) {
         process.stdout.write(JSON.stringify({ confFile: written.confFile, passwordFile: written.passwordFile, aclFile: written.aclFile, users }) + "\n");

@@ -77,7 +77,23 @@ export function assertOutsideColony(filter: string): void {
   }
 }
 
-export function renderMosquittoFiles(fleet: MosquittoFleet, files: { passwordFile: string; aclFile: string; port?: number; bind?: string }) {
+/** A TLS listener for mosquitto (server certificate; clients verify it against `cafile`). */
+export interface MosquittoTls {
+  port: number;
+  cafile: string;
+  certfile: string;
+  keyfile: string;
+}
+
+export interface MosquittoListenerOptions {
+  /** Plain-TCP listener port; default 1883. Set `plain: false` to have only the TLS listener. */
+  port?: number;
+  plain?: boolean;
+  bind?: string;
+  tls?: MosquittoTls;
+}
+
+export function renderMosquittoFiles(fleet: MosquittoFleet, files: { passwordFile: string; aclFile: string } & MosquittoListenerOptions) {
   const users: IssuedUser[] = [];
   const seen = new Set<string>();
   const add = (role: Role, name: string) => {
@@ -101,7 +117,18 @@ export function renderMosquittoFiles(fleet: MosquittoFleet, files: { passwordFil
     "allow_anonymous false",
     `password_file ${files.passwordFile}`,
     `acl_file ${files.aclFile}`,
-    `listener ${files.port ?? 1883}${files.bind ? ` ${files.bind}` : ""}`,
+    ...(files.plain === false ? [] : ["", `listener ${files.port ?? 1883}${files.bind ? ` ${files.bind}` : ""}`]),
+    ...(files.tls
+      ? [
+          "",
+          "# TLS: clients connect with mqtts:// and verify the server against the CA.",
+          `listener ${files.tls.port}${files.bind ? ` ${files.bind}` : ""}`,
+          `cafile ${files.tls.cafile}`,
+          `certfile ${files.tls.certfile}`,
+          `keyfile ${files.tls.keyfile}`,
+          "tls_version tlsv1.2",
+        ]
+      : []),
     "",
   ].join("\n");
   return { conf, passwd, acl, users };
@@ -111,7 +138,7 @@ export function renderMosquittoFiles(fleet: MosquittoFleet, files: { passwordFil
  * Writes mosquitto.conf, passwd and acl into `outDir` (0700; files 0600: passwd holds hashes and
  * the ACL names every node). Returns the paths and the issued credentials.
  */
-export async function writeMosquittoFiles(outDir: string, fleet: MosquittoFleet, opts: { port?: number; bind?: string } = {}) {
+export async function writeMosquittoFiles(outDir: string, fleet: MosquittoFleet, opts: MosquittoListenerOptions = {}) {
   const dir = path.resolve(outDir);
   const passwordFile = path.join(dir, "passwd");
   const aclFile = path.join(dir, "acl");
