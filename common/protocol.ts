@@ -32,6 +32,8 @@ export const topics = {
   taskFeedback: (taskId: string) => `${ROOT}/tasks/${taskId}/feedback`,
   /** Retained coordinator presence (`online` with broker info, or `offline` by last will). */
   coordinatorStatus: `${ROOT}/coordinator/status`,
+  /** Retained fleet snapshot for `colony status` (nodes, agents, open auctions, counters); ~1/s. Added in v1, optional to read. */
+  coordinatorStats: `${ROOT}/coordinator/stats`,
   /** Coordinator -> all nodes: a task is up for auction. */
   announce: `${ROOT}/market/announce`,
   /** Node-owned topics: a node may publish only under its own `nodes/{nodeId}/`. */
@@ -216,6 +218,19 @@ export const CoordinatorStatusSchema = z.discriminatedUnion("state", [
   z.strictObject({ state: z.literal("offline") }),
 ]);
 export type CoordinatorStatus = z.infer<typeof CoordinatorStatusSchema>;
+
+/** Payload of `coordinator/stats` (retained). Loose on purpose: it is for people and dashboards. */
+export const CoordinatorStatsSchema = z.strictObject({
+  at: z.number(),
+  startedAt: z.number(),
+  fleetId: z.string(),
+  nodes: z.array(z.strictObject({ nodeId: z.string(), online: z.boolean(), deviceClass: z.string().optional(), slots: z.number().optional(), lastSeen: z.number(), busy: z.number().optional(), agents: z.array(z.strictObject({ agentId: z.string(), skills: z.array(z.string()), model: z.string(), state: z.string() })) })),
+  agents: z.array(z.strictObject({ agentId: z.string(), skill: z.string(), successes: z.number(), failures: z.number(), excludedUntil: z.number().optional(), consecutiveFailures: z.number().optional() })),
+  openAuctions: z.array(z.strictObject({ taskId: z.string(), auctionId: z.string(), attempt: z.number(), bids: z.number(), expected: z.number(), closesAt: z.number() })),
+  runningTasks: z.array(z.strictObject({ taskId: z.string(), nodeId: z.string(), agentId: z.string(), phase: z.string() })),
+  counters: z.record(z.string(), z.number()),
+});
+export type CoordinatorStats = z.infer<typeof CoordinatorStatsSchema>;
 
 export const AnnounceSchema = z.strictObject({
   auctionId: IdSchema,

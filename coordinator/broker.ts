@@ -1,0 +1,73 @@
+import net from "node:net";
+import http from "node:http";
+import { once } from "node:events";
+import { Aedes } from "aedes";
+import { WebSocketServer, createWebSocketStream } from "ws";
+import type { Logger } from "../common/logger.ts";
+import type { AedesAuthHooks } from "./auth.ts";
+
+export interface EmbeddedBrokerOptions {
+  host: string;
+  /** TCP port; 0 = any free port (read `port` after start). */
+  port: number;
+  /** WebSocket port (MQTT over WebSocket, path /mqtt or /); unset = none. */
+  wsPort?: number | undefined;
+  /** Auth hooks (coordinator/auth.ts); unset = every client may do everything. */
+  hooks?: Pick<AedesAuthHooks, "authenticate" | "authorizePublish" | "authorizeSubscribe"> | undefined;
+  logger: Logger;
+}
+
+/**
+ * The embedded aedes broker on TCP and, optionally, WebSocket. The coordinator's market talks to
+ * it as an ordinary MQTT client, exactly as it talks to an external mosquitto: one code path.
+ */
+export class EmbeddedBroker {
+  private broker: Aedes | undefined;
+  private tcp: net.Server | undefined;
+  private http: http.Server | undefined;
+  private wss: WebSocketServer | undefined;
+  private closing: Promise<void> | undefined;
+  port = 0;
+  wsPort: number | undefined;
+
+  constructor(private readonly opts: EmbeddedBrokerOptions) {}
+
+  async start(): Promise<void> {
+    const { hooks } = this.opts;
+    this.broker = await Aedes.createBroker(hooks ? { authenticate: hooks.authenticate, authorizePublish: hooks.authorizePublish, authorizeSubscribe: hooks.authorizeSubscribe } : {});
+    this.broker.on("clientError", (client, err) => this.opts.logger.debug({ clientId: client?.id, err: { message: err.message } }, "MQTT client error"));
+    this.tcp = net.createServer(this.broker.handle);
+    this.tcp.listen(this.opts.port, this.opts.host);
+    await once(this.tcp, "listening");
+    this.port = (this.tcp.address() as net.AddressInfo).port;
+    if (this.opts.wsPort !== undefined) {
+      this.http = http.createServer();
+      this.wss = new WebSocketServer({ server: this.http });
+      this.wss.on("connection", (socket, req) => {
+        const stream = createWebSocketStream(socket);
+        stream.on("error", () => socket.terminate());
+        this.broker!.handle(stream as unknown as net.Socket, req);
+      });
+      this.http.listen(this.opts.wsPort, this.opts.host);
+      await once(this.http, "listening");
+      this.wsPort = (this.http.address() as net.AddressInfo).port;
+    }
+    this.opts.logger.info({ host: this.opts.host, port: this.port, wsPort: this.wsPort }, "embedded MQTT broker listening");
+  }
+
+  /** URL for clients on this machine. */
+  get localUrl(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const c of this.wss?.clients ?? []) c.terminate();
+      if (this.wss) await new Promise<void>((r) => this.wss!.close(() => r()));
+      if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));
+      if (this.broker) await new Promise<void>((r) => this.broker!.close(() => r()));
+      if (this.tcp) await new Promise<void>((r) => this.tcp!.close(() => r()));
+    })();
+    return this.closing;
+  }
+}

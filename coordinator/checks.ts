@@ -1,0 +1,46 @@
+import { Ajv } from "ajv";
+import { ColonyError } from "../common/errors.ts";
+import type { Check } from "../common/protocol.ts";
+import { MarketErrors } from "./errors.ts";
+
+/**
+ * A task's check decides success from the output alone. Compiled once at submit, so a bad regex
+ * or schema is a `rejected` event (CHECK_INVALID) instead of a failure after the work is done.
+ */
+export type CheckFn = (output: string) => boolean;
+
+// One Ajv instance: compiling schemas is the costly part, and strict mode reports bad schemas.
+const ajv = new Ajv({ allErrors: false, strict: false });
+
+export function compileCheck(check: Check): CheckFn {
+  switch (check.type) {
+    case "exact":
+      return check.trim === false ? (out) => out === check.value : (out) => out.trim() === check.value.trim();
+    case "regex": {
+      let re: RegExp;
+      try {
+        re = new RegExp(check.pattern, check.flags ?? "");
+      } catch (err) {
+        throw new ColonyError(MarketErrors.CHECK_INVALID, `check regex does not compile: ${(err as Error).message}`);
+      }
+      return (out) => re.test(out);
+    }
+    case "json-schema": {
+      let validate: ReturnType<Ajv["compile"]>;
+      try {
+        validate = ajv.compile(check.schema);
+      } catch (err) {
+        throw new ColonyError(MarketErrors.CHECK_INVALID, `check JSON schema is invalid: ${(err as Error).message}`);
+      }
+      return (out) => {
+        let value: unknown;
+        try {
+          value = JSON.parse(out);
+        } catch {
+          return false;
+        }
+        return validate(value) === true;
+      };
+    }
+  }
+}

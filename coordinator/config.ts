@@ -1,0 +1,88 @@
+import os from "node:os";
+import path from "node:path";
+import { z } from "zod";
+import { loadConfig, type ConfigSources } from "../common/config.ts";
+
+/**
+ * The coordinator's one config module: defaults < JSON file (--config) < COLONY_* environment <
+ * flags, validated once and frozen. docs/coordinator.md lists every key.
+ */
+export const CoordinatorConfigSchema = z.strictObject({
+  /** MQTT TCP port of the embedded broker (0 = any free port). Ignored with `broker`. Default 1883. */
+  port: z.number().int().min(0).max(65535).default(1883),
+  /** MQTT-over-WebSocket port of the embedded broker; unset = no WebSocket listener. */
+  wsPort: z.number().int().min(0).max(65535).optional(),
+  /** Address the embedded broker listens on. Default 0.0.0.0 (the fleet is on the LAN). */
+  host: z.string().min(1).default("0.0.0.0"),
+  /** External broker URL (e.g. mosquitto); unset = run the embedded aedes broker. */
+  broker: z.string().min(1).optional(),
+  /** Username/password of the coordinator on an external broker; default: issued from the fleet secret. */
+  brokerUsername: z.string().optional(),
+  brokerPassword: z.string().optional(),
+  /** Folder for the task store (LevelDB) and the fleet secret. Default $COLONY_DATA_DIR or ~/.colony. */
+  dataDir: z.string().min(1).default(path.join(os.homedir(), ".colony")),
+  /** No authentication on the embedded broker (trusted network or demo only). Default false. */
+  insecure: z.boolean().default(false),
+  /** How long an auction stays open at most; it closes earlier once every eligible online node answered. Default 300. */
+  bidWindowMs: z.number().int().min(1).max(60_000).default(300),
+  /** Attempts per task before an ATTEMPTS_EXHAUSTED error result. Default 3. */
+  maxAttempts: z.number().int().min(1).max(20).default(3),
+  /** Time a winner has to ack its award. Default 2000. */
+  ackWithinMs: z.number().int().min(1).max(60_000).default(2000),
+  /** Deadline of a task that gives none. Default 60000. */
+  defaultDeadlineMs: z.number().int().min(100).default(60_000),
+  /** maxTokens of a task that gives none. Default 256. */
+  defaultMaxTokens: z.number().int().min(1).max(8192).default(256),
+  /** First exclusion of a failed agent; doubles with each consecutive failure. Default 5000. */
+  penaltyBaseMs: z.number().int().min(0).default(5000),
+  /** Cap of the exclusion. Default 600000 (10 min). */
+  penaltyMaxMs: z.number().int().min(0).default(600_000),
+  /** A node with no status or heartbeat for this long is offline (the last will is the fast path). Default 30000. */
+  heartbeatTimeoutMs: z.number().int().min(100).default(30_000),
+  /** Minimum interval between two retained stats publications. Default 1000. */
+  statsIntervalMs: z.number().int().min(50).default(1000),
+  /** Seed of the scoring's tie-break randomness; default: time-based. */
+  seed: z.number().int().optional(),
+  /** Fleet id in the coordinator status and the mDNS TXT record. Default "default". */
+  fleetId: z.string().min(1).max(128).default("default"),
+  /** Advertise the broker on the LAN by mDNS. Default true. */
+  mdns: z.boolean().default(true),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
+
+const ENV_KEYS: Record<string, keyof CoordinatorConfig> = {
+  COLONY_PORT: "port",
+  COLONY_WS_PORT: "wsPort",
+  COLONY_HOST: "host",
+  COLONY_BROKER: "broker",
+  COLONY_BROKER_USERNAME: "brokerUsername",
+  COLONY_BROKER_PASSWORD: "brokerPassword",
+  COLONY_DATA_DIR: "dataDir",
+  COLONY_INSECURE: "insecure",
+  COLONY_BID_WINDOW_MS: "bidWindowMs",
+  COLONY_MAX_ATTEMPTS: "maxAttempts",
+  COLONY_ACK_WITHIN_MS: "ackWithinMs",
+  COLONY_FLEET_ID: "fleetId",
+  COLONY_MDNS: "mdns",
+  COLONY_LOG_LEVEL: "logLevel",
+};
+
+/** Environment strings become numbers/booleans where the key is one, so zod reports real problems. */
+function envValue(key: keyof CoordinatorConfig, raw: string): unknown {
+  const shape = CoordinatorConfigSchema.shape[key];
+  const probe = shape.safeParse(0);
+  if (raw === "true" || raw === "false") return raw === "true";
+  if (probe.success && /^-?\d+(\.\d+)?$/.test(raw)) return Number(raw);
+  return raw;
+}
+
+export function loadCoordinatorConfig(sources: { file?: string | undefined; env?: NodeJS.ProcessEnv; flags?: Partial<Record<keyof CoordinatorConfig, unknown>> }): Readonly<CoordinatorConfig> {
+  const env: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV_KEYS)) {
+    const raw = sources.env?.[name];
+    if (raw !== undefined && raw !== "") env[key] = envValue(key, raw);
+  }
+  const s: ConfigSources = { file: sources.file, env, flags: sources.flags ?? {} };
+  return loadConfig(CoordinatorConfigSchema, s);
+}

@@ -1,0 +1,22 @@
+import { defineErrors } from "../common/errors.ts";
+
+/**
+ * Error codes of the coordinator's market. They reach submitters inside `rejected` events and
+ * `error` results (`{code, message}`), and each failed attempt in a result lists one of them.
+ */
+export const MarketErrors = defineErrors("market", {
+  DUPLICATE_TASK: "A submit reused the id of an accepted task with a different payload (an exact re-send is idempotent).",
+  CHECK_INVALID: "A submit's check cannot be compiled: a bad regular expression or an invalid JSON schema.",
+  NO_BIDDERS: "No online node placed an eligible bid (none online with the skill, all declined, all excluded, or none could meet the deadline / minAccuracy).",
+  ACK_TIMEOUT: "The winning node did not acknowledge its award within ackWithinMs; the task was re-auctioned.",
+  AWARD_REFUSED: "The winning node refused its award in its ack; the task was re-auctioned.",
+  AGENT_ERROR: "The winning agent reported an error in its done message; the task was re-auctioned.",
+  ATTEMPT_TIMEOUT: "The winning agent did not deliver within its attempt deadline (about twice its own latency estimate); the task was re-auctioned.",
+  NODE_OFFLINE: "The winning node went offline (last will or missed heartbeats) while holding the task; the task was re-auctioned.",
+  DEADLINE_EXCEEDED: "The task's deadline passed before any attempt delivered a result.",
+  ATTEMPTS_EXHAUSTED: "Every allowed attempt failed; the result lists each attempt and why it failed.",
+  CHECK_FAILED: "The agent delivered an output but it did not pass the task's check (the output is still in the result).",
+  COORDINATOR_RESTARTED: "The coordinator restarted while this attempt was running; the task was re-auctioned.",
+  TASK_NOT_FOUND: "`colony task ID`: no task with this id is stored (or no result arrived from the broker in time).",
+  SUBMIT_TIMEOUT: "`colony submit`: no result arrived within the deadline plus a grace period.",
+});

@@ -1,0 +1,107 @@
+import type { MqttClient } from "mqtt";
+import {
+  AckSchema, BidSchema, decode, DoneSchema, FeedbackSchema, HeartbeatSchema, NodeStatusSchema, parseNodeTopic, parseTaskTopic, ProgressSchema, topics,
+} from "../common/protocol.ts";
+import type { z } from "zod";
+import type { Counters } from "./counters.ts";
+import type { Market } from "./market.ts";
+import type { Registry } from "./registry.ts";
+
+/**
+ * Where bytes from MQTT become typed calls on the registry and the market. Every payload is
+ * decoded once against its topic's schema; a node-owned message whose payload names another node
+ * than its topic is a forgery and is dropped (the broker ACL stops it first when auth is on; this
+ * is the second line, and the only one with --insecure).
+ */
+export const SUBSCRIPTIONS = [
+  topics.submit, topics.allNodeStatus, topics.allNodeHeartbeats, topics.allBids, topics.allAcks, topics.allProgress, topics.allDone, topics.allFeedback,
+] as const;
+
+export class Inbound {
+  constructor(private readonly client: MqttClient, private readonly registry: Registry, private readonly market: Market, private readonly counters: Counters) {}
+
+  private readonly onMessage = (topic: string, payload: Buffer): void => {
+    try {
+      this.route(topic, payload);
+    } catch (err) {
+      // Nothing a peer sends may take the coordinator down.
+      this.counters.drop("handler-error", { topic: topic.slice(0, 200), err: { message: (err as Error).message } });
+    }
+  };
+
+  async start(): Promise<void> {
+    this.client.on("message", this.onMessage);
+    await this.client.subscribeAsync([...SUBSCRIPTIONS], { qos: 1 });
+  }
+
+  async close(): Promise<void> {
+    this.client.off("message", this.onMessage);
+  }
+
+  private decodeNode<S extends z.ZodType>(schema: S, kind: string, topicNodeId: string, payload: Buffer): z.infer<S> | undefined {
+    const d = decode(schema, payload);
+    if (!d.ok) {
+      this.counters.drop(`${kind}.${d.code}`, { nodeId: topicNodeId });
+      return undefined;
+    }
+    if ((d.value as { nodeId: string }).nodeId !== topicNodeId) {
+      this.counters.drop(`${kind}.forged-node-id`, { nodeId: topicNodeId });
+      return undefined;
+    }
+    return d.value;
+  }
+
+  private route(topic: string, payload: Buffer): void {
+    this.counters.inc("received");
+    if (topic === topics.submit) {
+      this.market.onSubmit(payload).catch((err) => this.counters.drop("submit.handler-error", { err: { message: (err as Error).message } }));
+      return;
+    }
+    const node = parseNodeTopic(topic);
+    if (node) {
+      switch (node.kind) {
+        case "status": {
+          // An empty retained payload clears the retained status (MQTT 3.1.1 §3.3.1.3): nothing to do.
+          if (payload.length === 0) return;
+          const v = this.decodeNode(NodeStatusSchema, "status", node.nodeId, payload);
+          // An offline status reaches the market through the registry's onOffline callback.
+          if (v) this.registry.onStatus(v);
+          return;
+        }
+        case "heartbeat": {
+          const v = this.decodeNode(HeartbeatSchema, "heartbeat", node.nodeId, payload);
+          if (v) this.registry.onHeartbeat(v);
+          return;
+        }
+        case "bid": {
+          const v = this.decodeNode(BidSchema, "bid", node.nodeId, payload);
+          if (v) this.market.onBid(v);
+          return;
+        }
+        case "ack": {
+          const v = this.decodeNode(AckSchema, "ack", node.nodeId, payload);
+          if (v) this.market.onAck(v);
+          return;
+        }
+        case "progress": {
+          const v = this.decodeNode(ProgressSchema, "progress", node.nodeId, payload);
+          if (v) this.market.onProgress(v);
+          return;
+        }
+        case "done": {
+          const v = this.decodeNode(DoneSchema, "done", node.nodeId, payload);
+          if (v) this.market.onDone(v);
+          return;
+        }
+      }
+    }
+    const task = parseTaskTopic(topic);
+    if (task?.kind === "feedback") {
+      const d = decode(FeedbackSchema, payload);
+      if (!d.ok) return this.counters.drop(`feedback.${d.code}`);
+      this.market.onFeedback(task.taskId, d.value).catch((err) => this.counters.drop("feedback.handler-error", { err: { message: (err as Error).message } }));
+      return;
+    }
+    this.counters.drop("unknown-topic");
+  }
+}

@@ -1,0 +1,102 @@
+import type { Heartbeat, NodeStatus } from "../common/protocol.ts";
+import type { Clock, Timer } from "./clock.ts";
+
+type OnlineStatus = Extract<NodeStatus, { state: "online" }>;
+
+export interface NodeEntry {
+  nodeId: string;
+  online: boolean;
+  status?: OnlineStatus;
+  heartbeat?: Heartbeat;
+  lastSeen: number;
+}
+
+/**
+ * The fleet as the coordinator sees it, from retained `nodes/{id}/status` (last will = offline,
+ * which arrives within milliseconds of a dead TCP connection) and heartbeats. A node silent for
+ * heartbeatTimeoutMs is also taken offline: the slow path, for a half-open connection.
+ */
+export class Registry {
+  private readonly nodes = new Map<string, NodeEntry>();
+  private sweep: Timer | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly heartbeatTimeoutMs: number,
+    private readonly onOffline: (nodeId: string, why: string) => void,
+  ) {}
+
+  async start(): Promise<void> {
+    this.schedule();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.sweep?.cancel();
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    this.sweep = this.clock.setTimer(Math.min(1000, this.heartbeatTimeoutMs), () => {
+      const now = this.clock.now();
+      for (const n of this.nodes.values()) {
+        if (n.online && now - n.lastSeen > this.heartbeatTimeoutMs) this.setOffline(n, "heartbeat-timeout");
+      }
+      this.schedule();
+    });
+  }
+
+  private setOffline(n: NodeEntry, why: string): void {
+    if (!n.online) return;
+    n.online = false;
+    this.onOffline(n.nodeId, why);
+  }
+
+  onStatus(status: NodeStatus): void {
+    const now = this.clock.now();
+    const prev = this.nodes.get(status.nodeId);
+    if (status.state === "offline") {
+      if (prev) this.setOffline(prev, "last-will");
+      else this.nodes.set(status.nodeId, { nodeId: status.nodeId, online: false, lastSeen: now });
+      return;
+    }
+    const entry: NodeEntry = prev ?? { nodeId: status.nodeId, online: true, lastSeen: now };
+    entry.online = true;
+    entry.status = status;
+    entry.lastSeen = now;
+    this.nodes.set(status.nodeId, entry);
+  }
+
+  onHeartbeat(hb: Heartbeat): void {
+    const entry = this.nodes.get(hb.nodeId);
+    // A heartbeat from a node whose status we never saw proves it lives, but says nothing of its
+    // agents: it stays unknown until its retained status arrives.
+    if (!entry || !entry.status) return;
+    entry.heartbeat = hb;
+    entry.lastSeen = this.clock.now();
+    if (!entry.online) entry.online = true;
+  }
+
+  isOnline(nodeId: string): boolean {
+    return this.nodes.get(nodeId)?.online === true;
+  }
+
+  /**
+   * Online nodes with at least one agent that can take `skill` and is not excluded. An agent with
+   * an empty skills list is a generalist (takes any skill); a task with no skill suits any agent.
+   */
+  eligibleNodes(skill: string | undefined, excluded: ReadonlySet<string>): string[] {
+    const out: string[] = [];
+    for (const n of this.nodes.values()) {
+      if (!n.online || !n.status) continue;
+      const ok = n.status.agents.some((a) => !excluded.has(a.agentId) && (skill === undefined || a.skills.length === 0 || a.skills.includes(skill)));
+      if (ok) out.push(n.nodeId);
+    }
+    return out;
+  }
+
+  list(): NodeEntry[] {
+    return [...this.nodes.values()];
+  }
+}

@@ -1,0 +1,91 @@
+import { randomBytes } from "node:crypto";
+import type { MqttClient } from "mqtt";
+import { ColonyError, CommonErrors } from "../common/errors.ts";
+import { connectMqtt, loadClientCredentials } from "../common/mqtt-connect.ts";
+import type { Logger } from "../common/logger.ts";
+import { decode, encode, ResultSchema, TaskEventSchema, topics, type Result, type Submit, type TaskEvent } from "../common/protocol.ts";
+import { MarketErrors } from "./errors.ts";
+
+/**
+ * The submitter's side of the contract, used by `colony submit`, `colony task`, the tests and the
+ * benchmark: subscribe to the task's events and result FIRST, then publish the submit.
+ */
+export interface ClientConnectionOptions {
+  url?: string | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+  /** Credentials JSON file (`colony credentials issue --out`); default $COLONY_CREDENTIALS. */
+  credentials?: string | undefined;
+  logger: Logger;
+}
+
+export async function connectClient(o: ClientConnectionOptions): Promise<MqttClient> {
+  const file = loadClientCredentials({ file: o.credentials, env: process.env });
+  const url = o.url ?? file?.url ?? process.env.COLONY_BROKER ?? "mqtt://127.0.0.1:1883";
+  return connectMqtt({ url, username: o.username ?? file?.username, password: o.password ?? file?.password, logger: o.logger, connectTimeoutMs: 5000 });
+}
+
+/** A 128-bit random task id: the id is the capability to read the task's result. */
+export function newTaskId(): string {
+  return randomBytes(16).toString("hex");
+}
+
+/**
+ * Submits and resolves with the result (ok or error), or rejects on a `rejected` event (the
+ * ColonyError carries the code) or after `timeoutMs`.
+ */
+export async function submitAndWait(client: MqttClient, submit: Submit & { id: string }, opts: { timeoutMs: number; onEvent?: (e: TaskEvent) => void }): Promise<Result> {
+  const id = submit.id;
+  const evTopic = topics.taskEvents(id);
+  const resTopic = topics.taskResult(id);
+  let onMessage: ((topic: string, payload: Buffer) => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const done = new Promise<Result>((resolve, reject) => {
+    onMessage = (topic, payload) => {
+      if (topic === resTopic) {
+        const r = decode(ResultSchema, payload);
+        if (r.ok && r.value.id === id) resolve(r.value);
+      } else if (topic === evTopic) {
+        const e = decode(TaskEventSchema, payload);
+        if (!e.ok) return;
+        opts.onEvent?.(e.value);
+        if (e.value.type === "rejected") reject(new ColonyError(e.value.error.code, e.value.error.message));
+      }
+    };
+    client.on("message", onMessage);
+    timer = setTimeout(() => reject(new ColonyError(MarketErrors.SUBMIT_TIMEOUT, `no result for task ${id} within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+  });
+  try {
+    const granted = await client.subscribeAsync([evTopic, resTopic], { qos: 1 });
+    if (granted.some((g) => g.qos === 128)) throw new ColonyError(CommonErrors.MQTT_AUTH_REFUSED, `the broker refused the subscription to task ${id}'s topics`);
+    await client.publishAsync(topics.submit, encode(submit), { qos: 1 });
+    return await done;
+  } finally {
+    clearTimeout(timer);
+    client.off("message", onMessage!);
+    await client.unsubscribeAsync([evTopic, resTopic]).catch(() => {});
+  }
+}
+
+/** Reads a task's retained result from the broker; undefined if none arrives within `waitMs`. */
+export async function fetchResult(client: MqttClient, id: string, waitMs: number): Promise<Result | undefined> {
+  const topic = topics.taskResult(id);
+  let onMessage: ((t: string, p: Buffer) => void) | undefined;
+  try {
+    return await new Promise<Result | undefined>((resolve, reject) => {
+      const timer = setTimeout(() => resolve(undefined), waitMs);
+      onMessage = (t, p) => {
+        if (t !== topic) return;
+        const r = decode(ResultSchema, p);
+        if (r.ok) {
+          clearTimeout(timer);
+          resolve(r.value);
+        }
+      };
+      client.on("message", onMessage);
+      client.subscribeAsync(topic, { qos: 1 }).catch(reject);
+    });
+  } finally {
+    client.off("message", onMessage!);
+  }
+}
