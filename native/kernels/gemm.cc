@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "pool.h"
+
 #if __has_include(<node_api.h>) && !defined(COLONY_OWN_NAPI_DECLS)
 #include <node_api.h>
 #else
@@ -149,12 +151,37 @@ void micro(int kc, const float* __restrict Ap, const float* __restrict Bp, float
   }
 }
 
+// Sum of a[i]·b[i], i < n, with four vector accumulators to hide the add latency.
+float dot(const float* a, const float* b, int n) {
+  vf s0{}, s1{}, s2{}, s3{};
+  int i = 0;
+  for (; i + 4 * LANES <= n; i += 4 * LANES) {
+    s0 += loadv(a + i) * loadv(b + i);
+    s1 += loadv(a + i + LANES) * loadv(b + i + LANES);
+    s2 += loadv(a + i + 2 * LANES) * loadv(b + i + 2 * LANES);
+    s3 += loadv(a + i + 3 * LANES) * loadv(b + i + 3 * LANES);
+  }
+  for (; i + LANES <= n; i += LANES) s0 += loadv(a + i) * loadv(b + i);
+  const vf s = (s0 + s1) + (s2 + s3);
+  float r = 0.f;
+  for (int l = 0; l < LANES; l++) r += s[l];
+  for (; i < n; i++) r += a[i] * b[i];
+  return r;
+}
+
 // C[M,N] = alpha·A·B (+ C when accumulate) on one thread. C is row-major with leading dimension ldc.
 void gemmSerial(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc, float alpha = 1.f, bool accumulate = true) {
   if (M <= 0 || N <= 0) return;
   if (!accumulate)
     for (int m = 0; m < M; m++) std::memset(C + (ptrdiff_t)m * ldc, 0, (size_t)N * sizeof(float));
   if (K <= 0) return;
+  if (M < 4 && A.cs == 1 && B.rs == 1) {
+    // A few rows times a B whose columns are contiguous (x·Wᵀ while decoding one token): packing
+    // all of W would cost as much as the product, so take direct dot products instead.
+    for (int n = 0; n < N; n++)
+      for (int m = 0; m < M; m++) C[(ptrdiff_t)m * ldc + n] += alpha * dot(A.p + (ptrdiff_t)m * A.rs, B.p + (ptrdiff_t)n * B.cs, K);
+    return;
+  }
   std::vector<float> Abuf((size_t)MC * KC + 16), Bbuf((size_t)NC * KC + 16);
   float* Ap = Abuf.data();
   float* Bp = Bbuf.data();
@@ -178,49 +205,44 @@ void gemmSerial(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc, floa
   }
 }
 
-// Splits the larger of M and N into per-thread slabs (whole micro-tiles each); every thread packs
-// its own panels, so threads share nothing but read-only inputs and disjoint parts of C.
+// Never destroyed: its detached workers may still be parked on it while the process exits.
+ChunkPool& pool() {
+  static ChunkPool* p = new ChunkPool();
+  return *p;
+}
+
+// Below this much work per extra thread, waking one costs more than it saves.
+constexpr double FLOPS_PER_THREAD = 1e6;
+
+// Splits the larger of M and N into chunks of whole micro-tiles (about four per thread, so a
+// thread that starts late just takes fewer); every chunk packs its own panels, so threads share
+// nothing but read-only inputs and disjoint parts of C.
 void gemm(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc, int threads, float alpha = 1.f, bool accumulate = true) {
   const double flops = 2.0 * M * N * K;
-  // Below ~2 MFLOP a thread start costs more than it saves.
-  int nt = std::max(1, std::min(threads, (int)(flops / 2e6)));
+  int nt = std::max(1, std::min(threads, (int)(flops / FLOPS_PER_THREAD)));
   const bool splitN = N >= M;
   const int unit = splitN ? NR : MR;
-  const int units = ((splitN ? N : M) + unit - 1) / unit;
+  const int extent = splitN ? N : M;
+  const int units = (extent + unit - 1) / unit;
   nt = std::min(nt, units);
   if (nt <= 1) { gemmSerial(M, N, K, A, B, C, ldc, alpha, accumulate); return; }
-  std::vector<std::thread> pool;
-  int start = 0;
-  for (int t = 0; t < nt; t++) {
-    const int u = units / nt + (t < units % nt ? 1 : 0);
-    const int lo = start * unit;
-    const int hi = std::min((start + u) * unit, splitN ? N : M);
-    start += u;
-    if (lo >= hi) continue;
-    auto job = [=]() {
-      if (splitN) {
-        Mat b = B; b.p += (ptrdiff_t)lo * B.cs;
-        gemmSerial(M, hi - lo, K, A, b, C + lo, ldc, alpha, accumulate);
-      } else {
-        Mat a = A; a.p += (ptrdiff_t)lo * A.rs;
-        gemmSerial(hi - lo, N, K, a, B, C + (ptrdiff_t)lo * ldc, ldc, alpha, accumulate);
-      }
-    };
-    if (t == nt - 1) {
-      job();
+  const int chunks = std::min(units, 4 * nt);
+  pool().run(chunks, nt - 1, [&](int c) {
+    const int lo = (int)((long long)units * c / chunks) * unit;
+    const int hi = std::min((int)((long long)units * (c + 1) / chunks) * unit, extent);
+    if (lo >= hi) return;
+    if (splitN) {
+      Mat b = B; b.p += (ptrdiff_t)lo * B.cs;
+      gemmSerial(M, hi - lo, K, A, b, C + lo, ldc, alpha, accumulate);
     } else {
-      try {
-        pool.emplace_back(job);
-      } catch (...) {  // no thread available (limits): do this slab here instead
-        job();
-      }
+      Mat a = A; a.p += (ptrdiff_t)lo * A.rs;
+      gemmSerial(hi - lo, N, K, a, B, C + (ptrdiff_t)lo * ldc, ldc, alpha, accumulate);
     }
-  }
-  for (auto& th : pool) th.join();
+  });
 }
 
 // A batch of equal-shaped products at given offsets (e.g. attention: one per head). Entries are
-// spread over threads when there are enough of them; otherwise each product is itself split.
+// the chunks when there are enough of them; otherwise each product is itself split.
 void gemmBatch(int count, const int32_t* offs, int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc, float alpha,
                bool accumulate, int threads) {
   auto one = [&](int e, int nt) {
@@ -230,27 +252,12 @@ void gemmBatch(int count, const int32_t* offs, int M, int N, int K, Mat A, Mat B
     gemm(M, N, K, a, b, C + offs[3 * e + 2], ldc, nt, alpha, accumulate);
   };
   const double flops = 2.0 * M * N * K * count;
-  int nt = std::max(1, std::min({threads, count, (int)(flops / 2e6)}));
+  const int nt = std::max(1, std::min({threads, count, (int)(flops / FLOPS_PER_THREAD)}));
   if (nt <= 1 || count < 2 * nt) {
     for (int e = 0; e < count; e++) one(e, threads);
     return;
   }
-  std::vector<std::thread> pool;
-  for (int t = 0; t < nt; t++) {
-    auto job = [=, &one]() {
-      for (int e = t; e < count; e += nt) one(e, 1);
-    };
-    if (t == nt - 1) {
-      job();
-    } else {
-      try {
-        pool.emplace_back(job);
-      } catch (...) {
-        job();
-      }
-    }
-  }
-  for (auto& th : pool) th.join();
+  pool().run(count, nt - 1, [&](int e) { one(e, 1); });
 }
 
 // ---- Node-API binding. The JS side validates shapes; these checks only keep memory safe. ----
