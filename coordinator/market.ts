@@ -63,6 +63,9 @@ interface Run {
   finished: boolean;
 }
 
+/** Attempt outcomes that are the agent's fault: it sits out the rest of the task. */
+const FAULTS = new Set(["ack-timeout", "refused", "error", "attempt-timeout", "offline", "deadline"]);
+
 /** A stable JSON form, so an exact re-send matches whatever order its keys came in. */
 function stable(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stable).join(",")}]`;
@@ -120,7 +123,7 @@ export class Market {
   }
 
   private newRun(rec: TaskRecord): Run {
-    const run: Run = { rec, failedAgents: new Set(rec.attempts.flatMap((a) => (a.agentId && a.outcome !== "ok" ? [a.agentId] : []))), writes: Promise.resolve(), finished: false };
+    const run: Run = { rec, failedAgents: new Set(rec.attempts.flatMap((a) => (a.agentId && FAULTS.has(a.outcome) ? [a.agentId] : []))), writes: Promise.resolve(), finished: false };
     if (rec.submit.check) run.check = compileCheck(rec.submit.check);
     this.runs.set(rec.id, run);
     run.deadlineTimer = this.p.clock.setTimer(rec.deadlineAt - this.p.clock.now(), () => this.onTaskDeadline(run));
