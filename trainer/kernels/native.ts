@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -109,6 +109,24 @@ function build(out: string): { ok: true } | { ok: false; reason: string } {
   return { ok: false, reason: `native kernels did not compile: ${lastErr}` };
 }
 
+/**
+ * Drops builds of older sources (and temp files of killed builds) so the cache does not grow with
+ * every edit. Only files untouched for 10 minutes go: a process that built one a moment ago may
+ * be about to load it (an open or loaded file is safe to unlink on Linux and macOS anyway).
+ */
+function pruneStale(dir: string, keep: string): void {
+  try {
+    const cutoff = Date.now() - 10 * 60_000;
+    for (const f of readdirSync(dir)) {
+      const p = path.join(dir, f);
+      if (p === keep || !/^kernels-.*\.(node|tmp)$/.test(f)) continue;
+      if (statSync(p).mtimeMs < cutoff) rmSync(p, { force: true });
+    }
+  } catch {
+    // best effort: a cache we cannot tidy still works
+  }
+}
+
 let cached: NativeLoad | undefined;
 
 /** Loads (building once if needed) the native kernels; the result is memoized per process. */
@@ -120,14 +138,15 @@ export function loadNativeKernels(): NativeLoad {
 
 function tryLoad(): NativeLoad {
   if (process.platform !== "linux" && process.platform !== "darwin") return { ok: false, reason: `no native kernels for ${process.platform}` };
-  let src: Buffer;
+  // The key covers every source file (gemm.cc and the headers it includes), so an edit rebuilds.
+  const hash = createHash("sha256");
   try {
-    src = readFileSync(nativeSource);
+    const dir = path.dirname(nativeSource);
+    for (const f of readdirSync(dir).sort()) hash.update(f).update(readFileSync(path.join(dir, f)));
   } catch {
     return { ok: false, reason: `native source ${nativeSource} is missing` };
   }
-  const key = createHash("sha256")
-    .update(src)
+  const key = hash
     .update(JSON.stringify([BASE_FLAGS, ARCH_FLAGS, compilerName(), process.arch, os.cpus()[0]?.model ?? "", nodeIncludeDir()]))
     .digest("hex")
     .slice(0, 16);
@@ -143,6 +162,7 @@ function tryLoad(): NativeLoad {
     const r = build(file);
     if (!r.ok) return r;
     built = true;
+    pruneStale(dir, file);
   }
   let k: NativeKernels;
   try {
