@@ -12,6 +12,7 @@ import { ColonyError } from "../common/errors.ts";
 import type { Rng } from "../common/random.ts";
 import { ModelErrors } from "./llama/errors.ts";
 import { countPositions, lossAndGrad, type BatchItem } from "./llama/loss.ts";
+import { KvDecoder } from "./llama/decode.ts";
 import { backward, blk, forward, type Net } from "./llama/network.ts";
 import { ropeTables } from "./llama/ops.ts";
 
@@ -175,24 +176,29 @@ export class LlamaModel {
 
   /**
    * Greedy decoding: appends the arg-max token until `maxTokens` new tokens, `eosId`, or the context is
-   * full. Recomputes the whole prefix each step (O(T^2)): meant for tests and small checks, not serving.
+   * full. KV-cached (trainer/llama/decode.ts): the prompt runs once, then one row per new token.
    * Returns only the new tokens (eos included when produced).
    */
   generate(promptIds: number[], maxTokens: number, eosId?: number): number[] {
     this.checkTokens(promptIds, "prompt");
-    const seq = [...promptIds];
+    const dec = new KvDecoder(this.net, promptIds);
     const out: number[] = [];
     const V = this.config.vocabSize;
-    while (out.length < maxTokens && seq.length < this.config.contextLength) {
-      const logits = forward(this.net, [seq]).logits;
-      const o = (seq.length - 1) * V;
+    let logits = dec.lastLogits;
+    while (out.length < maxTokens) {
       let best = 0;
-      for (let j = 1; j < V; j++) if (logits[o + j]! > logits[o + best]!) best = j;
+      for (let j = 1; j < V; j++) if (logits[j]! > logits[best]!) best = j;
       out.push(best);
-      seq.push(best);
-      if (best === eosId) break;
+      if (best === eosId || dec.length >= this.config.contextLength) break;
+      logits = dec.step(best);
     }
     return out;
+  }
+
+  /** A KV-cached decoder primed with `promptIds`, for callers that sample their own way. */
+  decoder(promptIds: number[]): KvDecoder {
+    this.checkTokens(promptIds, "prompt");
+    return new KvDecoder(this.net, promptIds);
   }
 
   /** Number of trainable values. */

@@ -44,6 +44,8 @@ interface LayerCache {
   g: Float32Array;
   u: Float32Array;
   h: Float32Array;
+  /** sigmoid(g), kept for the SwiGLU backward pass. */
+  sig: Float32Array;
   /** x A^T of each adapted linear, by weight name. */
   loraTmp: Map<string, Float32Array>;
 }
@@ -64,7 +66,7 @@ export interface ForwardCache {
 
 export const blk = (l: number, name: string): string => `blk.${l}.${name}.weight`;
 
-function linear(net: Net, name: string, y: Float32Array, x: Float32Array, N: number, inDim: number, outDim: number, loraTmp: Map<string, Float32Array>): void {
+export function linear(net: Net, name: string, y: Float32Array, x: Float32Array, N: number, inDim: number, outDim: number, loraTmp: Map<string, Float32Array>): void {
   matmulXWt(y, x, net.params.get(name)!, N, inDim, outDim);
   const ad = net.adapters?.get(name);
   if (!ad) return;
@@ -166,11 +168,12 @@ export function forward(net: Net, seqs: readonly (readonly number[])[]): Forward
     linear(net, blk(l, "ffn_gate"), g, xn2, N, D, F, loraTmp);
     linear(net, blk(l, "ffn_up"), u, xn2, N, D, F, loraTmp);
     const h = new Float32Array(N * F);
-    swiglu(h, g, u, N * F);
+    const sig = new Float32Array(N * F);
+    swiglu(h, sig, g, u, N * F);
     const xOut = new Float32Array(N * D);
     linear(net, blk(l, "ffn_down"), xOut, h, N, F, D, loraTmp);
     for (let i = 0; i < xOut.length; i++) xOut[i]! += xMid[i]!;
-    layers.push({ xIn, rstd1, xn1, q, k, v, probs, att, xMid, rstd2, xn2, g, u, h, loraTmp });
+    layers.push({ xIn, rstd1, xn1, q, k, v, probs, att, xMid, rstd2, xn2, g, u, h, sig, loraTmp });
     x = xOut;
   }
   const rstdF = new Float32Array(N);
@@ -205,7 +208,7 @@ export function backward(net: Net, cache: ForwardCache, dlogits: Float32Array, g
     linearBackward(net, blk(l, "ffn_down"), dh, dx, L.h, N, F, D, grads, L.loraTmp);
     const dg = new Float32Array(N * F);
     const du = new Float32Array(N * F);
-    swigluBackward(dg, du, dh, L.g, L.u, N * F);
+    swigluBackward(dg, du, dh, L.g, L.u, L.sig, N * F);
     const dxn2 = new Float32Array(N * D);
     linearBackward(net, blk(l, "ffn_gate"), dxn2, dg, L.xn2, N, D, F, grads, L.loraTmp);
     linearBackward(net, blk(l, "ffn_up"), dxn2, du, L.xn2, N, D, F, grads, L.loraTmp);

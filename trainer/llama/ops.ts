@@ -210,20 +210,22 @@ export function attentionBackward(
   }
 }
 
-/** h = silu(g) * u  (SwiGLU). */
-export function swiglu(h: Float32Array, g: Float32Array, u: Float32Array, n: number): void {
+/** h = silu(g) * u  (SwiGLU); keeps sigmoid(g) in `sig` so the backward pass needs no exp. */
+export function swiglu(h: Float32Array, sig: Float32Array, g: Float32Array, u: Float32Array, n: number): void {
   for (let i = 0; i < n; i++) {
     const x = g[i]!;
-    h[i] = (x / (1 + Math.exp(-x))) * u[i]!;
+    const sg = 1 / (1 + Math.exp(-x));
+    sig[i] = sg;
+    h[i] = x * sg * u[i]!;
   }
 }
 
 /** Backward of swiglu: dg = dh * u * silu'(g), du = dh * silu(g) (both overwritten). */
-export function swigluBackward(dg: Float32Array, du: Float32Array, dh: Float32Array, g: Float32Array, u: Float32Array, n: number): void {
+export function swigluBackward(dg: Float32Array, du: Float32Array, dh: Float32Array, g: Float32Array, u: Float32Array, sig: Float32Array, n: number): void {
   for (let i = 0; i < n; i++) {
     const x = g[i]!;
-    const sig = 1 / (1 + Math.exp(-x));
-    du[i] = dh[i]! * x * sig;
-    dg[i] = dh[i]! * u[i]! * sig * (1 + x * (1 - sig));
+    const sg = sig[i]!;
+    du[i] = dh[i]! * x * sg;
+    dg[i] = dh[i]! * u[i]! * sg * (1 + x * (1 - sg));
   }
 }
