@@ -42,3 +42,19 @@ export interface GgufFile {
   metadata: Map<string, GgufValue>;
   tensors: GgufTensor[];
 }
+
+/** One tensor's header entry, as the reader found and checked it (no data). */
+export interface GgufTensorInfo {
+  name: string;
+  /** ggml order: dims[0] is the contiguous row length. */
+  dims: number[];
+  /** ggml type id (see gguf/ggml-types.ts); any known type, not only F32/F16. */
+  type: number;
+  typeName: string;
+  /** Offset relative to the start of the data section, as stored in the file. */
+  offset: number;
+  /** Absolute offset in the file. */
+  fileOffset: number;
+  byteSize: number;
+  elements: number;
+}
