@@ -25,7 +25,10 @@ export interface ConnectMqttOptions {
   url: string;
   username?: string | undefined;
   password?: string | undefined;
-  /** Default: `{username or "colony"}-{8 random hex}`. Set a stable id when `clean` is false. */
+  /**
+   * Default: `{username or "colony"}:{8 random hex}`. With `clean: false` set a stable id; the
+   * embedded broker then requires `{username}` or `{username}:{suffix}` (docs/security.md).
+   */
   clientId?: string | undefined;
   will?: MqttWill | undefined;
   logger: Logger;
@@ -66,7 +69,7 @@ export function connectMqtt(opts: ConnectMqttOptions): Promise<MqttClient> {
   const timeoutMs = opts.connectTimeoutMs ?? 10_000;
   const minDelay = opts.reconnectMinMs ?? 500;
   const maxDelay = Math.max(minDelay, opts.reconnectMaxMs ?? 30_000);
-  const clientId = opts.clientId ?? `${opts.username ?? "colony"}-${randomBytes(4).toString("hex")}`;
+  const clientId = opts.clientId ?? `${opts.username ?? "colony"}:${randomBytes(4).toString("hex")}`;
   const safeUrl = redactUrl(opts.url);
 
   let scheme: string;
@@ -146,6 +149,8 @@ export function connectMqtt(opts: ConnectMqttOptions): Promise<MqttClient> {
       if (!settled) {
         if (authRefused) {
           fail(new ColonyError(CommonErrors.MQTT_AUTH_REFUSED, `MQTT broker ${safeUrl} refused ${opts.username ? `user ${opts.username}` : "an anonymous connection"}: ${err.message}`));
+        } else if (err.code === 2) {
+          fail(new ColonyError(CommonErrors.MQTT_AUTH_REFUSED, `MQTT broker ${safeUrl} rejected client id ${clientId}: ${err.message}`));
         } else if (typeof err.code === "number") {
           fail(new ColonyError(CommonErrors.MQTT_CONNECT_FAILED, `MQTT broker ${safeUrl} refused the connection: ${err.message}`));
         } else if (typeof err.code === "string" && TLS_ERROR_RE.test(err.code)) {

@@ -118,3 +118,25 @@ test("insecure mode lets anonymous clients in with full rights", async () => {
     await open.close();
   }
 });
+
+test("a client id in use by another identity cannot be taken over; the same identity may reconnect", async () => {
+  const coordinator = await as("coordinator", "coordinator", { clientId: "coordinator:main" });
+  await assert.rejects(as("submitter", "mallory", { clientId: "coordinator:main" }), (e: Error & { code?: number }) => e.code === 2);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(coordinator.connected, true, "the coordinator was not kicked off");
+  const first = await as("node", "pi-t", { clientId: "node.pi-t:1" });
+  const second = await as("node", "pi-t", { clientId: "node.pi-t:1" });
+  assert.equal(second.connected, true, "a node may replace its own stale connection");
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(first.connected, false);
+});
+
+test("a persistent session's client id must carry the username", async () => {
+  const cred = issueCredential(secret, "node", "pi-p");
+  await assert.rejects(rawConnect(broker.url, { ...cred, clean: false, clientId: "pi-p-session" }), (e: Error & { code?: number }) => e.code === 2);
+  await assert.rejects(rawConnect(broker.url, { ...cred, clean: false, clientId: "node.pi-pp" }), (e: Error & { code?: number }) => e.code === 2);
+  for (const clientId of ["node.pi-p", "node.pi-p:daemon"]) {
+    const ok = await as("node", "pi-p", { clean: false, clientId });
+    assert.equal(ok.connected, true, clientId);
+  }
+});

@@ -9,6 +9,7 @@ import { verifyCredential, type Principal } from "./credentials.ts";
 import { RefusalLog } from "./refusal-log.ts";
 
 // CONNACK return codes of MQTT 3.1.1 [MQTT-3.2.2.3].
+const IDENTIFIER_REJECTED = 2;
 const BAD_USERNAME_OR_PASSWORD = 4;
 const NOT_AUTHORIZED = 5;
 
@@ -75,8 +76,30 @@ export function createAedesAuthHooks(opts: AedesAuthOptions): AedesAuthHooks {
         return done(authError(`last will refused: ${decision.reason}`, NOT_AUTHORIZED), false);
       }
     }
+    // Client ids are not secret, and MQTT lets a new connection with an existing id take over the
+    // old one [MQTT-3.1.4-2]: without this check any credential could kick the coordinator off,
+    // or resume a node's persistent session (its subscriptions and queued awards).
+    const idProblem = checkClientId(client, principal, username);
+    if (idProblem) {
+      refusals.note(`user:${username}`, { username, clientId: client.id.slice(0, 160), action: "connect", reason: idProblem });
+      return done(authError(idProblem, IDENTIFIER_REJECTED), false);
+    }
     principals.set(client, principal);
     return done(null, true);
+  };
+
+  const checkClientId = (client: Client, principal: Principal, username: string): string | undefined => {
+    const existing = (client as unknown as { broker?: { clients?: Record<string, Client | undefined> } }).broker?.clients?.[client.id];
+    const owner = existing ? principals.get(existing) : undefined;
+    if (owner && (owner.role !== principal.role || owner.name !== principal.name)) {
+      return `client id ${client.id.slice(0, 160)} is in use by another identity`;
+    }
+    // A persistent session (clean = false) is bound to its client id, so that id must carry the
+    // username: `{username}` or `{username}:{anything}` (':' cannot occur in a username).
+    if (!client.clean && principal.role !== "coordinator" && client.id !== username && !client.id.startsWith(`${username}:`)) {
+      return `a persistent session (clean = false) needs a client id of "${username}" or "${username}:..."`;
+    }
+    return undefined;
   };
 
   const refuse = (client: Client, action: string, topic: string, decision: AclDecision & { allowed: false }) => {
