@@ -78,6 +78,9 @@ test("a node in another namespace discovers the coordinator and connects to its 
   advertiser = runInNs(NS_A, "test/fixtures/mdns-advertise-child.ts", ["fleet-netns"]);
   const discoverer = runInNs(NS_B, "test/fixtures/mdns-discover-child.ts", ["10000", "fleet-netns", "some-other-fleet"]);
   const [up, found] = await Promise.all([firstLine(advertiser, 15000), firstLine(discoverer, 20000)]);
+  // The CLI finds the same coordinator (`colony discover --json`).
+  const cli = spawn("ip", ["netns", "exec", NS_B, process.execPath, "bin/colony.mjs", "discover", "--json", "--fleet", "fleet-netns", "--timeout-ms", "8000"], { stdio: ["ignore", "pipe", "inherit"] });
+  const viaCli = await firstLine(cli, 20000);
   assert.equal(up.published, true, "the advertiser confirmed its announcement");
   assert.equal(found.error, undefined, found.message);
   t.diagnostic(`discovered in ${found.ms} ms after the discoverer started`);
@@ -86,6 +89,7 @@ test("a node in another namespace discovers the coordinator and connects to its 
   assert.equal(found.found.protocol, 1);
   assert.equal(found.found.wsPort, 9001);
   assert.equal(found.connected, true);
+  assert.equal(viaCli.url, found.found.url);
 
   // Another fleet's id is not accepted: the browse times out with a clear code.
   assert.equal(found.other.error, "DISCOVERY_TIMEOUT");

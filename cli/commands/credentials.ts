@@ -30,23 +30,23 @@ export function register(program: Command): void {
     .option("--submitter <name>", "credentials for a submitter (a person, script or integration)")
     .option("--coordinator", "credentials with full rights, for the coordinator's own clients")
     .option("--data-dir <dir>", "coordinator data folder holding fleet.secret (default: $COLONY_DATA_DIR or ~/.colony)")
-    .option("--url <url>", "broker URL to put in the output and the credentials file", "mqtt://localhost:1883")
+    .option("--url <url>", "broker URL to put in the credentials file (omit it to let the node find the broker by mDNS)")
     .option("--out <file>", "also write a credentials JSON file (mode 0600) for --credentials / $COLONY_CREDENTIALS")
     .option("--json", "print one JSON object instead of text")
-    .action(async (opts: { node?: string; submitter?: string; coordinator?: boolean; dataDir?: string; url: string; out?: string; json?: boolean }) => {
+    .action(async (opts: { node?: string; submitter?: string; coordinator?: boolean; dataDir?: string; url?: string; out?: string; json?: boolean }) => {
       const { ColonyError, CommonErrors } = await import("../../common/errors.ts");
       const { loadOrCreateFleetSecret, issueCredential } = await import("../../coordinator/auth.ts");
       const chosen = [opts.node !== undefined, opts.submitter !== undefined, opts.coordinator === true].filter(Boolean).length;
       if (chosen !== 1) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "give exactly one of --node ID, --submitter NAME, --coordinator");
       let url: URL;
       try {
-        url = new URL(opts.url);
+        url = new URL(opts.url ?? "mqtt://localhost:1883");
       } catch {
         throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, `--url ${JSON.stringify(opts.url)} is not a URL`);
       }
       const secret = await loadOrCreateFleetSecret(opts.dataDir ?? defaultDataDir());
       const cred = opts.node !== undefined ? issueCredential(secret, "node", opts.node) : opts.submitter !== undefined ? issueCredential(secret, "submitter", opts.submitter) : issueCredential(secret, "coordinator");
-      const file = { username: cred.username, password: cred.password, url: opts.url };
+      const file = { username: cred.username, password: cred.password, ...(opts.url ? { url: opts.url } : {}) };
       if (opts.out) {
         const { writeFile, chmod } = await import("node:fs/promises");
         await writeFile(opts.out, JSON.stringify(file, null, 2) + "\n", { mode: 0o600 });
