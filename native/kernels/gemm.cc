@@ -21,6 +21,7 @@
 
 #include "pool.h"
 
+#ifndef COLONY_GEMM_NO_NAPI  // defined by selftest.cc, which drives the GEMM without Node
 #if __has_include(<node_api.h>) && !defined(COLONY_OWN_NAPI_DECLS)
 #include <node_api.h>
 #else
@@ -44,6 +45,7 @@ napi_status napi_set_named_property(napi_env, napi_value, const char*, napi_valu
 napi_status napi_throw_error(napi_env, const char*, const char*);
 napi_status napi_create_string_utf8(napi_env, const char*, size_t, napi_value*);
 }
+#endif
 #endif
 
 namespace {
@@ -260,6 +262,7 @@ void gemmBatch(int count, const int32_t* offs, int M, int N, int K, Mat A, Mat B
   pool().run(count, nt - 1, [&](int e) { one(e, 1); });
 }
 
+#ifndef COLONY_GEMM_NO_NAPI
 // ---- Node-API binding. The JS side validates shapes; these checks only keep memory safe. ----
 
 bool f32(napi_env env, napi_value v, float** data, size_t* len) {
@@ -368,7 +371,10 @@ napi_value xwt(napi_env env, napi_callback_info info) { return call(env, info, 0
 napi_value dyw(napi_env env, napi_callback_info info) { return call(env, info, 1); }
 napi_value dytx(napi_env env, napi_callback_info info) { return call(env, info, 2); }
 
+#endif  // COLONY_GEMM_NO_NAPI
 }  // namespace
+
+#ifndef COLONY_GEMM_NO_NAPI
 
 extern "C" __attribute__((visibility("default"))) napi_value napi_register_module_v1(napi_env env, napi_value exports) {
   napi_value f;
@@ -386,3 +392,4 @@ extern "C" __attribute__((visibility("default"))) napi_value napi_register_modul
   napi_set_named_property(env, exports, "isa", f);
   return exports;
 }
+#endif  // COLONY_GEMM_NO_NAPI
