@@ -4,6 +4,7 @@ import { createLogger } from "../common/logger.ts";
 import { Rng } from "../common/random.ts";
 import { encodePairs, readJsonlFile } from "./dataset.ts";
 import { TrainErrors } from "./errors.ts";
+import { kernelInfo, setKernelThreads } from "./kernels.ts";
 import { exportModelGguf } from "./gguf-export.ts";
 import { LlamaModel, type LlamaConfig } from "./model.ts";
 import { validateShape, type ShapeRequest } from "./shape.ts";
@@ -47,6 +48,7 @@ export async function runTrainCommand(input: TrainCommandInput): Promise<TrainSu
     throw new ColonyError(TrainErrors.TRAIN_OPTIONS_INVALID, `--threads must be >= 1, got ${input.threads}`);
   }
   const threads = input.threads ?? availableParallelism();
+  setKernelThreads(threads);
   if (input.loraBase !== undefined) {
     throw new ColonyError(TrainErrors.TRAIN_OPTIONS_INVALID, "--lora-base: LoRA training is not available in this build yet");
   }
@@ -58,7 +60,7 @@ export async function runTrainCommand(input: TrainCommandInput): Promise<TrainSu
   const config: LlamaConfig = { vocabSize: tokenizer.vocabSize, dim: s.dim, nLayers: s.layers, nHeads: s.heads, nKvHeads: s.kvHeads, ffnDim: s.ffn, contextLength: s.context, normEps: 1e-5, ropeTheta: 10000 };
   const examples = encodePairs(pairs, tokenizer, config.contextLength);
   const model = LlamaModel.init(config, new Rng(input.seed));
-  log.info({ examples: examples.length, params: model.parameterCount, vocab: tokenizer.vocabSize, threads }, "training");
+  log.info({ examples: examples.length, params: model.parameterCount, vocab: tokenizer.vocabSize, kernels: kernelInfo() }, "training");
   const r = await train(model, examples, {
     steps: input.steps,
     batchSize: input.batch,
