@@ -1,0 +1,26 @@
+import type { Command } from "commander";
+
+/** `colony gguf`: the GGUF toolkit (docs/gguf.md). */
+export function register(program: Command): void {
+  const gguf = program.command("gguf").description("GGUF model files: inspect and check them with Colony's hardened reader");
+
+  gguf
+    .command("inspect")
+    .description("check a GGUF file's header and print its metadata and tensors; exits 1 with an error code on a bad file")
+    .argument("<file>", "path of the .gguf file")
+    .option("--json", "print one JSON object instead of text")
+    .option("--tensors", "include the per-tensor table (name, type, dims, offset, bytes)")
+    .option("--array-items <n>", "array items shown before the rest is summarised (default 8)")
+    .option("--lenient", "accept gaps between tensors and trailing bytes (llama.cpp itself rejects gaps)")
+    .action(async (file: string, o: { json?: boolean; tensors?: boolean; arrayItems?: string; lenient?: boolean }) => {
+      const { intArg } = await import("../../common/config.ts");
+      const { ColonyError, CommonErrors } = await import("../../common/errors.ts");
+      const { readGgufHeaderFromFile } = await import("../../gguf/reader.ts");
+      const { inspectJson, inspectText } = await import("../../gguf/inspect.ts");
+      const arrayItems = intArg("--array-items", o.arrayItems) ?? 8;
+      if (arrayItems < 0) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "--array-items must be 0 or more");
+      const header = await readGgufHeaderFromFile(file, o.lenient ? { strictLayout: false, allowTrailingData: true } : undefined);
+      const opts = { arrayItems, tensors: o.tensors === true };
+      process.stdout.write(o.json ? JSON.stringify(inspectJson(file, header, opts)) + "\n" : inspectText(file, header, opts));
+    });
+}
