@@ -53,6 +53,10 @@ test("a secret readable by group or others, or of the wrong length, is refused",
     writeFileSync(file, randomBytes(16));
     chmodSync(file, 0o600);
     await assert.rejects(loadOrCreateFleetSecret(dir), code("FLEET_SECRET_INVALID"));
+    // A folder others may write to could have the secret swapped under us.
+    chmodSync(dir, 0o777);
+    await assert.rejects(loadOrCreateFleetSecret(dir), code("FLEET_SECRET_INSECURE"));
+    chmodSync(dir, 0o700);
     // 64 hex characters (a secret copied as text to another host) are accepted.
     const hex = randomBytes(32);
     writeFileSync(file, hex.toString("hex") + "\n");

@@ -3,9 +3,11 @@
  * Pass the result straight to `Aedes.createBroker({ ...hooks, ... })`.
  */
 import type { Client, PublishPacket, Subscription } from "aedes";
+import { ColonyError } from "../../common/errors.ts";
 import type { Logger } from "../../common/logger.ts";
 import { checkPublish, checkSubscribe, type AclDecision } from "./acl.ts";
 import { verifyCredential, type Principal } from "./credentials.ts";
+import { AuthErrors } from "./errors.ts";
 import { RefusalLog } from "./refusal-log.ts";
 
 // CONNACK return codes of MQTT 3.1.1 [MQTT-3.2.2.3].
@@ -47,7 +49,7 @@ export function createAedesAuthHooks(opts: AedesAuthOptions): AedesAuthHooks {
   const { logger } = opts;
   const insecure = opts.insecure === true;
   if (!insecure && (!opts.secret || opts.secret.length !== 32)) {
-    throw new TypeError("createAedesAuthHooks needs the 32-byte fleet secret unless insecure is set");
+    throw new ColonyError(AuthErrors.FLEET_SECRET_INVALID, "createAedesAuthHooks needs the 32-byte fleet secret unless insecure is set");
   }
   const secret = opts.secret;
   const principals = new WeakMap<Client, Principal>();

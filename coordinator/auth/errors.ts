@@ -2,7 +2,7 @@ import { defineErrors } from "../../common/errors.ts";
 
 /** Error codes of fleet authentication: the fleet secret, credentials and broker config generation. */
 export const AuthErrors = defineErrors("auth", {
-  FLEET_SECRET_INSECURE: "The fleet secret file (or its folder) is readable or writable by group or others; chmod 600 it.",
+  FLEET_SECRET_INSECURE: "The fleet secret file is readable or writable by group or others (chmod 600), or its folder is writable by them (chmod 700).",
   FLEET_SECRET_INVALID: "The fleet secret file does not hold exactly 32 bytes (raw, or 64 hex characters).",
   FLEET_SECRET_UNREADABLE: "The fleet secret file or its data folder could not be read or created.",
   CREDENTIAL_ROLE_INVALID: "A credential was asked for a role other than node, submitter or coordinator.",

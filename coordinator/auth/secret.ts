@@ -39,6 +39,7 @@ export async function loadOrCreateFleetSecret(dataDir: string): Promise<Buffer> 
   } catch (err) {
     throw new ColonyError(AuthErrors.FLEET_SECRET_UNREADABLE, `cannot create data folder ${dataDir}: ${(err as Error).message}`, undefined, { cause: err });
   }
+  await assertFolderSafe(dataDir);
   const existing = await readSecretIfPresent(file);
   if (existing) return existing;
 
@@ -62,6 +63,26 @@ export async function loadOrCreateFleetSecret(dataDir: string): Promise<Buffer> 
   const created = await readSecretIfPresent(file);
   if (!created) throw new ColonyError(AuthErrors.FLEET_SECRET_UNREADABLE, `fleet secret ${file} vanished right after it was created`);
   return created;
+}
+
+/**
+ * A folder others may write to (without the sticky bit) lets them swap the secret file for one
+ * they know, so they could mint credentials; refuse it like a readable secret.
+ */
+async function assertFolderSafe(dataDir: string): Promise<void> {
+  let mode: number;
+  try {
+    mode = (await stat(dataDir)).mode;
+  } catch (err) {
+    throw new ColonyError(AuthErrors.FLEET_SECRET_UNREADABLE, `cannot stat data folder ${dataDir}: ${(err as Error).message}`, undefined, { cause: err });
+  }
+  const sticky = (mode & 0o1000) !== 0;
+  if ((mode & 0o022) !== 0 && !sticky) {
+    throw new ColonyError(
+      AuthErrors.FLEET_SECRET_INSECURE,
+      `data folder ${dataDir} has mode ${(mode & 0o777).toString(8)}: others could replace the fleet secret. Run: chmod 700 ${dataDir}`,
+    );
+  }
 }
 
 async function readSecretIfPresent(file: string): Promise<Buffer | undefined> {
