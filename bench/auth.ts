@@ -1,7 +1,8 @@
 /**
  * Cost of fleet authentication on the embedded aedes broker: credential checks per second, connect
  * latency with authentication, and QoS 1 throughput node -> coordinator with the ACL hooks against
- * the same broker with no hooks (aedes' defaults allow everything).
+ * the same broker with no hooks (aedes' defaults allow everything), and the publish hook's own cost
+ * measured in-process (the broker figures are noisy on a shared machine; this one is not).
  *
  *   npm run bench -- auth [--messages 20000] [--connects 50] [--rounds 3]
  *
@@ -58,6 +59,22 @@ for (let i = 0; i < VERIFY; i++) if (!verifyCredential(secret, cred.username, cr
 const verifyUs = Number(process.hrtime.bigint() - t0) / 1e3 / VERIFY;
 console.error(`verifyCredential: ${verifyUs.toFixed(2)} us per check`);
 
+// 1b. The publish and subscribe hooks in-process, on a client that authenticated as a node:
+// the per-message price of the ACL, without broker or network noise.
+const hooks = createAedesAuthHooks({ secret, logger: silentLogger });
+const fakeClient = { id: "node.bench-node:1", clean: true } as unknown as Parameters<typeof hooks.authenticate>[0];
+hooks.authenticate(fakeClient, cred.username, Buffer.from(cred.password), (err) => {
+  if (err) throw err;
+});
+const packet = { cmd: "publish", topic: "colony/v1/nodes/bench-node/heartbeat", payload: Buffer.alloc(16), qos: 1, retain: false, dup: false } as unknown as Parameters<typeof hooks.authorizePublish>[1];
+const HOOK_CALLS = 200_000;
+t0 = process.hrtime.bigint();
+for (let i = 0; i < HOOK_CALLS; i++) hooks.authorizePublish(fakeClient, packet, (err) => {
+  if (err) throw err;
+});
+const publishHookUs = Number(process.hrtime.bigint() - t0) / 1e3 / HOOK_CALLS;
+console.error(`authorizePublish hook: ${publishHookUs.toFixed(3)} us per message`);
+
 // 2 + 3. Connect latency and QoS 1 throughput, alternating with and without auth.
 const results: Record<string, { connectMs: number[]; msgsPerS: number[] }> = { auth: { connectMs: [], msgsPerS: [] }, open: { connectMs: [], msgsPerS: [] } };
 for (let round = 0; round < ROUNDS; round++) {
@@ -98,6 +115,7 @@ for (let round = 0; round < ROUNDS; round++) {
 const summary = {
   bench: "auth",
   verifyUs: Number(verifyUs.toFixed(2)),
+  publishHookUs: Number(publishHookUs.toFixed(3)),
   connectMsOpen: Number(median(results.open!.connectMs).toFixed(2)),
   connectMsAuth: Number(median(results.auth!.connectMs).toFixed(2)),
   msgsPerSOpen: Math.round(median(results.open!.msgsPerS)),
