@@ -70,3 +70,45 @@ test("colony train: malformed data and impossible shapes exit non-zero with a st
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("colony train --lora-base: trains an adapter that llama.cpp loads", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "colony-cli-lora-"));
+  try {
+    const base = "models/seed-max-sort.gguf";
+    const data = path.join(dir, "d.jsonl");
+    // Teach the max specialist a new answer format: "min 4172 =" -> " 1".
+    writeFileSync(data, Array.from({ length: 16 }, (_, i) => {
+      const d = String(1000 + i * 617).slice(0, 4);
+      return JSON.stringify({ prompt: `max ${d} =`, completion: " " + [...d].sort()[0] });
+    }).join("\n") + "\n");
+    const out = path.join(dir, "a.gguf");
+    const r = colony(["train", "--data", data, "--out", out, "--lora-base", base, "--lora-rank", "2", "--steps", "8", "--batch", "4", "--lr", "0.01"]);
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.equal(summary.mode, "lora");
+    const { loadModelGguf: load } = await import("../trainer/gguf-export.ts");
+    const { loadLoraGguf } = await import("../trainer/lora.ts");
+    const { model } = await load(base);
+    const lora = await loadLoraGguf(out, model);
+    assert.equal(lora.rank, 2);
+    // B starts at 0, so any non-zero B proves the adapter trained.
+    let nonZero = 0;
+    for (const [name, t] of lora.params) if (name.endsWith(".lora_b")) for (const v of t) if (v !== 0) nonZero++;
+    assert.ok(nonZero > 0);
+    const { getLlama } = await import("node-llama-cpp");
+    const llama = await getLlama({ gpu: false, build: "never" });
+    try {
+      const native = await llama.loadModel({ modelPath: base, gpuLayers: 0 });
+      const ctx = await native.createContext({ contextSize: 64, threads: 1, lora: { adapters: [{ filePath: out, scale: 1 }] } });
+      assert.ok(ctx.getSequence());
+      await ctx.dispose();
+      await native.dispose();
+    } finally {
+      await llama.dispose();
+    }
+    const bad = colony(["train", "--data", data, "--out", out, "--lora-base", base, "--lora-rank", "0"]);
+    assert.match(bad.stderr, /error TRAIN_OPTIONS_INVALID/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -50,7 +50,8 @@ export async function runTrainCommand(input: TrainCommandInput): Promise<TrainSu
   const threads = input.threads ?? availableParallelism();
   setKernelThreads(threads);
   if (input.loraBase !== undefined) {
-    throw new ColonyError(TrainErrors.TRAIN_OPTIONS_INVALID, "--lora-base: LoRA training is not available in this build yet");
+    const { runLoraTraining } = await import("./cli-lora.ts");
+    return runLoraTraining(input, threads, log);
   }
   // Check the shape before reading data: an impossible shape should fail in milliseconds.
   validateShape(input.shape);
