@@ -50,12 +50,12 @@ function isSelfHost(host: string, srvHost: string): boolean {
  * from (bonjour's `referer`), else the SRV host name (a host on loopback only advertises no
  * addresses; the name then needs mDNS name resolution on the consumer, see docs/discovery.md).
  */
-export function interpretService(service: Pick<Service, "name" | "host" | "port" | "addresses" | "referer" | "txt">): DiscoveredCoordinator | { skip: string; protocolMismatch?: boolean } {
+export function interpretService(service: Pick<Service, "name" | "host" | "port" | "addresses" | "referer" | "txt">): DiscoveredCoordinator | { skip: string; protocolMismatch?: boolean; fleetId?: string } {
   const txt = (service.txt ?? {}) as Record<string, unknown>;
+  const fleetId = typeof txt.fleet === "string" ? txt.fleet : "";
   const protocol = Number(txt.proto);
   if (!Number.isInteger(protocol)) return { skip: "no protocol version in TXT" };
-  if (protocol !== PROTOCOL_VERSION) return { skip: `speaks protocol ${protocol}, we speak ${PROTOCOL_VERSION}`, protocolMismatch: true };
-  const fleetId = typeof txt.fleet === "string" ? txt.fleet : "";
+  if (protocol !== PROTOCOL_VERSION) return { skip: `speaks protocol ${protocol}, we speak ${PROTOCOL_VERSION}`, protocolMismatch: true, fleetId };
   if (!Number.isInteger(service.port) || service.port <= 0 || service.port > 65535) return { skip: "invalid port" };
 
   const v4 = (service.addresses ?? []).find((a) => isIPv4(a));
@@ -122,7 +122,9 @@ export function discoverCoordinator(opts: DiscoverOptions = {}): Promise<Discove
     const browser = bonjour.find({ type: SERVICE_TYPE, protocol: "tcp" }, (service: Service) => {
       const r = interpretService(service);
       if ("skip" in r) {
-        (r.protocolMismatch ? mismatches : skipped).push(`${service.name}: ${r.skip}`);
+        // Another protocol only matters for the fleet we look for; for other fleets it is noise.
+        const relevant = r.protocolMismatch && (opts.fleetId === undefined || r.fleetId === opts.fleetId);
+        (relevant ? mismatches : skipped).push(`${service.name}: ${r.skip}`);
         logger?.debug({ name: service.name, reason: r.skip }, "mDNS: skipped a _colony._tcp answer");
         return;
       }

@@ -94,6 +94,9 @@ test("a node in another namespace discovers the coordinator and connects to its 
   // Another fleet's id is not accepted: the browse times out with a clear code.
   assert.equal(found.other.error, "DISCOVERY_TIMEOUT");
   assert.match(found.other.message, /fleet-netns/, "the message names the fleet it skipped");
+  // A coordinator of another protocol version is refused with its own code.
+  assert.equal(found.future.error, "DISCOVERY_PROTOCOL_MISMATCH");
+  assert.match(found.future.message, /protocol 2/);
 });
 
 test("interpretService: address choice, self-host substitution, protocol and URL checks", () => {
@@ -105,7 +108,7 @@ test("interpretService: address choice, self-host substitution, protocol and URL
   // A URL naming another host (an external broker) is kept as is.
   assert.equal((interpretService({ ...base, addresses: ["192.0.2.7"], txt: { ...base.txt, url: "mqtts://broker.example:8883" } }) as any).url, "mqtts://broker.example:8883");
   assert.equal((interpretService({ ...base, addresses: ["192.0.2.7"], txt: { ...base.txt, url: "mqtt://0.0.0.0:1884" } }) as any).url, "mqtt://192.0.2.7:1884");
-  assert.deepEqual(interpretService({ ...base, txt: { ...base.txt, proto: "2" } }), { skip: "speaks protocol 2, we speak 1", protocolMismatch: true });
+  assert.deepEqual(interpretService({ ...base, txt: { ...base.txt, proto: "2" } }), { skip: "speaks protocol 2, we speak 1", protocolMismatch: true, fleetId: "f" });
   assert.ok("skip" in interpretService({ ...base, txt: { fleet: "f" } }));
   assert.ok("skip" in interpretService({ ...base, txt: { ...base.txt, url: "http://box:80" } }));
   assert.ok("skip" in interpretService({ ...base, txt: { ...base.txt, url: "mqtt://u:p@box:1883" } }));
