@@ -3,7 +3,10 @@
  * llama (T tokens per batch, dim, ffn, vocab). Backends run side by side in one process so the
  * ratios hold even when the shared CPU is noisy.
  *
- *   npm run bench -- kernels [--threads N] [--backends native,js,reference] [--min-ms 300]
+ *   npm run bench -- kernels [--threads N] [--backends native,js,reference] [--min-ms 300] [--llama]
+ *
+ * --llama also times llama.cpp's prompt processing (F32 weights, T=256, 2·params·T FLOP) on two
+ * model shapes at 1 and N threads, for scale: that is the figure the trainer is compared with.
  *
  * Prints one line per (shape, kernel, backend), then a one-line JSON summary: per backend the
  * FLOP-weighted GFLOP/s over all cases, and the speed-up of each backend over the reference.
@@ -18,6 +21,7 @@ const { values } = parseArgs({
     threads: { type: "string", default: "2" },
     backends: { type: "string", default: "native,js,reference" },
     "min-ms": { type: "string", default: "300" },
+    llama: { type: "boolean", default: false },
   },
 });
 const threads = Number(values.threads);
@@ -121,4 +125,52 @@ if (gflops.reference) {
   for (const b of backends) speedup[b] = Number((gflops[b]! / gflops.reference).toFixed(1));
   summary.speedupVsReference = speedup;
 }
+if (values.llama) summary.llamaCpp = await llamaCppPromptGflops();
 console.log(JSON.stringify(summary));
+
+async function llamaCppPromptGflops(): Promise<Record<string, number>> {
+  // Imported here so the kernel benchmark itself does not depend on the model code.
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const os = await import("node:os");
+  const path = await import("node:path");
+  const { Rng } = await import("../common/random.ts");
+  const { LlamaModel } = await import("../trainer/model.ts");
+  const { exportModelGguf } = await import("../trainer/gguf-export.ts");
+  const { Tokenizer } = await import("../trainer/tokenizer.ts");
+  const { openLlama } = await import("../trainer/llama/llamacpp-logits.ts");
+  const tok = Tokenizer.fromTexts(["the cat sat on the mat, and the dog barked at 3 birds!\n"]);
+  const dir = mkdtempSync(path.join(os.tmpdir(), "colony-bench-"));
+  const llama = await openLlama();
+  const out: Record<string, number> = {};
+  const T = 256;
+  try {
+    for (const [dim, ffn] of [[256, 688], [512, 1408]] as const) {
+      const model = LlamaModel.init({ vocabSize: tok.vocabSize, dim, nLayers: 4, nHeads: 8, nKvHeads: 4, ffnDim: ffn, contextLength: T, normEps: 1e-5, ropeTheta: 10000 }, new Rng("bench"));
+      const file = path.join(dir, `m${dim}.gguf`);
+      await exportModelGguf(model, tok, file, {});
+      const m = await llama.loadModel({ modelPath: file });
+      for (const th of [...new Set([1, threads])]) {
+        const ctx = await m.createContext({ contextSize: T, batchSize: T, threads: th, flashAttention: false });
+        const seq = ctx.getSequence();
+        const toks = Array.from({ length: T }, (_, i) => 3 + (i % (tok.vocabSize - 3)));
+        let best = Infinity;
+        for (let r = 0; r < 5; r++) {
+          await seq.clearHistory();
+          const t0 = performance.now();
+          await seq.evaluateWithoutGeneratingNewTokens(toks as never);
+          best = Math.min(best, performance.now() - t0);
+        }
+        const g = Number(((2 * model.parameterCount * T) / best / 1e6).toFixed(2));
+        const label = `dim${dim} ffn${ffn} L4 ${(model.parameterCount / 1e6).toFixed(1)}M T${T} threads${th}`;
+        out[label] = g;
+        console.log(`llama.cpp prompt ${label.padEnd(40)} ${g} GFLOP/s (best of 5: ${best.toFixed(1)} ms)`);
+        await ctx.dispose();
+      }
+      await m.dispose();
+    }
+  } finally {
+    await llama.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}

@@ -184,6 +184,21 @@ void gemmSerial(int M, int N, int K, Mat A, Mat B, float* C, ptrdiff_t ldc, floa
       for (int m = 0; m < M; m++) C[(ptrdiff_t)m * ldc + n] += alpha * dot(A.p + (ptrdiff_t)m * A.rs, B.p + (ptrdiff_t)n * B.cs, K);
     return;
   }
+  if (M < 4 && B.cs == 1) {
+    // A few rows times a row-major B (dy·W while decoding): C row += a·(row of B), no packing.
+    for (int m = 0; m < M; m++) {
+      float* c = C + (ptrdiff_t)m * ldc;
+      for (int k = 0; k < K; k++) {
+        const float a = alpha * A.p[(ptrdiff_t)m * A.rs + (ptrdiff_t)k * A.cs];
+        const float* b = B.p + (ptrdiff_t)k * B.rs;
+        const vf av = a - vf{};  // broadcast
+        int n = 0;
+        for (; n + LANES <= N; n += LANES) storev(c + n, loadv(c + n) + av * loadv(b + n));
+        for (; n < N; n++) c[n] += a * b[n];
+      }
+    }
+    return;
+  }
   std::vector<float> Abuf((size_t)MC * KC + 16), Bbuf((size_t)NC * KC + 16);
   float* Ap = Abuf.data();
   float* Bp = Bbuf.data();
