@@ -20,7 +20,12 @@ let mosq: MosquittoInstance;
 let tlsPort: number;
 
 function openssl(...args: string[]): void {
-  execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  try {
+    execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new Error("openssl is not installed: run `apt-get install openssl` (CI does this in .ci/run)");
+    throw err;
+  }
 }
 
 before(async () => {
