@@ -16,13 +16,12 @@ import { parseArgs } from "node:util";
 import { getLlama } from "node-llama-cpp";
 import { Rng } from "../common/random.ts";
 import { meta } from "../gguf/meta.ts";
-import { getSkill, skillAlphabet, trainingInstances } from "../skills/index.ts";
+import { getSkill, trainingInstances } from "../skills/index.ts";
 import { encodePairs } from "../trainer/dataset.ts";
 import { exportModelGguf } from "../trainer/gguf-export.ts";
 import { kernelInfo, setKernelThreads } from "../trainer/kernels.ts";
 import { LlamaModel, type LlamaConfig } from "../trainer/model.ts";
-import { evaluateSkills, SEED_EVAL_COUNT, SEED_EVAL_SEED } from "../trainer/seed-eval.ts";
-import { Tokenizer } from "../trainer/tokenizer.ts";
+import { evaluateSkills, SEED_CONTEXT, SEED_EVAL_COUNT, SEED_EVAL_SEED, seedTokenizer } from "../trainer/seed-eval.ts";
 import { train } from "../trainer/train.ts";
 
 interface SpecialistSpec {
@@ -40,7 +39,7 @@ interface SpecialistSpec {
 
 /**
  * Sizes and step counts picked to pass 95% held-out accuracy with some margin while training in a
- * few minutes on two shared cores. Context 32 fits every skill's prompt + answer (<= 24 characters).
+ * few minutes on two shared cores. Context SEED_CONTEXT (32) fits every skill's prompt + answer.
  */
 export const SPECIALISTS: readonly SpecialistSpec[] = [
   { name: "seed-max-sort", skills: ["max", "sort"], dim: 64, layers: 2, heads: 4, ffn: 192, steps: 1400, batch: 32, lr: 5e-3, seed: 11 },
@@ -49,17 +48,8 @@ export const SPECIALISTS: readonly SpecialistSpec[] = [
   { name: "seed-add", skills: ["add"], dim: 64, layers: 2, heads: 4, ffn: 192, steps: 1200, batch: 32, lr: 5e-3, seed: 14 },
 ];
 
-export const SEED_CONTEXT = 32;
 /** Training instances drawn per skill (with replacement; held-out prompts never appear). */
 const TRAIN_INSTANCES = 20000;
-
-/**
- * One vocabulary for every seed model: the characters of all skills. Shared vocabularies let the
- * fleet distil one seed into another at the logit level (trainer/distill.ts).
- */
-export function seedTokenizer(): Tokenizer {
-  return Tokenizer.fromTexts([skillAlphabet().join("")]);
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { only: { type: "string" }, threads: { type: "string", default: "1" }, "out-dir": { type: "string", default: "models" } } });
@@ -69,10 +59,6 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const only = values.only ? new Set(values.only.split(",")) : undefined;
   const manifestPath = path.join(outDir, "seed-manifest.json");
-  const manifest: { version: 1; note: string; models: Array<Record<string, unknown>> } = existsSync(manifestPath)
-    ? JSON.parse(readFileSync(manifestPath, "utf8"))
-    : { version: 1, note: "", models: [] };
-  manifest.note = "Seed specialists made by `node --import tsx scripts/make-seed-models.ts`; accuracy = greedy llama.cpp exact match on held-out instances.";
   const tokenizer = seedTokenizer();
   const llama = await getLlama({ gpu: false, build: "never" });
 
@@ -112,6 +98,11 @@ async function main(): Promise<void> {
       kernels: kernelInfo(),
       heldOut: { count: SEED_EVAL_COUNT, seed: SEED_EVAL_SEED, accuracy },
     };
+    // Re-read right before writing: several --only runs may work side by side.
+    const manifest: { version: 1; note: string; models: Array<Record<string, unknown>> } = existsSync(manifestPath)
+      ? JSON.parse(readFileSync(manifestPath, "utf8"))
+      : { version: 1, note: "", models: [] };
+    manifest.note = "Seed specialists made by `node --import tsx scripts/make-seed-models.ts`; accuracy = greedy llama.cpp exact match on held-out instances.";
     manifest.models = manifest.models.filter((m) => m.name !== spec.name);
     manifest.models.push(entry);
     manifest.models.sort((a, b) => String(a.name).localeCompare(String(b.name)));

@@ -1,10 +1,21 @@
 import type { Llama } from "node-llama-cpp";
-import { getSkill, heldOutInstances } from "../skills/index.ts";
+import { getSkill, heldOutInstances, skillAlphabet } from "../skills/index.ts";
 import { LlamaTeacher } from "./teacher.ts";
+import { Tokenizer } from "./tokenizer.ts";
 
 /** Held-out instances per skill used to score seed models, and the seed that draws them. */
 export const SEED_EVAL_COUNT = 200;
 export const SEED_EVAL_SEED = "seed-eval";
+/** Context length of the seed models: every skill's BOS + prompt + answer + EOS fits. */
+export const SEED_CONTEXT = 32;
+
+/**
+ * One vocabulary for every seed model: the characters of all skills. A shared vocabulary lets the
+ * fleet distil one seed into another at the logit level (trainer/distill.ts).
+ */
+export function seedTokenizer(): Tokenizer {
+  return Tokenizer.fromTexts([skillAlphabet().join("")]);
+}
 
 /**
  * Exact-match accuracy per skill of a GGUF model, decoded greedily by llama.cpp: the same path a
