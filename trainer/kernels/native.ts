@@ -11,7 +11,7 @@
  */
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,13 +37,29 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, "..", "..");
 export const nativeSource = path.join(repoRoot, "native", "kernels", "gemm.cc");
 
-const BASE_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fvisibility=hidden"];
+// macOS links a shared object with unresolved symbols only when told to look them up at load time
+// (they come from the node binary, as on Linux).
+const BASE_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fvisibility=hidden", ...(process.platform === "darwin" ? ["-undefined", "dynamic_lookup"] : [])];
 // Tried in order: x86-64 and recent aarch64 GCC take -march=native; older ARM compilers want
 // -mcpu=native; the last entry builds for the baseline ISA (SSE2 / NEON are still vector units).
 const ARCH_FLAGS = [["-march=native"], ["-mcpu=native"], []];
 
+/**
+ * Where builds are cached: COLONY_KERNELS_CACHE, else the project's node_modules/.cache, else (a
+ * read-only install) the user's own cache folder. Never a shared temp folder: whatever lies in the
+ * cache gets loaded into the process.
+ */
 export function nativeCacheDir(): string {
-  return process.env.COLONY_KERNELS_CACHE ?? path.join(repoRoot, "node_modules", ".cache", "colony-kernels");
+  if (process.env.COLONY_KERNELS_CACHE) return process.env.COLONY_KERNELS_CACHE;
+  const inProject = path.join(repoRoot, "node_modules", ".cache", "colony-kernels");
+  try {
+    mkdirSync(inProject, { recursive: true });
+    accessSync(inProject, constants.W_OK);
+    return inProject;
+  } catch {
+    const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache");
+    return path.join(base, "colony", "kernels");
+  }
 }
 
 function nodeIncludeDir(): string[] {
