@@ -1,0 +1,18 @@
+import { defineErrors } from "../common/errors.ts";
+
+/** Error codes of the node daemon (documented in docs/errors.md, section "Node"). */
+export const NodeErrors = defineErrors("node", {
+  PROFILE_INVALID: "A device profile failed validation; every problem is listed.",
+  PROFILE_NOT_FOUND: "No device profile of that name exists in firmware-configs/ and no such file exists.",
+  AGENTS_FILE_INVALID: "The agents file (or the seed manifest it was built from) failed validation; every problem is listed.",
+  AGENTS_NONE: "The node has no agent to host: no agents file and no seed models.",
+  MODEL_FILE_INVALID: "A model file is missing or its GGUF header is invalid; it was refused before llama.cpp parsed it.",
+  MODEL_LOAD_FAILED: "llama.cpp failed to load a model or create a context.",
+  LLAMA_UNAVAILABLE: "The llama.cpp binding could not be loaded (no prebuilt binary for this platform).",
+  AGENT_NOT_FOUND: "An award or command named an agent this node does not host.",
+  MEMORY_RESERVE: "Loading the model would push free memory below the profile's reserve even after sleeping other agents.",
+  TASK_CANCELLED: "The task was cancelled by the coordinator while it ran or waited.",
+  TASK_DEADLINE: "The task's deadline passed before it finished on this node.",
+  GENERATION_FAILED: "llama.cpp failed while generating the output.",
+  NODE_NO_COORDINATOR: "Neither --coordinator nor mDNS discovery gave a broker URL.",
+});
