@@ -59,13 +59,13 @@ export function createAedesAuthHooks(opts: AedesAuthOptions): AedesAuthHooks {
   const authenticate: AuthenticateFn = (client, username, password, done) => {
     if (insecure) return done(null, true);
     if (username === undefined || username === "") {
-      refusals.note("anonymous", { clientId: client.id, action: "connect", reason: "anonymous" });
+      refusals.note("anonymous", { clientId: client.id.slice(0, 160), action: "connect", reason: "anonymous" });
       return done(authError("anonymous connections are refused", NOT_AUTHORIZED), false);
     }
     const principal = verifyCredential(secret!, username, password);
     if (!principal) {
       // Never log the password; the username is what the client claimed and is capped in length.
-      refusals.note(`user:${username.slice(0, 160)}`, { username: username.slice(0, 160), clientId: client.id, action: "connect", reason: "bad username or password" });
+      refusals.note(`user:${username.slice(0, 160)}`, { username: username.slice(0, 160), clientId: client.id.slice(0, 160), action: "connect", reason: "bad username or password" });
       return done(authError("bad username or password", BAD_USERNAME_OR_PASSWORD), false);
     }
     // A last will is published when the client dies, on its behalf: check it like a publish now,
@@ -74,7 +74,7 @@ export function createAedesAuthHooks(opts: AedesAuthOptions): AedesAuthHooks {
     if (will) {
       const decision = checkPublish(principal, will.topic, will.retain === true);
       if (!decision.allowed) {
-        refusals.note(`user:${username}`, { username, clientId: client.id, action: "will", topic: will.topic.slice(0, 256), reason: decision.reason });
+        refusals.note(`user:${username}`, { username, clientId: client.id.slice(0, 160), action: "will", topic: will.topic.slice(0, 256), reason: decision.reason });
         return done(authError(`last will refused: ${decision.reason}`, NOT_AUTHORIZED), false);
       }
     }
@@ -107,7 +107,7 @@ export function createAedesAuthHooks(opts: AedesAuthOptions): AedesAuthHooks {
   const refuse = (client: Client, action: string, topic: string, decision: AclDecision & { allowed: false }) => {
     const p = principals.get(client);
     const who = p ? `${p.role}.${p.name}` : "unknown";
-    refusals.note(`user:${who}`, { principal: who, clientId: client.id, action, topic: topic.slice(0, 256), reason: decision.reason });
+    refusals.note(`user:${who}`, { principal: who, clientId: client.id.slice(0, 160), action, topic: topic.slice(0, 256), reason: decision.reason });
   };
 
   const authorizePublish: AuthorizePublishFn = (client, packet, callback) => {
