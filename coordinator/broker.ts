@@ -36,7 +36,8 @@ export class EmbeddedBroker {
     const { hooks } = this.opts;
     this.broker = await Aedes.createBroker(hooks ? { authenticate: hooks.authenticate, authorizePublish: hooks.authorizePublish, authorizeSubscribe: hooks.authorizeSubscribe } : {});
     this.broker.on("clientError", (client, err) => this.opts.logger.debug({ clientId: client?.id, err: { message: err.message } }, "MQTT client error"));
-    this.tcp = net.createServer(this.broker.handle);
+    // noDelay: MQTT messages are small and latency-bound; Nagle + delayed ACK would add ~40 ms stalls.
+    this.tcp = net.createServer({ noDelay: true }, this.broker.handle);
     this.tcp.listen(this.opts.port, this.opts.host);
     await once(this.tcp, "listening");
     this.port = (this.tcp.address() as net.AddressInfo).port;

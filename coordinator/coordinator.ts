@@ -77,6 +77,11 @@ export class Coordinator implements Lifecycle {
           url: this.brokerUrl, username: cred?.username, password: cred?.password, logger: log,
           will: { topic: topics.coordinatorStatus, payload: encode(offline), qos: 1, retain: true },
         });
+        // mqtt.js leaves Nagle on: with delayed ACKs that costs ~40 ms per hop on small messages
+        // (bench/auction.ts measured p50 submit-to-award 100 ms with it, a few ms without).
+        const noDelay = () => (this.client?.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true);
+        noDelay();
+        this.client.on("connect", noDelay);
       },
       close: async () => {
         const c = this.client;
