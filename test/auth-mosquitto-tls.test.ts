@@ -72,7 +72,7 @@ test("a broker certificate that does not verify fails at once with MQTT_CONNECT_
     connectMqtt({ url: `mqtts://127.0.0.1:${tlsPort}`, ...issueCredential(secret, "node", "pi-tls"), logger: silentLogger, connectTimeoutMs: 5000 }),
     (err: unknown) => err instanceof ColonyError && err.code === "MQTT_CONNECT_FAILED" && /TLS/.test(err.message),
   );
-  assert.ok(Date.now() - t0 < 2500, "no retry loop until the timeout");
+  assert.ok(Date.now() - t0 < 4000, "no retry loop until the 5 s timeout");
 });
 
 test("TLS does not replace authentication: wrong credentials are still refused", async () => {

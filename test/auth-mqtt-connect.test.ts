@@ -24,7 +24,7 @@ test("no broker: MQTT_CONNECT_TIMEOUT after connectTimeoutMs, nothing left runni
   const t0 = Date.now();
   await assert.rejects(connectMqtt({ url: `mqtt://127.0.0.1:${port}`, logger: silentLogger, connectTimeoutMs: 400, reconnectMinMs: 50 }), code("MQTT_CONNECT_TIMEOUT"));
   const took = Date.now() - t0;
-  assert.ok(took >= 350 && took < 2000, `took ${took} ms`);
+  assert.ok(took >= 350 && took < 3000, `took ${took} ms`);
 });
 
 test("an unsupported URL fails at once with MQTT_CONNECT_FAILED", async () => {
