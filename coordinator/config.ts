@@ -68,12 +68,13 @@ const ENV_KEYS: Record<string, keyof CoordinatorConfig> = {
   COLONY_LOG_LEVEL: "logLevel",
 };
 
+const NUMERIC_KEYS = new Set<keyof CoordinatorConfig>(["port", "wsPort", "bidWindowMs", "maxAttempts", "ackWithinMs"]);
+const BOOLEAN_KEYS = new Set<keyof CoordinatorConfig>(["insecure", "mdns"]);
+
 /** Environment strings become numbers/booleans where the key is one, so zod reports real problems. */
 function envValue(key: keyof CoordinatorConfig, raw: string): unknown {
-  const shape = CoordinatorConfigSchema.shape[key];
-  const probe = shape.safeParse(0);
-  if (raw === "true" || raw === "false") return raw === "true";
-  if (probe.success && /^-?\d+(\.\d+)?$/.test(raw)) return Number(raw);
+  if (BOOLEAN_KEYS.has(key) && (raw === "true" || raw === "false" || raw === "1" || raw === "0")) return raw === "true" || raw === "1";
+  if (NUMERIC_KEYS.has(key) && /^-?\d+(\.\d+)?$/.test(raw)) return Number(raw);
   return raw;
 }
 
