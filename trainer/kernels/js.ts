@@ -1,7 +1,8 @@
 /**
  * Portable pure-JS kernels: the fallback when the native addon cannot be built or loaded (and the
- * baseline the native one is measured against). Same semantics as reference.ts; only the loop
- * order and register blocking differ, so results match to float rounding.
+ * baseline the native one is measured against). Same results as reference.ts to float rounding;
+ * the loop order and register blocking differ, and zero gradients are not skipped (a branch per
+ * element costs more than it saves on dense gradients).
  *
  * Why these shapes: V8 keeps a handful of doubles in registers, so each inner loop reads a few
  * rows once and updates several accumulators from them. That cuts the loads per multiply-add from
@@ -81,41 +82,91 @@ function axpy4(dst: Float32Array, d: number, src: Float32Array, s0: number, s1: 
   }
 }
 
-/** dx[T,in] += dy[T,out] · W[out,in]: for each token, 4 weight rows per pass over dx's row. */
+/**
+ * dst rows a and b += (g · 4 src rows) and (h · the same 4 rows): each src element is loaded once
+ * for two destination rows, 8 multiply-adds per 6 loads and 2 stores.
+ */
+function axpy4x2(
+  dst: Float32Array, da: number, db: number, src: Float32Array, s0: number, s1: number, s2: number, s3: number,
+  g0: number, g1: number, g2: number, g3: number, h0: number, h1: number, h2: number, h3: number, n: number,
+): void {
+  for (let i = 0; i < n; i++) {
+    const u0 = src[s0 + i]!, u1 = src[s1 + i]!, u2 = src[s2 + i]!, u3 = src[s3 + i]!;
+    dst[da + i] = dst[da + i]! + (g0 * u0 + g1 * u1 + g2 * u2 + g3 * u3);
+    dst[db + i] = dst[db + i]! + (h0 * u0 + h1 * u1 + h2 * u2 + h3 * u3);
+  }
+}
+
+/** dx[T,in] += dy[T,out] · W[out,in]: two tokens × four weight rows per pass over dx's rows. */
 export function jsMatmulDyW(dx: Float32Array, dy: Float32Array, w: Float32Array, T: number, inDim: number, outDim: number): void {
-  for (let t = 0; t < T; t++) {
+  let t = 0;
+  for (; t + 2 <= T; t += 2) {
+    const xa = t * inDim, xb = xa + inDim;
+    const ya = t * outDim, yb = ya + outDim;
+    let o = 0;
+    for (; o + 4 <= outDim; o += 4) {
+      const w0 = o * inDim;
+      axpy4x2(dx, xa, xb, w, w0, w0 + inDim, w0 + 2 * inDim, w0 + 3 * inDim,
+        dy[ya + o]!, dy[ya + o + 1]!, dy[ya + o + 2]!, dy[ya + o + 3]!, dy[yb + o]!, dy[yb + o + 1]!, dy[yb + o + 2]!, dy[yb + o + 3]!, inDim);
+    }
+    for (; o < outDim; o++) {
+      const g = dy[ya + o]!, h = dy[yb + o]!;
+      const wo = o * inDim;
+      for (let i = 0; i < inDim; i++) {
+        const u = w[wo + i]!;
+        dx[xa + i] = dx[xa + i]! + g * u;
+        dx[xb + i] = dx[xb + i]! + h * u;
+      }
+    }
+  }
+  for (; t < T; t++) {
     const xo = t * inDim;
     const yo = t * outDim;
     let o = 0;
     for (; o + 4 <= outDim; o += 4) {
-      const g0 = dy[yo + o]!, g1 = dy[yo + o + 1]!, g2 = dy[yo + o + 2]!, g3 = dy[yo + o + 3]!;
-      if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0) continue;
       const w0 = o * inDim;
-      axpy4(dx, xo, w, w0, w0 + inDim, w0 + 2 * inDim, w0 + 3 * inDim, g0, g1, g2, g3, inDim);
+      axpy4(dx, xo, w, w0, w0 + inDim, w0 + 2 * inDim, w0 + 3 * inDim, dy[yo + o]!, dy[yo + o + 1]!, dy[yo + o + 2]!, dy[yo + o + 3]!, inDim);
     }
     for (; o < outDim; o++) {
       const g = dy[yo + o]!;
-      if (g === 0) continue;
       const wo = o * inDim;
       for (let i = 0; i < inDim; i++) dx[xo + i] = dx[xo + i]! + g * w[wo + i]!;
     }
   }
 }
 
-/** dW[out,in] += dy[T,out]^T · x[T,in]: for each weight row, 4 token rows per pass over it. */
+/** dW[out,in] += dy[T,out]^T · x[T,in]: two weight rows × four token rows per pass over them. */
 export function jsMatmulDyTX(dw: Float32Array, dy: Float32Array, x: Float32Array, T: number, inDim: number, outDim: number): void {
-  for (let o = 0; o < outDim; o++) {
+  let o = 0;
+  for (; o + 2 <= outDim; o += 2) {
+    const wa = o * inDim, wb = wa + inDim;
+    let t = 0;
+    for (; t + 4 <= T; t += 4) {
+      const r0 = t * outDim + o, r1 = r0 + outDim, r2 = r1 + outDim, r3 = r2 + outDim;
+      const x0 = t * inDim;
+      axpy4x2(dw, wa, wb, x, x0, x0 + inDim, x0 + 2 * inDim, x0 + 3 * inDim,
+        dy[r0]!, dy[r1]!, dy[r2]!, dy[r3]!, dy[r0 + 1]!, dy[r1 + 1]!, dy[r2 + 1]!, dy[r3 + 1]!, inDim);
+    }
+    for (; t < T; t++) {
+      const g = dy[t * outDim + o]!, h = dy[t * outDim + o + 1]!;
+      const xo = t * inDim;
+      for (let i = 0; i < inDim; i++) {
+        const u = x[xo + i]!;
+        dw[wa + i] = dw[wa + i]! + g * u;
+        dw[wb + i] = dw[wb + i]! + h * u;
+      }
+    }
+  }
+  for (; o < outDim; o++) {
     const wo = o * inDim;
     let t = 0;
     for (; t + 4 <= T; t += 4) {
-      const g0 = dy[t * outDim + o]!, g1 = dy[(t + 1) * outDim + o]!, g2 = dy[(t + 2) * outDim + o]!, g3 = dy[(t + 3) * outDim + o]!;
-      if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0) continue;
       const x0 = t * inDim;
-      axpy4(dw, wo, x, x0, x0 + inDim, x0 + 2 * inDim, x0 + 3 * inDim, g0, g1, g2, g3, inDim);
+      axpy4(dw, wo, x, x0, x0 + inDim, x0 + 2 * inDim, x0 + 3 * inDim,
+        dy[t * outDim + o]!, dy[(t + 1) * outDim + o]!, dy[(t + 2) * outDim + o]!, dy[(t + 3) * outDim + o]!, inDim);
     }
     for (; t < T; t++) {
       const g = dy[t * outDim + o]!;
-      if (g === 0) continue;
       const xo = t * inDim;
       for (let i = 0; i < inDim; i++) dw[wo + i] = dw[wo + i]! + g * x[xo + i]!;
     }
