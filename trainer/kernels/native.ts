@@ -143,6 +143,20 @@ function pruneStale(dir: string, keep: string): void {
   }
 }
 
+/**
+ * The CPU's feature flags (Linux: the first "flags"/"Features" line of /proc/cpuinfo). Part of the
+ * cache key because a -march=native build run on a CPU without its instructions dies of SIGILL,
+ * which no fallback can catch: a copied cache or a VM with masked features must rebuild instead.
+ */
+function cpuFeatures(): string {
+  try {
+    const m = /^(flags|Features)\s*:(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
+    return m?.[2]?.trim() ?? "";
+  } catch {
+    return "";
+  }
+}
+
 let cached: NativeLoad | undefined;
 
 /** Loads (building once if needed) the native kernels; the result is memoized per process. */
@@ -163,7 +177,7 @@ function tryLoad(): NativeLoad {
     return { ok: false, reason: `native source ${nativeSource} is missing` };
   }
   const key = hash
-    .update(JSON.stringify([BASE_FLAGS, ARCH_FLAGS, compilerName(), process.arch, os.cpus()[0]?.model ?? "", nodeIncludeDir()]))
+    .update(JSON.stringify([BASE_FLAGS, ARCH_FLAGS, compilerName(), process.arch, os.cpus()[0]?.model ?? "", cpuFeatures(), nodeIncludeDir()]))
     .digest("hex")
     .slice(0, 16);
   const dir = nativeCacheDir();
