@@ -180,9 +180,14 @@ export class Market {
       return this.reject(id, (err as ColonyError).toWire());
     }
     const raw = stable({ ...submit, id });
-    const existing = this.runs.get(id)?.rec ?? (await this.p.store.getTask(id));
-    if (this.runs.has(id) || existing) {
-      const rec = this.runs.get(id)?.rec ?? existing!;
+    let existing = this.runs.get(id)?.rec;
+    if (!existing) {
+      const stored = await this.p.store.getTask(id);
+      // Re-check after the await: an identical submit may have been accepted meanwhile.
+      existing = this.runs.get(id)?.rec ?? stored;
+    }
+    if (existing) {
+      const rec = existing;
       if (rec.raw !== raw) return this.reject(id, { code: MarketErrors.DUPLICATE_TASK, message: `task ${id} already exists with a different payload` });
       // Exact re-send (a submitter retrying after a lost connection): idempotent, nothing re-runs.
       this.p.counters.inc("tasks.resent");

@@ -284,3 +284,66 @@ test("restart: an unfinished task in the store is resumed with a new auction", a
   await h2.close();
   rmSync(dir, { recursive: true, force: true });
 });
+
+test("concurrent identical submits create one task; replyTo gets a copy of the result", async () => {
+  const h = await setup();
+  h.node("n1");
+  const s = { id: "t14", prompt: "p", replyTo: "app/results" };
+  await Promise.all([h.submit(s), h.submit(s), h.submit(s)]);
+  assert.equal(h.announces().length, 1);
+  h.bid("n1", h.announces()[0]);
+  const aw = h.award("n1")[0];
+  h.ack("n1", aw);
+  h.done("n1", aw, "out");
+  await h.until(() => h.results("t14").length === 1, "result");
+  const copies = h.out.filter((m) => m.topic === "app/results");
+  assert.equal(copies.length, 1);
+  assert.deepEqual(copies[0]!.msg, h.results("t14")[0]);
+  await h.close();
+});
+
+test("checks: exact (trimmed by default), regex, json-schema decide the result's status", async () => {
+  const h = await setup();
+  h.node("n1");
+  const cases: [string, Record<string, unknown>, string, string][] = [
+    ["c1", { type: "exact", value: "42" }, " 42\n", "ok"],
+    ["c2", { type: "exact", value: "42", trim: false }, " 42", "error"],
+    ["c3", { type: "regex", pattern: "^\\d+$" }, "123", "ok"],
+    ["c4", { type: "regex", pattern: "^\\d+$" }, "12a", "error"],
+    ["c5", { type: "json-schema", schema: { type: "object", required: ["a"], properties: { a: { type: "number" } } } }, '{"a":1}', "ok"],
+    ["c6", { type: "json-schema", schema: { type: "object", required: ["a"] } }, "not json", "error"],
+  ];
+  for (const [id, check, output, status] of cases) {
+    await h.submit({ id, prompt: "p", check });
+    const a = h.announces().at(-1);
+    h.bid("n1", a);
+    const aw = h.award("n1").at(-1);
+    h.ack("n1", aw);
+    h.done("n1", aw, output);
+    await h.until(() => h.results(id).length === 1, `result ${id}`);
+    const r = h.results(id)[0];
+    assert.equal(r.status, status, id);
+    assert.equal(r.checked, status === "ok", id);
+    if (status === "error") assert.equal(r.error.code, "CHECK_FAILED");
+  }
+  await h.close();
+});
+
+test("feedback counts once per finished task in the agent's record", async () => {
+  const h = await setup();
+  h.node("n1");
+  await h.submit({ id: "t15", prompt: "p", skill: "math" });
+  await h.market.onFeedback("t15", { success: true });
+  assert.equal(h.counters.get("dropped.feedback.unknown-task"), 1);
+  h.bid("n1", h.announces()[0]);
+  const aw = h.award("n1")[0];
+  h.ack("n1", aw);
+  h.done("n1", aw, "x");
+  await h.until(() => h.results("t15").length === 1, "result");
+  await new Promise((r) => setTimeout(r, 20));
+  await h.market.onFeedback("t15", { success: false });
+  await h.market.onFeedback("t15", { success: false });
+  assert.equal(h.counters.get("feedback.applied"), 1);
+  assert.equal(h.counters.get("dropped.feedback.repeated"), 1);
+  await h.close();
+});
