@@ -46,6 +46,8 @@ export const topics = {
   /** Coordinator -> one node. */
   nodeAward: (nodeId: string) => `${ROOT}/nodes/${nodeId}/award`,
   nodeCancel: (nodeId: string) => `${ROOT}/nodes/${nodeId}/cancel`,
+  /** Coordinator -> the node that ran a task: the task's verdict (check or submitter feedback), for the node's hot cache. */
+  nodeVerdict: (nodeId: string) => `${ROOT}/nodes/${nodeId}/verdict`,
   /** Subscription patterns. */
   allNodeStatus: `${ROOT}/nodes/+/status`,
   allNodeHeartbeats: `${ROOT}/nodes/+/heartbeat`,
@@ -302,6 +304,10 @@ export const DoneSchema = z.strictObject({
   cost: z.strictObject({ energyJ: z.number().min(0) }).partial().optional(),
 });
 export type Done = z.infer<typeof DoneSchema>;
+
+/** Payload of `nodes/{nodeId}/verdict` (additive, v1): how a task this node ran was judged. */
+export const VerdictSchema = z.strictObject({ taskId: IdSchema, agentId: IdSchema, success: z.boolean(), score: z.number().min(0).max(1).optional() });
+export type Verdict = z.infer<typeof VerdictSchema>;
 
 export const CancelSchema = z.strictObject({ auctionId: IdSchema, taskId: IdSchema, reason: z.string().max(512) });
 export type Cancel = z.infer<typeof CancelSchema>;

@@ -1,0 +1,66 @@
+/**
+ * Which agents a node hosts: an agents file (`{"agents": [genome, ...]}`, model paths relative to
+ * the file), or by default one agent per seed model in models/seed-manifest.json with its skills.
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { ColonyError } from "../common/errors.ts";
+import { formatIssues, readJsonFile } from "../common/config.ts";
+import { GenomeSchema, type Genome } from "./agent.ts";
+import { NodeErrors } from "./errors.ts";
+
+export const DEFAULT_MANIFEST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "models", "seed-manifest.json");
+
+export const AgentsFileSchema = z.strictObject({
+  agents: z
+    .array(GenomeSchema)
+    .min(1)
+    .max(256)
+    .refine((a) => new Set(a.map((g) => g.id)).size === a.length, "agent ids must be unique"),
+});
+
+const ManifestSchema = z.looseObject({
+  models: z.array(z.looseObject({ name: z.string().min(1), file: z.string().min(1), skills: z.array(z.string()).min(1), accuracy: z.unknown().optional() })).min(1),
+});
+
+export interface AgentsSpec {
+  genomes: Genome[];
+  /** Folder that relative model paths are resolved against. */
+  baseDir: string;
+  source: string;
+}
+
+function invalid(source: string, error: z.ZodError): ColonyError {
+  const problems = formatIssues(error);
+  return new ColonyError(NodeErrors.AGENTS_FILE_INVALID, `${source} is not a valid agents file:\n  ${problems.join("\n  ")}`, { problems });
+}
+
+export function parseAgentsFile(json: unknown, source: string, baseDir: string): AgentsSpec {
+  const parsed = AgentsFileSchema.safeParse(json);
+  if (!parsed.success) throw invalid(source, parsed.error);
+  return { genomes: parsed.data.agents, baseDir, source };
+}
+
+/** One agent per seed model; its prior is the lowest held-out accuracy the manifest records, if any. */
+export function agentsFromManifest(json: unknown, source: string, baseDir: string): AgentsSpec {
+  const parsed = ManifestSchema.safeParse(json);
+  if (!parsed.success) throw invalid(source, parsed.error);
+  const genomes = parsed.data.models.map((m) => {
+    const acc = m.accuracy && typeof m.accuracy === "object" ? Object.values(m.accuracy as Record<string, unknown>).filter((v): v is number => typeof v === "number") : [];
+    const prior = acc.length ? Math.min(...acc) : 0.5;
+    const g = GenomeSchema.safeParse({ id: m.name, model: m.file, skills: m.skills, accuracyPrior: Math.max(0, Math.min(1, prior)) });
+    if (!g.success) throw invalid(`${source} (model ${m.name})`, g.error);
+    return g.data;
+  });
+  return { genomes, baseDir, source };
+}
+
+export function loadAgents(file: string | undefined, manifest = DEFAULT_MANIFEST): AgentsSpec {
+  if (file) return parseAgentsFile(readJsonFile(file), file, path.dirname(path.resolve(file)));
+  if (!existsSync(manifest)) {
+    throw new ColonyError(NodeErrors.AGENTS_NONE, `no --agents file and no seed manifest at ${manifest}; write an agents file (docs/node.md)`);
+  }
+  return agentsFromManifest(readJsonFile(manifest), manifest, path.dirname(manifest));
+}

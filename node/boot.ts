@@ -1,0 +1,63 @@
+/**
+ * Builds a NodeDaemon from the node config: broker URL (flag, credentials file, or mDNS),
+ * credentials, device profile (named, file, or detected), threads, agents and the hardware probe.
+ * Shared by `colony node` and `colony fleet`.
+ */
+import { ColonyError } from "../common/errors.ts";
+import type { Logger } from "../common/logger.ts";
+import { loadClientCredentials } from "../common/mqtt-connect.ts";
+import { loadAgents, type AgentsSpec } from "./agents-file.ts";
+import type { NodeConfig } from "./config.ts";
+import { NodeDaemon } from "./daemon.ts";
+import { NodeErrors } from "./errors.ts";
+import { DeviceProbe, readHardwareIdentity } from "./probe.ts";
+import { detectProfile, profileThreads, resolveProfile } from "./profile.ts";
+
+export interface BootResult {
+  daemon: NodeDaemon;
+  probe: DeviceProbe;
+  close(): Promise<void>;
+}
+
+export async function bootNode(config: Readonly<NodeConfig>, logger: Logger, extra: { env?: NodeJS.ProcessEnv; agents?: AgentsSpec } = {}): Promise<BootResult> {
+  const cred = loadClientCredentials({ file: config.credentials, env: extra.env ?? {} });
+  let url = config.coordinator ?? cred?.url;
+  if (!url) {
+    const { discoverCoordinator } = await import("../common/discovery.ts");
+    try {
+      const found = await discoverCoordinator({ timeoutMs: config.discoveryTimeoutMs, fleetId: config.fleetId, logger });
+      url = found.url;
+      logger.info({ url, fleetId: found.fleetId }, "coordinator found by mDNS");
+    } catch (err) {
+      throw new ColonyError(NodeErrors.NODE_NO_COORDINATOR, `no --coordinator URL and mDNS found none: ${(err as Error).message}`, undefined, { cause: err });
+    }
+  }
+  const hw = await readHardwareIdentity();
+  const profile = config.profile ? resolveProfile(config.profile) : detectProfile(hw);
+  const threads = config.threads ?? profileThreads(profile, hw.physicalCores);
+  const agents = extra.agents ?? loadAgents(config.agents);
+  logger.info({ profile: profile.name, threads, agents: agents.genomes.length, from: agents.source, url }, "starting node");
+  const probe = new DeviceProbe({ intervalMs: config.probeIntervalMs, logger });
+  await probe.start();
+  const daemon = new NodeDaemon({
+    nodeId: config.nodeId, url, username: config.username ?? cred?.username, password: config.password ?? cred?.password,
+    profile, threads, agents, dataDir: config.dataDir, probe, logger,
+    heartbeatMs: config.heartbeatMs, progressIntervalMs: config.progressIntervalMs, hotCacheSize: config.hotCacheSize,
+    calibrate: config.calibrate, sleepAfterMs: config.sleepAfterMs,
+  });
+  try {
+    await daemon.start();
+  } catch (err) {
+    await daemon.close().catch(() => {});
+    await probe.close();
+    throw err;
+  }
+  return {
+    daemon,
+    probe,
+    close: async () => {
+      await daemon.close();
+      await probe.close();
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * The node daemon's one config module: defaults < JSON file (--config) < COLONY_* environment <
+ * flags, validated once (every problem listed) and frozen. docs/node.md lists every key.
+ */
+import os from "node:os";
+import path from "node:path";
+import { z } from "zod";
+import { loadConfig } from "../common/config.ts";
+import { IdSchema } from "../common/protocol.ts";
+
+export const NodeConfigSchema = z.strictObject({
+  /** Broker URL (mqtt://host:1883); unset = find the coordinator by mDNS. */
+  coordinator: z.string().min(1).optional(),
+  /** Credentials JSON file from `colony credentials issue` ({username, password, url?}). */
+  credentials: z.string().min(1).optional(),
+  username: z.string().min(1).optional(),
+  password: z.string().min(1).optional(),
+  /** Default: the host name, cleaned to the id character set. */
+  nodeId: IdSchema.default(os.hostname().replace(/[^A-Za-z0-9._:-]/g, "-").replace(/^[^A-Za-z0-9]+/, "") || "node"),
+  /** Profile name in firmware-configs/ or a JSON file; unset = detect from the hardware. */
+  profile: z.string().min(1).optional(),
+  /** Agents file; unset = one agent per seed model (models/seed-manifest.json). */
+  agents: z.string().min(1).optional(),
+  /** Node state: LevelDB (calibration, hot cache) and downloaded models. Default ~/.colony/node. */
+  dataDir: z.string().min(1).default(path.join(os.homedir(), ".colony", "node")),
+  /** Inference threads; overrides the profile. */
+  threads: z.number().int().min(1).max(256).optional(),
+  /** Heartbeat interval. Default 5000 ms. */
+  heartbeatMs: z.number().int().min(100).max(600_000).default(5000),
+  /** Minimum interval between two progress messages of one task. Default 100 ms. */
+  progressIntervalMs: z.number().int().min(10).max(60_000).default(100),
+  /** Hardware probe refresh interval. Default 2000 ms. */
+  probeIntervalMs: z.number().int().min(100).max(600_000).default(2000),
+  discoveryTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
+  fleetId: z.string().min(1).max(128).optional(),
+  /** Experiences kept per agent in the hot cache. Default 200. */
+  hotCacheSize: z.number().int().min(1).max(1_000_000).default(200),
+  /** Measure uncalibrated models at start. Default true. */
+  calibrate: z.boolean().default(true),
+  /** Overrides the profile's sleepAfterMs. */
+  sleepAfterMs: z.number().int().min(100).optional(),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+export type NodeConfig = z.infer<typeof NodeConfigSchema>;
+
+const ENV: Record<string, keyof NodeConfig> = {
+  COLONY_COORDINATOR: "coordinator",
+  COLONY_CREDENTIALS: "credentials",
+  COLONY_NODE_ID: "nodeId",
+  COLONY_PROFILE: "profile",
+  COLONY_AGENTS: "agents",
+  COLONY_NODE_DATA_DIR: "dataDir",
+  COLONY_THREADS: "threads",
+  COLONY_FLEET_ID: "fleetId",
+  COLONY_LOG_LEVEL: "logLevel",
+};
+
+export function loadNodeConfig(sources: { file?: string | undefined; env?: NodeJS.ProcessEnv; flags?: Partial<Record<keyof NodeConfig, unknown>> }): Readonly<NodeConfig> {
+  const env: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV)) {
+    const raw = sources.env?.[name];
+    if (raw === undefined || raw === "") continue;
+    env[key] = key === "threads" && /^\d+$/.test(raw) ? Number(raw) : raw;
+  }
+  return loadConfig(NodeConfigSchema, { file: sources.file, env, flags: sources.flags ?? {} });
+}
