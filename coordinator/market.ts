@@ -83,6 +83,11 @@ function stable(v: unknown): string {
 export class Market {
   private readonly runs = new Map<string, Run>();
   private readonly byAuction = new Map<string, Run>();
+  /**
+   * Every task id in the store (this process owns the LevelDB exclusively), so a new id is
+   * recognised without a store read on the submit path (~40 bytes per task).
+   */
+  private readonly knownIds = new Set<string>();
   private closed = false;
 
   constructor(private readonly p: MarketParts) {}
@@ -96,7 +101,10 @@ export class Market {
     for await (const { agentId, state } of this.p.store.penalties()) this.p.penalties.load(agentId, state);
     const open: TaskRecord[] = [];
     const done: TaskRecord[] = [];
-    for await (const t of this.p.store.tasks()) (t.state === "open" ? open : done).push(t);
+    for await (const t of this.p.store.tasks()) {
+      this.knownIds.add(t.id);
+      (t.state === "open" ? open : done).push(t);
+    }
     // Results are retained on the broker; an embedded broker lost them with the old process.
     done.sort((a, b) => (b.result?.timings.finishedAt ?? 0) - (a.result?.timings.finishedAt ?? 0));
     for (const t of done.slice(0, 1000)) if (t.result) this.p.out.publish(topics.taskResult(t.id), encode(t.result), { qos: 1, retain: true });
@@ -126,6 +134,7 @@ export class Market {
     const run: Run = { rec, failedAgents: new Set(rec.attempts.flatMap((a) => (a.agentId && FAULTS.has(a.outcome) ? [a.agentId] : []))), writes: Promise.resolve(), finished: false };
     if (rec.submit.check) run.check = compileCheck(rec.submit.check);
     this.runs.set(rec.id, run);
+    this.knownIds.add(rec.id);
     run.deadlineTimer = this.p.clock.setTimer(rec.deadlineAt - this.p.clock.now(), () => this.onTaskDeadline(run));
     return run;
   }
@@ -181,7 +190,7 @@ export class Market {
     }
     const raw = stable({ ...submit, id });
     let existing = this.runs.get(id)?.rec;
-    if (!existing) {
+    if (!existing && this.knownIds.has(id)) {
       const stored = await this.p.store.getTask(id);
       // Re-check after the await: an identical submit may have been accepted meanwhile.
       existing = this.runs.get(id)?.rec ?? stored;
