@@ -8,14 +8,13 @@
  * loop runs it unchanged; createGrads(lora) gives adapter-only gradient buffers and the backward pass
  * skips every base-weight gradient.
  */
-import { readFile } from "node:fs/promises";
 import { ColonyError } from "../common/errors.ts";
 import type { Rng } from "../common/random.ts";
 import { meta } from "../gguf/meta.ts";
 import { GgmlType, type GgufTensor, type GgufValue } from "../gguf/types.ts";
 import { writeGgufFile } from "../gguf/writer.ts";
 import { ModelErrors } from "./llama/errors.ts";
-import { parseSimpleGguf } from "./llama/gguf-load.ts";
+import { readModelFile } from "./llama/gguf-load.ts";
 import type { LoraAdapter } from "./llama/network.ts";
 import { LlamaModel, tensorShapes } from "./model.ts";
 
@@ -167,13 +166,7 @@ export async function exportLoraGguf(lora: LoraModel, baseModel: LlamaModel, pat
 
 /** Reads an adapter written by exportLoraGguf back onto `base`. */
 export async function loadLoraGguf(path: string, base: LlamaModel): Promise<LoraModel> {
-  let buf: Buffer;
-  try {
-    buf = await readFile(path);
-  } catch (err) {
-    throw new ColonyError(ModelErrors.MODEL_GGUF_INVALID, `cannot read ${path}: ${(err as Error).message}`, undefined, { cause: err });
-  }
-  const { metadata, tensors } = parseSimpleGguf(buf);
+  const { metadata, tensors } = await readModelFile(path);
   if (metadata.get("general.type") !== "adapter" || metadata.get("adapter.type") !== "lora") {
     throw new ColonyError(ModelErrors.MODEL_GGUF_INVALID, `${path} is not a LoRA adapter (general.type / adapter.type)`);
   }
