@@ -10,7 +10,7 @@
  * the same numbers against the committed files.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { getLlama } from "node-llama-cpp";
@@ -44,12 +44,14 @@ interface SpecialistSpec {
 export const SPECIALISTS: readonly SpecialistSpec[] = [
   { name: "seed-max-sort", skills: ["max", "sort"], dim: 64, layers: 2, heads: 4, ffn: 192, steps: 1400, batch: 32, lr: 5e-3, seed: 11 },
   { name: "seed-reverse", skills: ["reverse"], dim: 64, layers: 2, heads: 4, ffn: 192, steps: 900, batch: 32, lr: 5e-3, seed: 12 },
-  { name: "seed-count", skills: ["count"], dim: 64, layers: 2, heads: 4, ffn: 192, steps: 700, batch: 32, lr: 5e-3, seed: 13 },
-  { name: "seed-add", skills: ["add"], dim: 64, layers: 2, heads: 4, ffn: 192, steps: 1200, batch: 32, lr: 5e-3, seed: 14 },
+  { name: "seed-count", skills: ["count"], dim: 64, layers: 2, heads: 4, ffn: 192, steps: 1500, batch: 32, lr: 1e-2, seed: 13 },
+  { name: "seed-add", skills: ["add"], dim: 64, layers: 2, heads: 4, ffn: 192, steps: 2500, batch: 32, lr: 1e-2, seed: 14 },
 ];
 
 /** Training instances drawn per skill (with replacement; held-out prompts never appear). */
 const TRAIN_INSTANCES = 20000;
+/** Held-out exact match a seed model must reach to be published. */
+const TARGET_ACCURACY = 0.95;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { only: { type: "string" }, threads: { type: "string", default: "1" }, "out-dir": { type: "string", default: "models" } } });
@@ -61,6 +63,7 @@ async function main(): Promise<void> {
   const manifestPath = path.join(outDir, "seed-manifest.json");
   const tokenizer = seedTokenizer();
   const llama = await getLlama({ gpu: false, build: "never" });
+  const failed: string[] = [];
 
   for (const spec of SPECIALISTS) {
     if (only && !only.has(spec.name)) continue;
@@ -86,6 +89,14 @@ async function main(): Promise<void> {
     const bytes = readFileSync(full);
     const accuracy = await evaluateSkills(llama, full, spec.skills, { threads });
     process.stderr.write(`  trained in ${r.seconds.toFixed(1)} s; held-out accuracy ${JSON.stringify(accuracy)}\n`);
+    const below = Object.entries(accuracy).filter(([, a]) => a < TARGET_ACCURACY);
+    if (below.length > 0) {
+      // A seed that misses the target is not published: agents would bid with it and lose.
+      process.stderr.write(`  ${spec.name} misses the ${TARGET_ACCURACY} target on ${below.map(([k]) => k).join(", ")}; not added to the manifest\n`);
+      rmSync(full);
+      failed.push(spec.name);
+      continue;
+    }
     const entry = {
       name: spec.name,
       file,
@@ -109,6 +120,10 @@ async function main(): Promise<void> {
     writeFileSync(manifestPath, JSON.stringify(manifest, null, 2) + "\n");
   }
   await llama.dispose();
+  if (failed.length > 0) {
+    process.stderr.write(`below target: ${failed.join(", ")}\n`);
+    process.exitCode = 2;
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("make-seed-models.ts")) {
