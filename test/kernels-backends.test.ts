@@ -1,4 +1,4 @@
-// Every fast kernel backend against the reference loops: odd shapes that are not multiples of the
+// Every fast kernel backend (js, wasm, native) against the reference loops: odd shapes that are not multiples of the
 // native micro-tile / cache blocks, T=1, a large case, several thread counts, views with a byte
 // offset, accumulate-vs-overwrite semantics, and the shape checks of the dispatcher.
 import { test } from "node:test";
@@ -49,7 +49,7 @@ const SHAPES: [number, number, number][] = [
   [67, 257, 300],
   [130, 300, 1031],
   [300, 70, 97],
-  [256, 512, 1408],
+  [160, 384, 1100],
 ];
 
 interface Case {
@@ -91,6 +91,11 @@ function checkBackend(backend: KernelBackend, T: number, I: number, O: number): 
 
 test("js kernels match the reference on odd, tiny and large shapes", () => {
   for (const [T, I, O] of SHAPES) checkBackend("js", T, I, O);
+});
+
+test("wasm SIMD kernels match the reference on odd, tiny and large shapes", () => {
+  // Node 20 always has WASM SIMD; unavailability is covered in kernels-fallback.test.ts.
+  for (const [T, I, O] of SHAPES) checkBackend("wasm", T, I, O);
 });
 
 // Where a C++ compiler exists the native backend must build and load: a broken build fails here
@@ -149,7 +154,7 @@ test("auto picks native when it loads, and the dispatching exports match the ref
 });
 
 test("empty sizes: T=0 leaves outputs alone, in=0 gives y = 0", () => {
-  for (const b of ["js", "native"] as const) {
+  for (const b of ["js", "wasm", "native"] as const) {
     if (b === "native" && !native.ok) continue;
     setKernelBackend(b);
     const dx = new Float32Array([1, 2]);

@@ -1,6 +1,7 @@
 // The portability paths, each in a fresh process with its own empty build cache: no compiler
-// (auto falls back to js; COLONY_KERNELS=native fails with KERNEL_BACKEND_UNAVAILABLE), and a
-// build without Node headers (the source's own Node-API declarations, as on a bare device).
+// (auto falls back to wasm, or to js where WebAssembly is off; COLONY_KERNELS=native fails with
+// KERNEL_BACKEND_UNAVAILABLE), and a build without Node headers (the source's own Node-API
+// declarations, as on a bare device).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -35,8 +36,8 @@ try {
 console.log(JSON.stringify(out));
 `;
 
-async function inChild(env: Record<string, string>): Promise<{ maxDiff?: number; info?: { backend: string; fallbackReason?: string; isa?: string }; error?: string }> {
-  const { stdout } = await run(process.execPath, ["--import", "tsx", "--input-type=module", "-e", child], {
+async function inChild(env: Record<string, string>, nodeFlags: string[] = []): Promise<{ maxDiff?: number; info?: { backend: string; fallbackReason?: string; isa?: string }; error?: string }> {
+  const { stdout } = await run(process.execPath, [...nodeFlags, "--import", "tsx", "--input-type=module", "-e", child], {
     cwd: repo,
     env: { ...process.env, ...env },
     timeout: 60_000,
@@ -44,14 +45,19 @@ async function inChild(env: Record<string, string>): Promise<{ maxDiff?: number;
   return JSON.parse(stdout.trim().split("\n").pop()!);
 }
 
-test("without a compiler, auto falls back to js and native-only fails with a stable code", async () => {
+test("without a compiler, auto falls back to wasm (js without WebAssembly); native-only fails with a stable code", async () => {
   const cache = mkdtempSync(path.join(os.tmpdir(), "colony-kernels-"));
   try {
     const env = { CXX: "/nonexistent/c++", COLONY_KERNELS_CACHE: cache };
     const auto = await inChild({ ...env, COLONY_KERNELS: "auto" });
-    assert.equal(auto.info?.backend, "js");
+    assert.equal(auto.info?.backend, "wasm");
     assert.match(auto.info?.fallbackReason ?? "", /no C\+\+ compiler/);
     assert.ok(auto.maxDiff! < 1e-4);
+    // --jitless turns WebAssembly off: the last resort is plain JS.
+    const bare = await inChild({ ...env, COLONY_KERNELS: "auto" }, ["--jitless"]);
+    assert.equal(bare.info?.backend, "js");
+    assert.match(bare.info?.fallbackReason ?? "", /no C\+\+ compiler.*WebAssembly/);
+    assert.ok(bare.maxDiff! < 1e-4);
     const forced = await inChild({ ...env, COLONY_KERNELS: "native" });
     assert.equal(forced.error, "KERNEL_BACKEND_UNAVAILABLE");
     assert.deepEqual(readdirSync(cache), [], "a failed build leaves no file behind");

@@ -66,9 +66,10 @@ function attentionCases(T: number, H: number, KV: number, hd: number): [string, 
 
 const native = loadNativeKernels();
 
-test("gemmBatch matches the definition on attention-shaped batches (js and native)", () => {
+test("gemmBatch matches the definition on attention-shaped batches (js, wasm, native)", () => {
   const cases = [...attentionCases(1, 2, 1, 4), ...attentionCases(13, 4, 2, 8), ...attentionCases(200, 8, 2, 32), ...attentionCases(129, 3, 3, 17)];
   for (const [what, spec] of cases) check("js", spec, what);
+  for (const [what, spec] of cases) check("wasm", spec, what);
   if (!native.ok) return;
   try {
     for (const threads of [1, 2, 3]) {
@@ -86,7 +87,7 @@ test("gemmBatch: one big product (split inside), empty batch, K=0 overwrite", ()
     c: rand(M * N, 3), cRowStride: N, aOffsets: [0], bOffsets: [0], cOffsets: [0], accumulate: true, alpha: -0.5 };
   const zeroK: GemmBatch = { ...big, K: 0, accumulate: false };
   const none: GemmBatch = { ...big, aOffsets: [], bOffsets: [], cOffsets: [] };
-  for (const b of ["js", "native"] as const) {
+  for (const b of ["js", "wasm", "native"] as const) {
     if (b === "native" && !native.ok) continue;
     check(b, big, "big");
     check(b, zeroK, "K=0");

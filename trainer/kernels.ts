@@ -5,10 +5,11 @@
  * The three exported products dispatch to a backend chosen once per process:
  * - "native": a packed SIMD GEMM in C++ (native/kernels/gemm.cc), compiled for this CPU on first
  *   use and split over `setKernelThreads(n)` threads (default: all cores);
- * - "js": register-blocked pure JS (trainer/kernels/js.ts), the portable fallback;
+ * - "wasm": WebAssembly SIMD (trainer/kernels/wasm.ts), the fallback where no C++ compiler exists;
+ * - "js": register-blocked pure JS (trainer/kernels/js.ts), the last resort;
  * - "reference": the plain loops that define the semantics (trainer/kernels/reference.ts).
  * "auto" (the default, or COLONY_KERNELS=auto) takes native when it builds and passes its self-test,
- * else js. Faster backends match the reference to float rounding (test/kernels-*.test.ts); they sum
+ * else wasm when the runtime has WASM SIMD, else js. Faster backends match the reference to float rounding (test/kernels-*.test.ts); they sum
  * in another order, and they do not skip zero gradients, so a NaN/Inf in W propagates even where dy
  * is 0. Outputs must not alias inputs. See docs/kernels.md.
  */
@@ -18,11 +19,12 @@ import { KernelErrors } from "./kernels/errors.ts";
 import { checkGemmBatch, jsGemmBatch, type GemmBatch } from "./kernels/gemm-batch.ts";
 import { jsMatmulDyTX, jsMatmulDyW, jsMatmulXWt } from "./kernels/js.ts";
 import { loadNativeKernels } from "./kernels/native.ts";
+import { loadWasmKernels } from "./kernels/wasm.ts";
 import { refMatmulDyTX, refMatmulDyW, refMatmulXWt } from "./kernels/reference.ts";
 
 export type { GemmBatch } from "./kernels/gemm-batch.ts";
-export type KernelBackend = "native" | "js" | "reference";
-const BACKENDS = ["auto", "native", "js", "reference"] as const;
+export type KernelBackend = "native" | "wasm" | "js" | "reference";
+const BACKENDS = ["auto", "native", "wasm", "js", "reference"] as const;
 
 type Kernel = (out: Float32Array, a: Float32Array, b: Float32Array, T: number, inDim: number, outDim: number) => void;
 
@@ -41,7 +43,7 @@ export interface KernelInfo {
   threads: number;
   /** Native only: the instruction set the compiler targeted, e.g. "avx2 lanes=8 mr=6 nr=16". */
   isa?: string;
-  /** Why "auto" fell back to js, when it did. */
+  /** Why "auto" fell back from native (to wasm or js), when it did. */
   fallbackReason?: string;
 }
 
@@ -72,6 +74,24 @@ export function setKernelThreads(n: number): void {
 export function kernelsFor(backend: KernelBackend): KernelSet {
   if (backend === "reference") return { backend, matmulXWt: refMatmulXWt, matmulDyW: refMatmulDyW, matmulDyTX: refMatmulDyTX, gemmBatch: jsGemmBatch };
   if (backend === "js") return { backend, matmulXWt: jsMatmulXWt, matmulDyW: jsMatmulDyW, matmulDyTX: jsMatmulDyTX, gemmBatch: jsGemmBatch };
+  if (backend === "wasm") {
+    const r = loadWasmKernels();
+    if (!r.ok) throw new ColonyError(KernelErrors.KERNEL_BACKEND_UNAVAILABLE, r.reason);
+    const g = r.kernels.gemm;
+    return {
+      backend,
+      // the same (M, N, K, strides) mapping as native/kernels/gemm.cc
+      matmulXWt: (y, x, w, T, i, o) => g(T, o, i, { p: x, off: 0, rs: i, cs: 1 }, { p: w, off: 0, rs: 1, cs: i }, y, 0, o, 1, false),
+      matmulDyW: (dx, dy, w, T, i, o) => g(T, i, o, { p: dy, off: 0, rs: o, cs: 1 }, { p: w, off: 0, rs: i, cs: 1 }, dx, 0, i, 1, true),
+      matmulDyTX: (dw, dy, x, T, i, o) => g(o, i, T, { p: dy, off: 0, rs: 1, cs: o }, { p: x, off: 0, rs: i, cs: 1 }, dw, 0, i, 1, true),
+      gemmBatch: (s, offs) => {
+        for (let e = 0; e < offs.length / 3; e++) {
+          g(s.M, s.N, s.K, { p: s.a, off: offs[3 * e]!, rs: s.aRowStride, cs: s.aColStride }, { p: s.b, off: offs[3 * e + 1]!, rs: s.bRowStride, cs: s.bColStride },
+            s.c, offs[3 * e + 2]!, s.cRowStride, s.alpha ?? 1, s.accumulate ?? false);
+        }
+      },
+    };
+  }
   if (backend === "native") {
     const r = loadNativeKernels();
     if (!r.ok) throw new ColonyError(KernelErrors.KERNEL_BACKEND_UNAVAILABLE, r.reason);
@@ -91,7 +111,7 @@ export function kernelsFor(backend: KernelBackend): KernelSet {
   throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, `unknown kernel backend ${JSON.stringify(backend)} (expected one of ${BACKENDS.join(", ")})`);
 }
 
-/** Chooses the backend for this process ("auto" = native if it loads, else js) and returns what was chosen. */
+/** Chooses the backend for this process ("auto" = native if it loads, else wasm, else js) and returns what was chosen. */
 export function setKernelBackend(name: KernelBackend | "auto"): KernelInfo {
   if (!(BACKENDS as readonly string[]).includes(name)) {
     throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, `unknown kernel backend ${JSON.stringify(name)} (expected one of ${BACKENDS.join(", ")})`);
@@ -101,8 +121,9 @@ export function setKernelBackend(name: KernelBackend | "auto"): KernelInfo {
     const r = loadNativeKernels();
     if (r.ok) name = "native";
     else {
-      name = "js";
-      fallbackReason = r.reason;
+      const w = loadWasmKernels();
+      name = w.ok ? "wasm" : "js";
+      fallbackReason = w.ok ? r.reason : `${r.reason}; ${w.reason}`;
     }
   }
   active = kernelsFor(name);
