@@ -3,7 +3,7 @@
  * llama (T tokens per batch, dim, ffn, vocab). Backends run side by side in one process so the
  * ratios hold even when the shared CPU is noisy.
  *
- *   npm run bench -- kernels [--threads N] [--backends native,js,reference] [--min-ms 300] [--llama]
+ *   npm run bench -- kernels [--threads N] [--backends native,wasm,js,reference] [--min-ms 300] [--llama]
  *
  * --llama also times llama.cpp's prompt processing (F32 weights, T=256, 2·params·T FLOP) on two
  * model shapes at 1 and N threads, for scale: that is the figure the trainer is compared with.
@@ -19,7 +19,7 @@ import { loadNativeKernels } from "../trainer/kernels/native.ts";
 const { values } = parseArgs({
   options: {
     threads: { type: "string", default: "2" },
-    backends: { type: "string", default: "native,js,reference" },
+    backends: { type: "string", default: "native,wasm,js,reference" },
     "min-ms": { type: "string", default: "300" },
     llama: { type: "boolean", default: false },
   },
