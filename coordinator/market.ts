@@ -60,6 +60,7 @@ interface Run {
   deadlineTimer?: Timer | undefined;
   failedAgents: Set<string>;
   writes: Promise<void>;
+  writeQueued?: boolean;
   finished: boolean;
 }
 
@@ -145,10 +146,18 @@ export class Market {
     run.current?.timer?.cancel();
   }
 
-  /** Writes are chained per task so they land in order; the store always gets the latest state. */
+  /**
+   * Writes are chained per task so they land in order, and coalesced: a write that has not begun
+   * yet will serialise the latest state anyway, so a second request while one waits adds nothing.
+   */
   private persist(run: Run): Promise<void> {
+    if (run.writeQueued) return run.writes;
+    run.writeQueued = true;
     run.writes = run.writes
-      .then(() => this.p.store.putTask(run.rec))
+      .then(() => {
+        run.writeQueued = false;
+        return this.p.store.putTask(run.rec);
+      })
       .catch((err) => this.p.logger.error({ err, taskId: run.rec.id }, "task store write failed"));
     return run.writes;
   }
@@ -356,7 +365,8 @@ export class Market {
     const checked = run.check ? run.check(output) : undefined;
     const skill = run.rec.submit.skill ?? "*";
     this.p.records.note(a.agentId!, skill, checked !== false);
-    this.savePenalty(a.agentId!, this.p.penalties.succeed(a.agentId!));
+    // Only a change is written: most successes follow successes.
+    if ((this.p.penalties.get(a.agentId!)?.consecutive ?? 0) > 0) this.savePenalty(a.agentId!, this.p.penalties.succeed(a.agentId!));
     a.outcome = checked === false ? "check-failed" : "ok";
     const now = this.p.clock.now();
     const result: Result = {
