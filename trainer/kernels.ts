@@ -63,14 +63,14 @@ function checkThreads(n: number, what: string): void {
   if (!Number.isInteger(n) || n < 1 || n > 256) throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, `${what} must be an integer 1..256, got ${String(n)}`);
 }
 
-/** Threads the native backend splits each product over (the JS backends are single-threaded). */
+/** Threads the native backend splits each product over (wasm, js and reference are single-threaded). */
 export function setKernelThreads(n: number): void {
   checkThreads(n, "kernel threads");
   threads = n;
   if (info) info.threads = n;
 }
 
-/** The kernels of one backend; throws KERNEL_BACKEND_UNAVAILABLE for native when it cannot load. */
+/** The kernels of one backend; throws KERNEL_BACKEND_UNAVAILABLE for native or wasm when it cannot load. */
 export function kernelsFor(backend: KernelBackend): KernelSet {
   if (backend === "reference") return { backend, matmulXWt: refMatmulXWt, matmulDyW: refMatmulDyW, matmulDyTX: refMatmulDyTX, gemmBatch: jsGemmBatch };
   if (backend === "js") return { backend, matmulXWt: jsMatmulXWt, matmulDyW: jsMatmulDyW, matmulDyTX: jsMatmulDyTX, gemmBatch: jsGemmBatch };
