@@ -10,7 +10,7 @@ import { Rng } from "../common/random.ts";
 import { exportModelGguf, loadModelGguf } from "../trainer/gguf-export.ts";
 import { llamaCppLogits, openLlama } from "../trainer/llama/llamacpp-logits.ts";
 import { LlamaModel, type LlamaConfig } from "../trainer/model.ts";
-import { Tokenizer } from "../trainer/tokenizer.ts";
+import { BYTE_BASE, FIRST_CHAR_ID, Tokenizer } from "../trainer/tokenizer.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "colony-model-parity-"));
 let llama: Llama;
@@ -91,6 +91,35 @@ test("F16 export: weights within half precision; llama.cpp agrees within 5e-3 (i
     // which an F32 forward pass cannot reproduce exactly; the F32 export is the exact path.
     assert.ok(diff < 5e-3, `F16: max |ours - llama.cpp| = ${diff}`);
   } finally {
+    await cpp.dispose();
+  }
+});
+
+test("greedy generation: node-llama-cpp's LlamaCompletion (BOS added by llama.cpp) == model.generate", async () => {
+  const { LlamaCompletion } = await import("node-llama-cpp");
+  const model = LlamaModel.init(
+    { vocabSize: tok.vocabSize, dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, ffnDim: 48, contextLength: 64, normEps: 1e-5, ropeTheta: 10000 },
+    new Rng("generate"),
+  );
+  const file = path.join(dir, "generate.gguf");
+  await exportModelGguf(model, tok, file);
+  const cpp = await llama.loadModel({ modelPath: file });
+  const ctx = await cpp.createContext({ contextSize: 64, threads: 1, flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
+  try {
+    const completion = new LlamaCompletion({ contextSequence: ctx.getSequence() });
+    for (const prompt of ["the cat", "3 birds and"]) {
+      const theirs: number[] = [];
+      // Compare token ids. A random model emits many byte tokens, and node-llama-cpp holds back a
+      // trailing run that is not complete UTF-8, so its list may stop a few tokens short of ours.
+      await completion.generateCompletion(prompt, { maxTokens: 24, temperature: 0, onToken: (t) => theirs.push(...(t as number[])) });
+      const ours = model.generate(tok.encode(prompt, { bos: true }), 24, tok.eosId);
+      assert.equal(ours.length, 24);
+      assert.ok(theirs.length >= 12, `llama.cpp produced only ${theirs.length} tokens`);
+      assert.deepEqual(ours.slice(0, theirs.length), theirs, `prompt ${JSON.stringify(prompt)}`);
+      for (const t of ours.slice(theirs.length)) assert.ok(t >= BYTE_BASE && t < FIRST_CHAR_ID, "only a held-back byte run may be missing");
+    }
+  } finally {
+    await ctx.dispose();
     await cpp.dispose();
   }
 });
