@@ -9,6 +9,7 @@
  */
 import { ColonyError } from "../../common/errors.ts";
 import { ModelErrors } from "./errors.ts";
+import { fastExp } from "./ops.ts";
 
 export interface BatchItem {
   tokens: number[];
@@ -71,7 +72,7 @@ export function lossAndGrad(
       let max = -Infinity;
       for (let j = 0; j < vocab; j++) if (logits[o + j]! > max) max = logits[o + j]!;
       let sum = 0;
-      for (let j = 0; j < vocab; j++) sum += Math.exp(logits[o + j]! - max);
+      for (let j = 0; j < vocab; j++) sum += fastExp(logits[o + j]! - max);
       const lse = max + Math.log(sum);
       const y = item.targets[t]!;
       let loss = (1 - w) * (lse - logits[o + y]!);
@@ -81,7 +82,7 @@ export function lossAndGrad(
       if (soft) for (let j = 0; j < vocab; j++) pSum += soft[t * vocab + j]!;
       const qMul = 1 - w + w * pSum;
       for (let j = 0; j < vocab; j++) {
-        const q = Math.exp(logits[o + j]! - lse);
+        const q = fastExp(logits[o + j]! - lse);
         let g = q * qMul - (j === y ? 1 - w : 0);
         if (soft) {
           const p = soft[t * vocab + j]!;
