@@ -30,6 +30,9 @@ function colonyNode(nodeId: string): Promise<void> {
       c.subscribe([topics.announce, topics.nodeAward(nodeId)], { qos: 1 }, () => {
         const status = { state: "online", nodeId, protocol: 1, deviceClass: "sim", slots: 1, agents: [{ agentId, skills: [], model: "sim", state: "awake" }], models: ["sim"], at: Date.now() };
         c.publish(topics.nodeStatus(nodeId), encode(status), { qos: 1, retain: true }, () => resolve());
+        // Heartbeats like a real node daemon (every 5 s), or the registry takes the node offline after 30 s.
+        const hb = setInterval(() => c.publish(topics.nodeHeartbeat(nodeId), encode({ nodeId, at: Date.now(), busy: 0, queued: 0, agents: [{ agentId, state: "awake" }] }), { qos: 0 }), 5000);
+        hb.unref();
       }),
     ),
   );

@@ -48,6 +48,7 @@ export class Inbound {
       this.counters.drop(`${kind}.forged-node-id`, { nodeId: topicNodeId });
       return undefined;
     }
+    this.registry.touch(topicNodeId);
     return d.value;
   }
 

@@ -78,6 +78,12 @@ export class Registry {
     if (!entry.online) entry.online = true;
   }
 
+  /** Any valid message from a node proves it alive (a busy node may send bids between heartbeats). */
+  touch(nodeId: string): void {
+    const entry = this.nodes.get(nodeId);
+    if (entry?.online) entry.lastSeen = this.clock.now();
+  }
+
   isOnline(nodeId: string): boolean {
     return this.nodes.get(nodeId)?.online === true;
   }

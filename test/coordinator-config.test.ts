@@ -50,6 +50,9 @@ test("registry: a silent node goes offline after heartbeatTimeoutMs; a last will
   clock.advance(2000);
   r.onHeartbeat({ nodeId: "b", at: 2000, busy: 0, queued: 0, agents: [] });
   clock.advance(2000);
+  // Any valid message (a bid, a done) also proves b alive.
+  r.touch("b");
+  clock.advance(2500);
   assert.deepEqual(offline, ["a:heartbeat-timeout"]);
   r.onStatus({ state: "offline", nodeId: "b" });
   assert.deepEqual(offline, ["a:heartbeat-timeout", "b:last-will"]);
