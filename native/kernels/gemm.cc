@@ -228,8 +228,10 @@ ChunkPool& pool() {
   return *p;
 }
 
-// Below this much work per extra thread, waking one costs more than it saves.
-constexpr double FLOPS_PER_THREAD = 1e6;
+// Below this much work per extra thread (~40-100 µs of one core) a helper is not worth it: waking
+// one costs microseconds, and on a busy machine a helper preempted inside its chunk can hold the
+// whole product up for a scheduler time slice (milliseconds), which only a long product amortizes.
+constexpr double FLOPS_PER_THREAD = 4e6;
 
 // Splits the larger of M and N into chunks of whole micro-tiles (about four per thread, so a
 // thread that starts late just takes fewer); every chunk packs its own panels, so threads share
