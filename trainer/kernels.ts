@@ -81,8 +81,9 @@ export function kernelsFor(backend: KernelBackend): KernelSet {
     return {
       backend,
       // the same (M, N, K, strides) mapping as native/kernels/gemm.cc
-      matmulXWt: (y, x, w, T, i, o) => g(T, o, i, { p: x, off: 0, rs: i, cs: 1 }, { p: w, off: 0, rs: 1, cs: i }, y, 0, o, 1, false),
-      matmulDyW: (dx, dy, w, T, i, o) => g(T, i, o, { p: dy, off: 0, rs: o, cs: 1 }, { p: w, off: 0, rs: i, cs: 1 }, dx, 0, i, 1, true),
+      // With fewer than 4 rows (decoding) packing all of W costs more than the product: plain JS.
+      matmulXWt: (y, x, w, T, i, o) => (T < 4 ? jsMatmulXWt(y, x, w, T, i, o) : g(T, o, i, { p: x, off: 0, rs: i, cs: 1 }, { p: w, off: 0, rs: 1, cs: i }, y, 0, o, 1, false)),
+      matmulDyW: (dx, dy, w, T, i, o) => (T < 4 ? jsMatmulDyW(dx, dy, w, T, i, o) : g(T, i, o, { p: dy, off: 0, rs: o, cs: 1 }, { p: w, off: 0, rs: i, cs: 1 }, dx, 0, i, 1, true)),
       matmulDyTX: (dw, dy, x, T, i, o) => g(o, i, T, { p: dy, off: 0, rs: 1, cs: o }, { p: x, off: 0, rs: i, cs: 1 }, dw, 0, i, 1, true),
       gemmBatch: (s, offs) => {
         for (let e = 0; e < offs.length / 3; e++) {
