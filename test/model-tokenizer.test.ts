@@ -99,6 +99,10 @@ test("options and bad input", () => {
   assert.equal(Tokenizer.fromTexts(["abcabc d"], { maxChars: 2 }).vocabSize, FIRST_CHAR_ID + 2);
   const isTok = (e: unknown) => e instanceof ColonyError && e.code === "TOKENIZER_INVALID";
   assert.throws(() => Tokenizer.fromTexts([]), isTok);
+  // Lone surrogates never become tokens; they encode as U+FFFD's bytes, like the UTF-8 llama.cpp receives.
+  const sur = Tokenizer.fromTexts(["a\uD800b"]);
+  assert.deepEqual(sur.tokens.slice(FIRST_CHAR_ID), ["a", "b"]);
+  assert.deepEqual(sur.encode("\uD800"), [0xef, 0xbf, 0xbd].map((b) => BYTE_BASE + b));
   assert.throws(() => Tokenizer.fromTexts(["x"], { minCount: 0 }), isTok);
   assert.throws(() => tok.decode([tok.vocabSize]), (e: unknown) => e instanceof ColonyError && e.code === "MODEL_TOKEN_INVALID");
 });

@@ -85,12 +85,15 @@ export class Tokenizer {
       if (typeof text !== "string") throw invalid("fromTexts: every text must be a string");
       n++;
       for (const ch of text) {
+        // A lone UTF-16 surrogate is not a character: it cannot be stored in GGUF (UTF-8) and reaches
+        // llama.cpp as U+FFFD, so it stays out of the vocabulary and encodes through byte fallback.
+        if (ch.length === 1 && (ch.charCodeAt(0) & 0xf800) === 0xd800) continue;
         const c = ch === " " ? SPACE_MARK : ch;
         counts.set(c, (counts.get(c) ?? 0) + 1);
       }
     }
     if (n === 0) throw invalid("fromTexts: no training text");
-    // Most frequent first (so maxChars keeps the useful ones), ties by code point: deterministic.
+    // Most frequent first (so maxChars keeps the useful ones), ties in string order: deterministic.
     const chars = [...counts.entries()]
       .filter(([, k]) => k >= minCount)
       .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
