@@ -5,8 +5,8 @@
  * next-token distributions (KL term, weight --soft-weight). Accuracy is exact match of the student's
  * greedy answer on held-out instances, checked every --eval-every steps.
  *
- *   npm run bench -- distill [--teacher models/seed-max-sort.gguf] [--skill sort] [--target 0.8]
- *                            [--steps 600] [--eval-every 50] [--dim 32] [--layers 2] [--prompts 2000]
+ *   npm run bench -- distill [--teacher models/seed-max-sort.gguf] [--skill sort] [--target 0.7]
+ *                            [--steps 400] [--eval-every 50] [--dim 32] [--layers 2] [--prompts 1000]
  *
  * Last line: one-line JSON summary (stepsToTarget null = never reached within --steps).
  */
@@ -26,13 +26,13 @@ const { values } = parseArgs({
   options: {
     teacher: { type: "string", default: "models/seed-max-sort.gguf" },
     skill: { type: "string", default: "sort" },
-    target: { type: "string", default: "0.8" },
-    steps: { type: "string", default: "600" },
+    target: { type: "string", default: "0.7" },
+    steps: { type: "string", default: "400" },
     "eval-every": { type: "string", default: "50" },
     "eval-count": { type: "string", default: "100" },
     dim: { type: "string", default: "32" },
     layers: { type: "string", default: "2" },
-    prompts: { type: "string", default: "2000" },
+    prompts: { type: "string", default: "1000" },
     "soft-weight": { type: "string", default: "0.5" },
     batch: { type: "string", default: "16" },
     lr: { type: "string", default: "0.005" },
