@@ -19,4 +19,5 @@ export const MarketErrors = defineErrors("market", {
   COORDINATOR_RESTARTED: "The coordinator restarted while this attempt was running; the task was re-auctioned.",
   TASK_NOT_FOUND: "`colony task ID`: no task with this id is stored (or no result arrived from the broker in time).",
   SUBMIT_TIMEOUT: "`colony submit`: no result arrived within the deadline plus a grace period.",
+  COORDINATOR_OFFLINE: "`colony submit`: the broker's retained coordinator status says offline (or none was seen), so nobody would take the task.",
 });

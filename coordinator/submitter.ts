@@ -3,7 +3,7 @@ import type { MqttClient } from "mqtt";
 import { ColonyError, CommonErrors } from "../common/errors.ts";
 import { connectMqtt, loadClientCredentials } from "../common/mqtt-connect.ts";
 import type { Logger } from "../common/logger.ts";
-import { decode, encode, ResultSchema, TaskEventSchema, topics, type Result, type Submit, type TaskEvent } from "../common/protocol.ts";
+import { CoordinatorStatusSchema, decode, encode, ResultSchema, TaskEventSchema, topics, type Result, type Submit, type TaskEvent } from "../common/protocol.ts";
 import { MarketErrors } from "./errors.ts";
 
 /**
@@ -64,6 +64,27 @@ export async function submitAndWait(client: MqttClient, submit: Submit & { id: s
     clearTimeout(timer);
     client.off("message", onMessage!);
     await client.unsubscribeAsync([evTopic, resTopic]).catch(() => {});
+  }
+}
+
+/** The retained coordinator presence, or undefined if none arrives within `waitMs`. */
+export async function coordinatorState(client: MqttClient, waitMs: number): Promise<"online" | "offline" | undefined> {
+  let onMessage: ((t: string, p: Buffer) => void) | undefined;
+  try {
+    return await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), waitMs);
+      onMessage = (t, p) => {
+        if (t !== topics.coordinatorStatus) return;
+        const d = decode(CoordinatorStatusSchema, p);
+        clearTimeout(timer);
+        resolve(d.ok ? d.value.state : undefined);
+      };
+      client.on("message", onMessage);
+      client.subscribeAsync(topics.coordinatorStatus, { qos: 1 }).catch(() => resolve(undefined));
+    });
+  } finally {
+    client.off("message", onMessage!);
+    await client.unsubscribeAsync(topics.coordinatorStatus).catch(() => {});
   }
 }
 

@@ -122,6 +122,11 @@ test("bid window: a silent node does not stall the auction past bidWindowMs", as
   assert.equal(h.award("n1").length, 0);
   h.clock.advance(1);
   assert.equal(h.award("n1").length, 1);
+  // A bid after the close is dropped and counted; so is one for an auction that never existed.
+  h.bid("n2", a);
+  h.bid("n2", { auctionId: "au-nope", taskId: "t2" });
+  assert.equal(h.counters.get("dropped.bid.closed"), 1);
+  assert.equal(h.counters.get("dropped.bid.unknown-auction"), 1);
   await h.close();
 });
 

@@ -18,13 +18,15 @@ export function register(program: Command): void {
     .option("--password <pw>", "MQTT password")
     .option("--credentials <file>", "credentials JSON file (default $COLONY_CREDENTIALS)")
     .option("--events", "print the task's events to stderr as they arrive")
+    .option("--no-wait-coordinator", "submit even if no online coordinator status is seen (it is checked for 2 s by default)")
     .option("--json", "print the whole result as one JSON line")
     .action(async (prompt: string, o: Record<string, string | boolean | undefined>) => {
       const { intArg } = await import("../../common/config.ts");
       const { ColonyError, CommonErrors } = await import("../../common/errors.ts");
       const { createLogger } = await import("../../common/logger.ts");
       const { SubmitSchema } = await import("../../common/protocol.ts");
-      const { connectClient, newTaskId, submitAndWait } = await import("../../coordinator/submitter.ts");
+      const { connectClient, coordinatorState, newTaskId, submitAndWait } = await import("../../coordinator/submitter.ts");
+      const { MarketErrors } = await import("../../coordinator/errors.ts");
       const s = (v: unknown) => (typeof v === "string" ? v : undefined);
       if (o.checkExact !== undefined && o.checkRegex !== undefined) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "give at most one of --check-exact and --check-regex");
       const minAccuracy = s(o.minAccuracy) === undefined ? undefined : Number(o.minAccuracy);
@@ -42,6 +44,10 @@ export function register(program: Command): void {
       const logger = createLogger({ level: process.env.COLONY_LOG_LEVEL ?? "warn", name: "submit" });
       const client = await connectClient({ url: s(o.url), username: s(o.username), password: s(o.password), credentials: s(o.credentials), logger });
       try {
+        if (o.waitCoordinator !== false) {
+          const state = await coordinatorState(client, 2000);
+          if (state !== "online") throw new ColonyError(MarketErrors.COORDINATOR_OFFLINE, state === "offline" ? "the coordinator is offline (retained status)" : "no coordinator status on this broker within 2 s (is the coordinator running? --no-wait-coordinator skips this check)");
+        }
         const result = await submitAndWait(client, { ...parsed.data, id: candidate.id }, {
           timeoutMs: (parsed.data.deadlineMs ?? 60_000) + 10_000,
           onEvent: o.events ? (e) => process.stderr.write(JSON.stringify(e) + "\n") : undefined,
