@@ -3,7 +3,7 @@
  * Weights are stored like llama.cpp stores them: W is [out, in] (row = one output unit).
  *
  * The three exported products dispatch to a backend chosen once per process:
- * - "native": a packed SIMD GEMM in C++ (native/kernels/gemm.cc), compiled for this CPU on first
+ * - "native": a packed SIMD GEMM in C++ (native/kernels/gemm.h + binding.cc), compiled for this CPU on first
  *   use and split over `setKernelThreads(n)` threads (default: all cores);
  * - "wasm": WebAssembly SIMD (trainer/kernels/wasm.ts), the fallback where no C++ compiler exists;
  * - "js": register-blocked pure JS (trainer/kernels/js.ts), the last resort;
@@ -80,7 +80,7 @@ export function kernelsFor(backend: KernelBackend): KernelSet {
     const g = r.kernels.gemm;
     return {
       backend,
-      // the same (M, N, K, strides) mapping as native/kernels/gemm.cc
+      // the same (M, N, K, strides) mapping as native/kernels/binding.cc
       // With fewer than 4 rows (decoding) packing all of W costs more than the product: plain JS.
       matmulXWt: (y, x, w, T, i, o) => (T < 4 ? jsMatmulXWt(y, x, w, T, i, o) : g(T, o, i, { p: x, off: 0, rs: i, cs: 1 }, { p: w, off: 0, rs: 1, cs: i }, y, 0, o, 1, false)),
       matmulDyW: (dx, dy, w, T, i, o) => (T < 4 ? jsMatmulDyW(dx, dy, w, T, i, o) : g(T, i, o, { p: dy, off: 0, rs: o, cs: 1 }, { p: w, off: 0, rs: i, cs: 1 }, dx, 0, i, 1, true)),

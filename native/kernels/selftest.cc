@@ -3,11 +3,12 @@
 // Lets the SIMD paths of other targets be checked by cross-compiling, e.g. the NEON path:
 //   aarch64-linux-gnu-g++ -O3 -std=c++17 -static -pthread native/kernels/selftest.cc -o /tmp/st && qemu-aarch64 /tmp/st
 //   g++ -O3 -march=native -std=c++17 -pthread native/kernels/selftest.cc -o /tmp/st && /tmp/st
-#define COLONY_GEMM_NO_NAPI
-#include "gemm.cc"
-
 #include <cmath>
 #include <random>
+
+#include "gemm.h"
+
+using namespace colony_kernels;
 
 int main() {
   std::mt19937 rng(42);

@@ -1,5 +1,5 @@
 /**
- * Loads the native kernels (native/kernels/gemm.cc), compiling them on first use.
+ * Loads the native kernels (native/kernels/binding.cc + gemm.h), compiling them on first use.
  *
  * Why a lazy build instead of an install script: the source must be compiled for the CPU that runs
  * it (-march=native picks AVX2/AVX-512 on x86-64, NEON on aarch64), a build must never need the
@@ -7,7 +7,7 @@
  * kernels runs the C++ compiler once (about a second) and caches the result under
  * node_modules/.cache/colony-kernels/, keyed by source hash, CPU and flags. No node-gyp and no Node
  * headers are needed: the source declares the few Node-API functions it uses when headers are absent.
- * Any failure returns a reason and the caller falls back to the JS kernels.
+ * Any failure returns a reason and the caller falls back to the WASM or JS kernels.
  */
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
@@ -35,7 +35,7 @@ export type NativeLoad = { ok: true; kernels: NativeKernels; built: boolean } | 
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, "..", "..");
-export const nativeSource = path.join(repoRoot, "native", "kernels", "gemm.cc");
+export const nativeSource = path.join(repoRoot, "native", "kernels", "binding.cc");
 
 // macOS links a shared object with unresolved symbols only when told to look them up at load time
 // (they come from the node binary, as on Linux).
@@ -168,7 +168,7 @@ export function loadNativeKernels(): NativeLoad {
 
 function tryLoad(): NativeLoad {
   if (process.platform !== "linux" && process.platform !== "darwin") return { ok: false, reason: `no native kernels for ${process.platform}` };
-  // The key covers every source file (gemm.cc and the headers it includes), so an edit rebuilds.
+  // The key covers every source file (binding.cc, gemm.h, pool.h, selftest.cc), so an edit rebuilds.
   const hash = createHash("sha256");
   try {
     const dir = path.dirname(nativeSource);
