@@ -217,8 +217,17 @@ export class Market {
     const rec: TaskRecord = { id, submit: { ...submit, id }, raw, acceptedAt: now, deadlineAt: now + (submit.deadlineMs ?? this.p.settings.defaultDeadlineMs), state: "open", attempts: [] };
     const run = this.newRun(rec);
     run.check = check;
-    // Stored BEFORE `accepted`: an accepted task survives a SIGKILL of the coordinator.
-    await this.persist(run);
+    // Stored BEFORE `accepted`: an accepted task survives a SIGKILL of the coordinator. A store
+    // failure means the task is not accepted at all.
+    try {
+      await (run.writes = this.p.store.putTask(rec));
+    } catch (err) {
+      this.clearTimers(run);
+      this.runs.delete(id);
+      this.knownIds.delete(id);
+      this.p.logger.error({ err, taskId: id }, "task store write failed; submit rejected");
+      return this.reject(id, { code: "INTERNAL", message: `the task could not be stored: ${(err as Error).message}` });
+    }
     if (this.closed) return;
     this.p.counters.inc("tasks.accepted");
     this.event(id, { type: "accepted", id, at: now });
