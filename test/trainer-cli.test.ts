@@ -112,3 +112,35 @@ test("colony train --lora-base: trains an adapter that llama.cpp loads", async (
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("colony train: SIGINT stops after a step, saves a checkpoint and exits with TRAIN_INTERRUPTED", async () => {
+  const { spawn } = await import("node:child_process");
+  const { loadCheckpoint } = await import("../trainer/checkpoint.ts");
+  const dir = mkdtempSync(path.join(tmpdir(), "colony-cli-int-"));
+  try {
+    const data = path.join(dir, "d.jsonl");
+    writeFileSync(data, JSON.stringify({ prompt: "a", completion: " b" }) + "\n");
+    const out = path.join(dir, "m.gguf");
+    const child = spawn(process.execPath, ["bin/colony.mjs", "train", "--data", data, "--out", out, "--dim", "8", "--layers", "1", "--heads", "2", "--context", "8", "--steps", "1000000", "--batch", "1"], {
+      env: { ...process.env, COLONY_LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    const code = await new Promise<number | null>((resolve) => {
+      child.stderr.on("data", (c: Buffer) => {
+        const first = stderr === "";
+        stderr += c.toString();
+        // The first log line comes just before the loop starts.
+        if (first) setTimeout(() => child.kill("SIGINT"), 300);
+      });
+      child.on("close", resolve);
+    });
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /error TRAIN_INTERRUPTED: interrupted at step \d+/);
+    assert.ok(!existsSync(out));
+    const ck = loadCheckpoint(`${out}.ckpt`);
+    assert.ok(ck.step >= 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

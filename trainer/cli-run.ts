@@ -62,7 +62,13 @@ export async function runTrainCommand(input: TrainCommandInput): Promise<TrainSu
   const examples = encodePairs(pairs, tokenizer, config.contextLength);
   const model = LlamaModel.init(config, new Rng(input.seed));
   log.info({ examples: examples.length, params: model.parameterCount, vocab: tokenizer.vocabSize, kernels: kernelInfo() }, "training");
+  // Ctrl-C stops after the current step and leaves a checkpoint to --resume from.
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   const r = await train(model, examples, {
+    signal: abort.signal,
     steps: input.steps,
     batchSize: input.batch,
     lr: input.lr,
@@ -75,6 +81,11 @@ export async function runTrainCommand(input: TrainCommandInput): Promise<TrainSu
     forceProgress: input.progress,
     log,
   });
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  if (abort.signal.aborted) {
+    throw new ColonyError(TrainErrors.TRAIN_INTERRUPTED, `interrupted at step ${r.step} of ${input.steps}; checkpoint saved to ${input.checkpoint} (continue with --resume ${input.checkpoint})`);
+  }
   await exportModelGguf(model, tokenizer, input.out, { name: input.name ?? "colony-trained" });
   return {
     out: input.out,

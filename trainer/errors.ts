@@ -11,6 +11,7 @@ export const TrainErrors = defineErrors("trainer", {
   TRAIN_OPTIONS_INVALID: "A training option (steps, batch, learning rate, threads, ...) is out of range.",
   TRAIN_CHECKPOINT_UNREADABLE: "A checkpoint file could not be read.",
   TRAIN_CHECKPOINT_INVALID: "A checkpoint file is corrupt, truncated, of an unknown version, or does not match the model being trained.",
+  TRAIN_INTERRUPTED: "Training was stopped by SIGINT/SIGTERM; a checkpoint was saved and the message says how to resume.",
   TRAIN_LOSS_NOT_FINITE: "The training loss became NaN or infinite (learning rate too high, or bad data); training stopped.",
   TRAIN_DISTILL_VOCAB_MISMATCH: "Logit-level distillation needs the teacher and the student to share one vocabulary; they do not.",
   TRAIN_DISTILL_TEACHER_FAILED: "The teacher model could not be loaded or run through llama.cpp.",

@@ -64,6 +64,8 @@ export interface TrainOptions {
   /** Disable the progress bar entirely (tests). Default: shown only on a TTY. */
   progress?: boolean;
   log?: Logger;
+  /** When aborted, training stops after the current step and saves a checkpoint (Ctrl-C in the CLI). */
+  signal?: AbortSignal;
   /** Called after each step (1-based step number). */
   onStep?: (s: { step: number; loss: number; lr: number; gradNorm: number; tokens: number }) => void;
 }
@@ -71,7 +73,7 @@ export interface TrainOptions {
 export interface TrainResult {
   /** Mean loss per masked token of each step run in this call. */
   losses: number[];
-  /** Step reached (== steps unless stopAfter). */
+  /** Step reached (== steps unless stopAfter or an abort). */
   step: number;
   /** Input tokens processed in this call (all positions, masked or not). */
   tokens: number;
@@ -141,7 +143,7 @@ export async function train(model: Trainable, examples: readonly TrainExample[],
   const losses: number[] = [];
   let tokens = 0;
   const t0 = performance.now();
-  while (step < last) {
+  while (step < last && !o.signal?.aborted) {
     for (const g of grads.values()) g.fill(0);
     const batch = sampler.next();
     const { loss, count } = model.forwardBackward(batch, grads);
@@ -160,8 +162,8 @@ export async function train(model: Trainable, examples: readonly TrainExample[],
     if (o.progress !== false) bar.update(step, meanLoss, stepTokens);
     o.onStep?.({ step, loss: meanLoss, lr, gradNorm, tokens: stepTokens });
     if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < last) save();
-    // Yield now and then so a SIGINT handler or a progress timer can run during long runs.
-    if (step % 16 === 0) await new Promise<void>((r) => setImmediate(r));
+    // Yield after every step (microseconds, against milliseconds per step) so a SIGINT handler can run.
+    await new Promise<void>((r) => setImmediate(r));
   }
   bar.done();
   save();
