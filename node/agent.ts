@@ -115,10 +115,41 @@ export class Agent {
     await this.runtime.release(this.modelFile);
   }
 
+  /** Tokens the context holds (awake only). */
+  get contextSize(): number {
+    return this.context?.contextSize ?? 0;
+  }
+
   /** Tokens of `text` with this agent's model (awake only); used by calibration. */
   tokenize(text: string): number {
     if (!this.model) throw new ColonyError(NodeErrors.MODEL_LOAD_FAILED, `agent ${this.id} is asleep`);
     return this.model.tokenize(text).length;
+  }
+
+  /**
+   * Raw speed on this agent's context for calibration: evaluates `prompt` then greedily generates
+   * `genTokens` tokens, ignoring EOS (a tiny model that answers in two tokens would otherwise
+   * measure only per-call overhead).
+   */
+  async measure(prompt: string, genTokens: number): Promise<{ promptTokens: number; promptMs: number; genTokens: number; genMs: number }> {
+    if (!this.sequence || !this.model || this.state !== "awake") throw new ColonyError(NodeErrors.GENERATION_FAILED, `agent ${this.id} is not awake`);
+    this.state = "busy";
+    try {
+      await this.sequence.clearHistory();
+      const tokens = this.model.tokenize(prompt);
+      const t0 = performance.now();
+      let t1 = 0;
+      let n = 0;
+      for await (const _ of this.sequence.evaluate(tokens, { temperature: 0 })) {
+        if (n === 0) t1 = performance.now();
+        if (++n >= genTokens + 1) break;
+      }
+      const t2 = performance.now();
+      await this.sequence.clearHistory();
+      return { promptTokens: tokens.length, promptMs: t1 - t0, genTokens: Math.max(1, n - 1), genMs: Math.max(0.001, t2 - t1) };
+    } finally {
+      if (this.state === "busy") this.state = "awake";
+    }
   }
 
   async generate(prompt: string, opts: GenerateOptions): Promise<GenerateResult> {
@@ -145,15 +176,18 @@ export class Agent {
       // Each task starts from an empty sequence: no state leaks between tasks or submitters.
       await this.sequence.clearHistory();
       let stopReason = "unknown";
+      // Tiny models have tiny contexts (the seed models: 32 tokens): never ask past the end of it.
+      const room = (this.context?.contextSize ?? 0) - this.tokenize(text) - 1;
+      const maxTokens = Math.max(1, Math.min(opts.maxTokens, room));
       if (this.genome.kind === "completion") {
         const completion = new LlamaCompletion({ contextSequence: this.sequence });
-        const r = await completion.generateCompletionWithMeta(text, { ...sampling, maxTokens: opts.maxTokens, signal: opts.signal, stopOnAbortSignal: true, onToken, onTextChunk });
+        const r = await completion.generateCompletionWithMeta(text, { ...sampling, maxTokens, signal: opts.signal, stopOnAbortSignal: true, onToken, onTextChunk });
         stopReason = r.metadata.stopReason;
         out = r.response;
       } else {
         const session = new LlamaChatSession({ contextSequence: this.sequence, autoDisposeSequence: false, ...(this.genome.systemPrompt ? { systemPrompt: this.genome.systemPrompt } : {}) });
         try {
-          const r = await session.promptWithMeta(text, { ...sampling, maxTokens: opts.maxTokens, signal: opts.signal, stopOnAbortSignal: true, onToken, onTextChunk });
+          const r = await session.promptWithMeta(text, { ...sampling, maxTokens, signal: opts.signal, stopOnAbortSignal: true, onToken, onTextChunk });
           stopReason = r.stopReason;
           out = r.responseText;
         } finally {

@@ -47,8 +47,8 @@ export class CalibrationStore {
 }
 
 /**
- * Calibrates through an asleep agent of the model: wake (timed = load + context), a greedy
- * generation of GEN_TOKENS tokens (time to first token = prompt, the rest = generation), sleep.
+ * Calibrates through an asleep agent of the model: wake (timed = load + context), evaluate a
+ * prompt and generate up to GEN_TOKENS tokens greedily (Agent.measure), sleep.
  * Resident size is the RSS the wake added (a floor: mmap'd weights count once touched).
  */
 export async function calibrate(agent: Agent, threads: number, logger: Logger): Promise<Calibration> {
@@ -60,15 +60,17 @@ export async function calibrate(agent: Agent, threads: number, logger: Logger): 
   const loadMs = performance.now() - t0;
   const residentMB = Math.max(0, (process.memoryUsage().rss - rss0) / 2 ** 20);
   try {
-    const promptTokens = agent.tokenize(PROMPT);
-    const r = await agent.generate(PROMPT, { maxTokens: GEN_TOKENS });
-    const genTokens = Math.max(1, r.tokens - 1);
+    // Seed models have 32-token contexts: the prompt takes up to half of it, generation the rest.
+    const ctx = agent.contextSize;
+    let prompt = PROMPT;
+    while (prompt.length > 4 && agent.tokenize(prompt) > ctx / 2) prompt = prompt.slice(0, Math.floor(prompt.length * 0.75)).trim();
+    const m = await agent.measure(prompt, Math.max(2, Math.min(GEN_TOKENS, Math.floor(ctx / 2) - 1)));
     const c: Calibration = {
       loadMs,
-      promptTokensPerS: promptTokens / Math.max(0.001, r.promptMs / 1000),
-      genTokensPerS: r.tokens > 1 ? genTokens / Math.max(0.001, r.generateMs / 1000) : promptTokens / Math.max(0.001, r.promptMs / 1000),
+      promptTokensPerS: m.promptTokens / Math.max(0.001, m.promptMs / 1000),
+      genTokensPerS: m.genTokens / (m.genMs / 1000),
       threads,
-      charsPerToken: PROMPT.length / Math.max(1, promptTokens),
+      charsPerToken: prompt.length / Math.max(1, m.promptTokens),
       residentMB,
       at: Date.now(),
     };

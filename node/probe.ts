@@ -38,32 +38,68 @@ function finite(n: unknown): number | undefined {
   return typeof n === "number" && Number.isFinite(n) ? n : undefined;
 }
 
-/** Reads one snapshot with systeminformation; each source fails on its own. */
-export async function readSystem(): Promise<Partial<ProbeSnapshot>> {
-  const si = (await import("systeminformation")).default;
-  const [load, mem, battery, temp, graphics] = await Promise.allSettled([si.currentLoad(), si.mem(), si.battery(), si.cpuTemperature(), si.graphics()]);
-  const out: Partial<ProbeSnapshot> = {};
-  if (load.status === "fulfilled") out.cpuLoad = finite(load.value.currentLoad) ?? 0;
-  if (mem.status === "fulfilled") {
-    out.freeMemMB = Math.round(mem.value.available / 2 ** 20);
-    out.totalMemMB = Math.round(mem.value.total / 2 ** 20);
-  }
-  if (battery.status === "fulfilled" && battery.value.hasBattery) {
-    out.batteryPercent = finite(battery.value.percent);
-    out.charging = Boolean(battery.value.isCharging || battery.value.acConnected);
-  }
-  if (temp.status === "fulfilled") {
-    const t = finite(temp.value.main);
-    if (t !== undefined && t > -50 && t < 200) out.temperatureC = t;
-  }
-  if (graphics.status === "fulfilled") {
-    const gpu = graphics.value.controllers.find((c) => c.vram && c.vram > 0) ?? graphics.value.controllers[0];
-    if (gpu) {
-      out.gpuModel = gpu.model || undefined;
-      out.gpuMemMB = finite(gpu.vram ?? undefined);
+/**
+ * Reads snapshots with systeminformation in a worker thread (see probe-worker.mjs for why); each
+ * source fails on its own. The GPU is read once: it does not change, and lspci is slow.
+ */
+export function systemReader(): ProbeReader & { close(): Promise<void> } {
+  let worker: import("node:worker_threads").Worker | undefined;
+  let nextId = 0;
+  const pending = new Map<number, (r: Record<string, any>) => void>();
+  let gpu: Partial<ProbeSnapshot> | undefined;
+  const call = async (calls: string[]): Promise<Record<string, any>> => {
+    if (!worker) {
+      const { Worker } = await import("node:worker_threads");
+      worker = new Worker(new URL("./probe-worker.mjs", import.meta.url));
+      worker.unref();
+      worker.on("message", (m: { id: number; results: Record<string, any> }) => {
+        pending.get(m.id)?.(m.results);
+        pending.delete(m.id);
+      });
+      worker.on("error", () => {
+        for (const r of pending.values()) r({});
+        pending.clear();
+        worker = undefined;
+      });
     }
-  }
-  return out;
+    const id = nextId++;
+    return new Promise((resolve) => {
+      pending.set(id, resolve);
+      worker!.postMessage({ id, calls });
+    });
+  };
+  const read = async (): Promise<Partial<ProbeSnapshot>> => {
+    const r = await call(gpu ? ["currentLoad", "mem", "battery", "cpuTemperature"] : ["currentLoad", "mem", "battery", "cpuTemperature", "graphics"]);
+    const out: Partial<ProbeSnapshot> = {};
+    if (r.currentLoad) out.cpuLoad = finite(r.currentLoad.currentLoad) ?? 0;
+    if (r.mem) {
+      out.freeMemMB = Math.round(r.mem.available / 2 ** 20);
+      out.totalMemMB = Math.round(r.mem.total / 2 ** 20);
+    }
+    if (r.battery?.hasBattery) {
+      out.batteryPercent = finite(r.battery.percent);
+      out.charging = Boolean(r.battery.isCharging || r.battery.acConnected);
+    }
+    const t = finite(r.cpuTemperature?.main);
+    if (t !== undefined && t > -50 && t < 200) out.temperatureC = t;
+    if (!gpu) {
+      gpu = {};
+      const controllers: Array<{ model?: string; vram?: number | null }> = r.graphics?.controllers ?? [];
+      const g = controllers.find((c) => c.vram && c.vram > 0) ?? controllers[0];
+      if (g) {
+        gpu.gpuModel = g.model || undefined;
+        gpu.gpuMemMB = finite(g.vram ?? undefined);
+      }
+    }
+    return { ...out, ...gpu };
+  };
+  return Object.assign(read, {
+    close: async () => {
+      const w = worker;
+      worker = undefined;
+      await w?.terminate();
+    },
+  });
 }
 
 /** The identity used to pick a device profile. */
@@ -86,11 +122,11 @@ export class DeviceProbe {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   private closed = false;
-  private readonly reader: ProbeReader;
+  private readonly reader: ProbeReader & { close?: () => Promise<void> };
   private readonly now: () => number;
 
   constructor(private readonly opts: ProbeOptions = {}) {
-    this.reader = opts.reader ?? readSystem;
+    this.reader = opts.reader ?? systemReader();
     this.now = opts.now ?? Date.now;
     // Until the first reading lands: what Node knows synchronously.
     this.snap = { cpuLoad: 0, freeMemMB: Math.round(os.freemem() / 2 ** 20), totalMemMB: Math.round(os.totalmem() / 2 ** 20), at: this.now() };
@@ -139,5 +175,6 @@ export class DeviceProbe {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.inFlight;
+    await this.reader.close?.();
   }
 }

@@ -1,0 +1,90 @@
+import type { Command } from "commander";
+
+/**
+ * `colony fleet` (npm start): a one-machine fleet in one process: the coordinator with its embedded
+ * broker plus one local node daemon hosting the seed agents. Prints how to submit a task with real
+ * credentials it issued.
+ */
+export function register(program: Command): void {
+  program
+    .command("fleet")
+    .description("run a one-machine fleet: coordinator with embedded MQTT broker + a local node daemon with the seed agents")
+    .option("--port <n>", "MQTT TCP port of the embedded broker (default 1883; 0 = any free port)")
+    .option("--host <addr>", "address the broker listens on (default 127.0.0.1: this machine only)")
+    .option("--data-dir <dir>", "coordinator data folder (task store, fleet secret); the node uses DIR/node (default ~/.colony)")
+    .option("--node-id <id>", "id of the local node (default \"local\")")
+    .option("--profile <name|file>", "device profile of the local node (default: detected)")
+    .option("--agents <file>", "agents JSON file (default: one agent per seed model in models/seed-manifest.json)")
+    .option("--threads <n>", "inference threads of the local node (default: the profile's)")
+    .option("--mdns", "advertise the broker on the LAN by mDNS so other nodes can join (default off)")
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      const t0 = Date.now();
+      const os = await import("node:os");
+      const path = await import("node:path");
+      const { intArg } = await import("../../common/config.ts");
+      const { createLogger } = await import("../../common/logger.ts");
+      const { onShutdownSignal } = await import("../../common/lifecycle.ts");
+      const { loadCoordinatorConfig } = await import("../../coordinator/config.ts");
+      const { Coordinator } = await import("../../coordinator/coordinator.ts");
+      const { issueCredential, loadOrCreateFleetSecret } = await import("../../coordinator/auth.ts");
+      const { loadNodeConfig } = await import("../../node/config.ts");
+      const { bootNode } = await import("../../node/boot.ts");
+      const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+      const dataDir = str(o.dataDir) ?? process.env.COLONY_DATA_DIR ?? path.join(os.homedir(), ".colony");
+      const cconfig = loadCoordinatorConfig({
+        env: process.env,
+        flags: { port: intArg("--port", str(o.port)), host: str(o.host) ?? "127.0.0.1", dataDir, mdns: o.mdns === true },
+      });
+      const logger = createLogger({ level: cconfig.logLevel, name: "fleet" });
+      const coordinator = new Coordinator(cconfig, { logger: logger.child({ part: "coordinator" }) });
+      await coordinator.start();
+      let node: Awaited<ReturnType<typeof bootNode>> | undefined;
+      onShutdownSignal(async () => {
+        logger.info({}, "shutting down");
+        await node?.close();
+        await coordinator.close();
+      });
+      const secret = await loadOrCreateFleetSecret(dataDir);
+      const nodeId = str(o.nodeId) ?? "local";
+      const nodeCred = issueCredential(secret, "node", nodeId);
+      const nconfig = loadNodeConfig({
+        env: process.env,
+        flags: {
+          coordinator: coordinator.brokerUrl, username: nodeCred.username, password: nodeCred.password, nodeId,
+          profile: str(o.profile), agents: str(o.agents), threads: intArg("--threads", str(o.threads)), dataDir: path.join(dataDir, "node"),
+        },
+      });
+      try {
+        node = await bootNode(nconfig, logger.child({ part: "node" }));
+      } catch (err) {
+        await coordinator.close();
+        throw err;
+      }
+      const sub = issueCredential(secret, "submitter", "demo");
+      const host = cconfig.host === "0.0.0.0" ? "127.0.0.1" : cconfig.host;
+      const port = coordinator.port;
+      const agents = node.daemon.pool.info();
+      const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+      const auth = `-h ${host} -p ${port} -u ${q(sub.username)} -P ${q(sub.password)}`;
+      const { getSkill, hasSkill } = await import("../../skills/index.ts");
+      const { Rng } = await import("../../common/random.ts");
+      const skill = agents.flatMap((a) => a.skills).find((s) => hasSkill(s)) ?? agents[0]?.skills[0] ?? "reverse";
+      const example = hasSkill(skill) ? getSkill(skill).generate(new Rng(Date.now())).prompt : "hello";
+      const json = JSON.stringify({ id: "demo-1", prompt: example, skill, maxTokens: 16 });
+      const lines = [
+        `Colony fleet ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: broker ${coordinator.brokerUrl}, node ${nodeId} with ${agents.length} agents:`,
+        ...agents.map((a) => `  ${a.agentId}  skills: ${a.skills.join(", ")}`),
+        ``,
+        `Submit a task and read its result with mosquitto (submitter credential "demo"):`,
+        `  mosquitto_sub ${auth} -t 'colony/v1/tasks/demo-1/result' -C 1 &`,
+        `  mosquitto_pub ${auth} -q 1 -t 'colony/v1/tasks/submit' -m ${q(json)}`,
+        ``,
+        `or with the colony CLI:`,
+        `  colony submit --url ${coordinator.brokerUrl} --username ${q(sub.username)} --password ${q(sub.password)} --skill ${skill} ${q(example)}`,
+        ``,
+        `Ctrl-C stops the fleet.`,
+      ];
+      process.stderr.write(lines.join("\n") + "\n");
+      process.stdout.write(JSON.stringify({ ready: true, url: coordinator.brokerUrl, port, nodeId, agents: agents.map((a) => a.agentId), submitter: sub }) + "\n");
+    });
+}
