@@ -9,6 +9,7 @@
  * (node-llama-cpp) on 200 held-out instances per skill; test/trainer-seed-accuracy.test.ts checks
  * the same numbers against the committed files.
  */
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -52,6 +53,17 @@ export const SPECIALISTS: readonly SpecialistSpec[] = [
 const TRAIN_INSTANCES = 20000;
 /** Held-out exact match a seed model must reach to be published. */
 const TARGET_ACCURACY = 0.95;
+
+/** The git commit the trainer ran from, and whether the files that shape the weights were edited. */
+function codeVersion(): { commit: string; dirty: boolean } | null {
+  try {
+    const commit = execFileSync("git", ["rev-parse", "HEAD"], { encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "trainer", "native", "common/random.ts", "skills"], { encoding: "utf8" }).trim() !== "";
+    return { commit, dirty };
+  } catch {
+    return null;
+  }
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { only: { type: "string" }, threads: { type: "string", default: "1" }, "out-dir": { type: "string", default: "models" } } });
@@ -107,6 +119,8 @@ async function main(): Promise<void> {
       train: { seed: spec.seed, steps: spec.steps, batch: spec.batch, lr: spec.lr, instancesPerSkill: TRAIN_INSTANCES, tokens: r.tokens, finalLoss: r.losses.at(-1) },
       trainingSeconds: Number(r.seconds.toFixed(1)),
       kernels: kernelInfo(),
+      // Bitwise reproduction needs the same model and kernel code: float rounding changes with it.
+      code: codeVersion(),
       heldOut: { count: SEED_EVAL_COUNT, seed: SEED_EVAL_SEED, accuracy },
     };
     // Re-read right before writing: several --only runs may work side by side.
