@@ -19,4 +19,5 @@ export const GgufErrors = defineErrors("gguf", {
   GGUF_UNSUPPORTED_TENSOR_TYPE: "Tensor data was requested for a type the reader cannot convert (only F32 and F16).",
   GGUF_WRITE_INVALID: "The writer was given an invalid file: bad value for its type, bad name, shape or data length.",
   GGUF_FILE_UNREADABLE: "The GGUF file could not be opened or read.",
+  GGUF_MODEL_INVALID: "A structurally valid GGUF file is not a model llama.cpp can load safely (bad vocabulary, missing or zero hyperparameters, missing or misshapen tensors).",
 });

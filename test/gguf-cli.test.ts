@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { meta } from "../gguf/meta.ts";
 import { encodeGguf } from "../gguf/writer.ts";
-import { sampleBytes, sampleFile } from "./gguf-fixtures.ts";
+import { sampleBytes, sampleFile, tinyLlama } from "./gguf-fixtures.ts";
 
 function colony(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -20,7 +20,7 @@ function colony(args: string[]): Promise<{ code: number | null; stdout: string; 
   });
 }
 
-test("colony gguf inspect prints metadata, summarised arrays and the tensor table; bad files exit 1 with a code", async () => {
+test("colony gguf inspect prints metadata, summarised arrays and the tensor table; gguf check vets models; bad files exit 1 with a code", async () => {
   const dir = await mkdtemp(path.join(tmpdir(), "colony-gguf-cli-"));
   try {
     const good = path.join(dir, "good.gguf");
@@ -31,12 +31,22 @@ test("colony gguf inspect prints metadata, summarised arrays and the tensor tabl
     const bad = path.join(dir, "bad.gguf");
     await writeFile(bad, sampleBytes().subarray(0, 300));
 
-    const [text, json, summarised, broken, missing] = await Promise.all([
+    const model = path.join(dir, "tiny.gguf");
+    const m = tinyLlama();
+    await writeFile(model, encodeGguf(m));
+    const dup = path.join(dir, "dup.gguf");
+    const toks = [...(m.metadata.find(([k]) => k === "tokenizer.ggml.tokens")![1].value as string[])];
+    toks[280] = toks[281]!;
+    await writeFile(dup, encodeGguf({ ...m, metadata: m.metadata.map(([k, v]) => [k, k === "tokenizer.ggml.tokens" ? meta.strs(toks) : v]) }));
+
+    const [text, json, summarised, broken, missing, checked, checkedDup] = await Promise.all([
       colony(["gguf", "inspect", good, "--tensors"]),
       colony(["gguf", "inspect", good, "--json", "--tensors"]),
       colony(["gguf", "inspect", long, "--array-items", "3"]),
       colony(["gguf", "inspect", bad]),
       colony(["gguf", "inspect", path.join(dir, "missing.gguf"), "--json"]),
+      colony(["gguf", "check", model, "--json"]),
+      colony(["gguf", "check", dup]),
     ]);
 
     assert.equal(text.code, 0, text.stderr);
@@ -66,6 +76,11 @@ test("colony gguf inspect prints metadata, summarised arrays and the tensor tabl
     assert.equal(broken.stdout, "");
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /^error GGUF_FILE_UNREADABLE: /);
+
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.deepEqual(JSON.parse(checked.stdout), { file: model, ok: true, architecture: "llama", tensors: 11, vocab: 297, bytes: JSON.parse(checked.stdout).bytes });
+    assert.equal(checkedDup.code, 1);
+    assert.match(checkedDup.stderr, /^error GGUF_MODEL_INVALID: .*duplicate/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

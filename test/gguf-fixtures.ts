@@ -84,3 +84,71 @@ export class Raw {
     return Buffer.concat(this.parts);
   }
 }
+
+/**
+ * A tiny but complete llama model (SPM character vocabulary with byte tokens, random weights)
+ * that llama.cpp loads. Returned as editable lists so tests can break one thing at a time.
+ */
+export function tinyLlama(seed = 1): { metadata: Array<[string, GgufValue]>; tensors: GgufTensor[] } {
+  const nEmbd = 16;
+  const nHead = 2;
+  const nHeadKv = 1;
+  const nFf = 32;
+  const nLayer = 1;
+  const chars = [..."abcdefghijklmnopqrstuvwxyz0123456789="].concat("\u2581");
+  const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+  const tokens = ["<unk>", "<s>", "</s>", ...bytes, ...chars];
+  const types = [2, 3, 3, ...bytes.map(() => 6), ...chars.map(() => 1)];
+  const scores = tokens.map((_, i) => (i < 259 ? 0 : -i));
+  const nVocab = tokens.length;
+  let state = seed >>> 0 || 1;
+  const rand = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return (state / 2 ** 32 - 0.5) * 0.2;
+  };
+  const t = (name: string, dims: number[], fill?: number): GgufTensor => {
+    const n = dims.reduce((a, b) => a * b, 1);
+    return { name, dims, type: GgmlType.F32, data: new Float32Array(n).map(() => fill ?? rand()) };
+  };
+  const kv = (nEmbd / nHead) * nHeadKv;
+  const tensors = [t("token_embd.weight", [nEmbd, nVocab])];
+  for (let i = 0; i < nLayer; i++) {
+    tensors.push(
+      t(`blk.${i}.attn_norm.weight`, [nEmbd], 1),
+      t(`blk.${i}.attn_q.weight`, [nEmbd, nEmbd]),
+      t(`blk.${i}.attn_k.weight`, [nEmbd, kv]),
+      t(`blk.${i}.attn_v.weight`, [nEmbd, kv]),
+      t(`blk.${i}.attn_output.weight`, [nEmbd, nEmbd]),
+      t(`blk.${i}.ffn_norm.weight`, [nEmbd], 1),
+      t(`blk.${i}.ffn_gate.weight`, [nEmbd, nFf]),
+      t(`blk.${i}.ffn_up.weight`, [nEmbd, nFf]),
+      t(`blk.${i}.ffn_down.weight`, [nFf, nEmbd]),
+    );
+  }
+  tensors.push(t("output_norm.weight", [nEmbd], 1));
+  return {
+    metadata: [
+      ["general.architecture", meta.str("llama")],
+      ["general.name", meta.str("tiny-fixture")],
+      ["llama.context_length", meta.u32(32)],
+      ["llama.embedding_length", meta.u32(nEmbd)],
+      ["llama.block_count", meta.u32(nLayer)],
+      ["llama.feed_forward_length", meta.u32(nFf)],
+      ["llama.attention.head_count", meta.u32(nHead)],
+      ["llama.attention.head_count_kv", meta.u32(nHeadKv)],
+      ["llama.rope.dimension_count", meta.u32(nEmbd / nHead)],
+      ["llama.attention.layer_norm_rms_epsilon", meta.f32(1e-5)],
+      ["llama.vocab_size", meta.u32(nVocab)],
+      ["tokenizer.ggml.model", meta.str("llama")],
+      ["tokenizer.ggml.tokens", meta.strs(tokens)],
+      ["tokenizer.ggml.scores", meta.f32s(scores)],
+      ["tokenizer.ggml.token_type", meta.i32s(types)],
+      ["tokenizer.ggml.bos_token_id", meta.u32(1)],
+      ["tokenizer.ggml.eos_token_id", meta.u32(2)],
+      ["tokenizer.ggml.unknown_token_id", meta.u32(0)],
+      ["tokenizer.ggml.add_bos_token", meta.bool(true)],
+      ["tokenizer.ggml.add_space_prefix", meta.bool(false)],
+    ],
+    tensors,
+  };
+}

@@ -23,4 +23,20 @@ export function register(program: Command): void {
       const opts = { arrayItems, tensors: o.tensors === true };
       process.stdout.write(o.json ? JSON.stringify(inspectJson(file, header, opts)) + "\n" : inspectText(file, header, opts));
     });
+
+  gguf
+    .command("check")
+    .description("check that a GGUF file is safe to hand to llama.cpp: the hardened header check plus model checks (vocabulary, hyperparameters, tensor shapes); exits 1 with an error code otherwise")
+    .argument("<file>", "path of the .gguf model or LoRA adapter")
+    .option("--json", "print one JSON object instead of text")
+    .action(async (file: string, o: { json?: boolean }) => {
+      const { readGgufHeaderFromFile } = await import("../../gguf/reader.ts");
+      const { checkLlamaModel } = await import("../../gguf/llama-check.ts");
+      const header = await readGgufHeaderFromFile(file);
+      checkLlamaModel(header);
+      const arch = header.metadata.get("general.architecture")?.value;
+      const tokens = header.metadata.get("tokenizer.ggml.tokens")?.value;
+      const summary = { file, ok: true, architecture: arch, tensors: header.tensorInfos.length, vocab: Array.isArray(tokens) ? tokens.length : null, bytes: header.fileSize };
+      process.stdout.write(o.json ? JSON.stringify(summary) + "\n" : `ok: ${file}: ${String(arch)} model, ${summary.tensors} tensors, vocabulary ${summary.vocab ?? "none"}, ${summary.bytes} bytes\n`);
+    });
 }
