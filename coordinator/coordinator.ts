@@ -128,6 +128,9 @@ export class Coordinator implements Lifecycle {
       start: async () => {
         const online: CoordinatorStatus = { state: "online", protocol: PROTOCOL_VERSION, fleetId: cfg.fleetId, startedAt: this.startedAt };
         await this.client!.publishAsync(topics.coordinatorStatus, encode(online), { qos: 1, retain: true });
+        // After a reconnect (an external broker restarted and lost its retained messages, or
+        // published our will on a network blip) presence must be re-asserted.
+        this.client!.on("connect", () => this.client!.publish(topics.coordinatorStatus, encode(online), { qos: 1, retain: true }));
         const tick = () => {
           this.publishStats();
           this.statsTimer = this.clock.setTimer(cfg.statsIntervalMs, tick);
