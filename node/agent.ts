@@ -81,7 +81,7 @@ export class Agent {
         try {
           this.context = await this.model.createContext({
             contextSize: this.genome.contextSize ?? Math.min(2048, this.model.trainContextSize),
-            threads: this.runtime.threads,
+            threads: this.runtime.threadsFor(this.modelFile),
             sequences: 1,
           });
         } catch (err) {
@@ -140,7 +140,7 @@ export class Agent {
       const t0 = performance.now();
       let t1 = 0;
       let n = 0;
-      for await (const _ of this.sequence.evaluate(tokens, { temperature: 0 })) {
+      for await (const _ of this.sequence.evaluate(tokens, { temperature: 0, yieldEogToken: true })) {
         if (n === 0) t1 = performance.now();
         if (++n >= genTokens + 1) break;
       }

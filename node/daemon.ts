@@ -23,7 +23,7 @@ import {
 import { Agent, type Genome } from "./agent.ts";
 import { AgentPool } from "./agent-pool.ts";
 import { decideBid, deviceState, type BidderNode } from "./bidder.ts";
-import { calibrate, CalibrationStore } from "./calibration.ts";
+import { calibrateBest, CalibrationStore } from "./calibration.ts";
 import { estimateCost, UNCALIBRATED } from "./cost-model.ts";
 import { NodeErrors } from "./errors.ts";
 import { HotCache } from "./hot-cache.ts";
@@ -124,9 +124,14 @@ export class NodeDaemon {
     }
     this.pool.onChange = () => this.publishStatus();
     for (const a of this.pool.agents.values()) {
-      if (this.calibrations.get(a.modelFile) || (await this.calibrations.load(a.modelFile, o.threads))) continue;
+      // Keyed by the maximum thread count; the stored calibration names the best one.
+      const known = this.calibrations.get(a.modelFile) ?? (await this.calibrations.load(a.modelFile, o.threads));
+      if (known) {
+        this.runtime.setThreadsFor(a.modelFile, known.threads);
+        continue;
+      }
       if (o.calibrate === false) continue;
-      await this.calibrations.put(a.modelFile, o.threads, await calibrate(a, o.threads, this.log));
+      await this.calibrations.put(a.modelFile, o.threads, await calibrateBest(a, this.runtime, this.log));
     }
     await this.pool.start();
     await this.connect();
@@ -207,7 +212,10 @@ export class NodeDaemon {
     if (a.closesAt < now) return;
     const decision = decideBid(a, this.bidderView(), now);
     if (decision.bid.type === "bid") this.counters.bids++;
-    else this.counters.declines++;
+    else {
+      this.counters.declines++;
+      this.log.debug({ taskId: a.taskId, reason: decision.bid.reason, detail: decision.bid.detail }, "declined");
+    }
     this.publish(topics.nodeBid(this.opts.nodeId), decision.bid, 0);
     this.bidLatencies.push(performance.now() - t0);
     if (this.bidLatencies.length > 10_000) this.bidLatencies.splice(0, 5000);

@@ -84,8 +84,20 @@ export class LlamaRuntime {
     return this.llama;
   }
 
+  /** The most threads a context may use (the profile's / --threads). */
   get threads(): number {
     return this.opts.threads;
+  }
+
+  private readonly perModelThreads = new Map<string, number>();
+
+  /** Threads for contexts of this model: calibration's best, else the maximum. */
+  threadsFor(file: string): number {
+    return this.perModelThreads.get(file) ?? this.opts.threads;
+  }
+
+  setThreadsFor(file: string, threads: number): void {
+    this.perModelThreads.set(file, Math.max(1, Math.min(this.opts.threads, threads)));
   }
 
   isLoaded(file: string): boolean {

@@ -52,7 +52,7 @@ function submit(id: string, task: Record<string, unknown>): Promise<Result> {
 test("a task is won and answered by the agent whose skill fits; sleep frees the model; wake works", async () => {
   const node = await startNode({
     nodeId: "n-skill", url: h.url, cred: await h.nodeCred("n-skill"), dataDir: path.join(dir, "n-skill"),
-    genomes: [genome("adder-1", addModel, ["add"]), genome("sorter-1", sortModel, ["sort"])], sleepAfterMs: 400,
+    genomes: [genome("adder-1", addModel, ["add"]), genome("sorter-1", sortModel, ["sort"])], sleepAfterMs: 400, logger: (await import("../common/logger.ts")).createLogger({ level: process.env.NODE_TEST_LOG ?? "silent" }),
   });
   try {
     const d = node.daemon;
