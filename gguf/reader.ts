@@ -84,7 +84,7 @@ function unreadable(path: string, err: unknown): ColonyError {
 
 /**
  * Parses the header of a file on disk, reading only the bytes the header needs (starting with
- * 64 KiB and growing), so a multi-GB model costs a few small reads. `firstReadBytes` exists for
+ * 64 KiB and growing fourfold), so a multi-GB model costs a few small reads. `firstReadBytes` exists for
  * tests that exercise the growing.
  */
 export async function readGgufHeaderFromFile(
@@ -127,7 +127,8 @@ export async function readGgufHeaderFromFile(
         if (!(err instanceof NeedMoreBytes)) throw err;
         // The cursor already checked upTo <= file size and <= maxHeaderBytes; the guard makes
         // sure this loop always progresses even if that invariant were ever broken.
-        const next = Math.min(size, Math.max(err.upTo, want * 2));
+        // Grow fourfold: each retry parses from the start, so few retries beat small reads.
+        const next = Math.min(size, Math.max(err.upTo, want * 4));
         if (next <= want) throw new ColonyError(GgufErrors.GGUF_TRUNCATED, `${path}: unexpected end of file at ${want} bytes`, { path });
         want = next;
       }

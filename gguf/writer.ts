@@ -134,6 +134,7 @@ class ByteSink {
 }
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function bytesPerElement(t: GgufTensor): number {
   if (t.type === GgmlType.F32) return 4;
@@ -213,7 +214,10 @@ export function encodeGguf(file: GgufWriteInput): Buffer {
   head.concat().copy(out, 0);
   file.tensors.forEach((t, i) => {
     let p = dataStart + offsets[i]!;
-    if (t.type === GgmlType.F32) {
+    if (t.type === GgmlType.F32 && LITTLE_ENDIAN) {
+      // Same bytes as writeFloatLE per value, as one copy.
+      out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), p);
+    } else if (t.type === GgmlType.F32) {
       for (let j = 0; j < t.data.length; j++, p += 4) out.writeFloatLE(t.data[j]!, p);
     } else {
       for (let j = 0; j < t.data.length; j++, p += 2) out.writeUInt16LE(floatToHalf(t.data[j]!), p);
