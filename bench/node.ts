@@ -1,0 +1,170 @@
+/**
+ * Node daemon benchmark (`npm run bench -- node`). Last stdout line: one JSON summary.
+ *  - fleet overhead: gen tok/s of a 200-token task through coordinator + MQTT + node vs direct
+ *    node-llama-cpp in this process, same model, threads and greedy sampling (target ratio >= 0.9);
+ *  - sleep: memory freed by sleeping an agent / the RSS its wake + generation added (target >= 0.9);
+ *  - wake: agent wake time vs bare loadModel + createContext (target <= 1.2x);
+ *  - announce-to-bid p99 while the node generates (target <= 5 ms), over MQTT and inside the handler.
+ * The model is a random llama (31 MB F32) written by the trainer's exporter, EOS disabled, so
+ * every generation runs to maxTokens.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import v8 from "node:v8";
+import vm from "node:vm";
+import { decode, encode, topics, BidSchema, ResultSchema, type Announce, type Result } from "../common/protocol.ts";
+import { startHarness } from "../test/fixtures/coordinator-harness.ts";
+import { genome, startNode, writeRandomModel } from "../test/node-helpers.ts";
+
+v8.setFlagsFromString("--expose-gc");
+const gc = vm.runInNewContext("gc") as () => void;
+const rssMB = () => {
+  gc();
+  gc();
+  return process.memoryUsage().rss / 2 ** 20;
+};
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+const log = (...a: unknown[]) => console.log(...a);
+
+const TOKENS = 200;
+const dir = mkdtempSync(path.join(os.tmpdir(), "colony-bench-node-"));
+const h = await startHarness();
+const model = await writeRandomModel(dir, "bench", { dim: 384, layers: 4, ffn: 1152, ctx: 512 }, 5);
+const maxThreads = Math.min(2, os.availableParallelism());
+const node = await startNode({ nodeId: "bench-node", url: h.url, cred: await h.nodeCred("bench-node"), dataDir: path.join(dir, "node"), genomes: [genome("bench-agent", model, ["bench"], { contextSize: 512 })], threads: maxThreads, sleepAfterMs: 3_600_000 });
+const d = node.daemon;
+const threads = d.runtime.threadsFor(model);
+const cal = d.calibrations.get(model)!;
+log(`model ${model}: calibrated ${cal.genTokensPerS.toFixed(0)} tok/s gen, ${cal.promptTokensPerS.toFixed(0)} tok/s prompt at ${threads} threads, load ${cal.loadMs.toFixed(0)} ms`);
+
+// ---- fleet vs direct -------------------------------------------------------------------------
+const s = await h.submitter();
+const results = new Map<string, Result>();
+s.on("message", (_t, p) => {
+  const m = decode(ResultSchema, p);
+  if (m.ok) results.set(m.value.id, m.value);
+});
+async function viaFleet(i: number): Promise<{ e2eTps: number; genTps: number }> {
+  const id = `bench-${i}`;
+  await s.subscribeAsync(topics.taskResult(id), { qos: 1 });
+  const t0 = performance.now();
+  await s.publishAsync(topics.submit, encode({ id, prompt: "hello world", skill: "bench", maxTokens: TOKENS, deadlineMs: 120_000 }), { qos: 1 });
+  while (!results.has(id)) await new Promise((r) => setTimeout(r, 2));
+  const ms = performance.now() - t0;
+  const r = results.get(id)!;
+  if (r.status !== "ok") throw new Error(JSON.stringify(r));
+  return { e2eTps: (r.cost?.tokens ?? TOKENS) / (ms / 1000), genTps: TOKENS / ((r.timings.generateMs ?? ms) / 1000) };
+}
+const llama = d.runtime.instance;
+async function direct(): Promise<{ e2eTps: number; genTps: number }> {
+  const { LlamaCompletion } = await import("node-llama-cpp");
+  const m = await llama.loadModel({ modelPath: model });
+  const ctx = await m.createContext({ contextSize: 512, threads, sequences: 1 });
+  const c = new LlamaCompletion({ contextSequence: ctx.getSequence() });
+  let first = 0;
+  let n = 0;
+  const t0 = performance.now();
+  await c.generateCompletion("hello world", { maxTokens: TOKENS, temperature: 0, onToken: (t) => {
+    if (n === 0) first = performance.now();
+    n += t.length;
+  } });
+  const t1 = performance.now();
+  await ctx.dispose();
+  await m.dispose();
+  return { e2eTps: TOKENS / ((t1 - t0) / 1000), genTps: Math.max(1, n - 1) / ((t1 - first) / 1000) };
+}
+await viaFleet(0); // warm-up: wakes the agent
+const fleetRuns: number[] = [];
+const fleetGen: number[] = [];
+const directRuns: number[] = [];
+const directGen: number[] = [];
+for (let i = 1; i <= 3; i++) {
+  const f = await viaFleet(i);
+  fleetRuns.push(f.e2eTps);
+  fleetGen.push(f.genTps);
+  const x = await direct();
+  directRuns.push(x.e2eTps);
+  directGen.push(x.genTps);
+}
+const fleetTps = median(fleetRuns);
+const directTps = median(directRuns);
+log(`fleet end-to-end ${fleetTps.toFixed(0)} tok/s (node-side generation ${median(fleetGen).toFixed(0)}), direct ${directTps.toFixed(0)} tok/s (generation ${median(directGen).toFixed(0)}): ratio ${(fleetTps / directTps).toFixed(3)}`);
+
+// ---- announce-to-bid while generating --------------------------------------------------------
+const sup = await h.superClient();
+const sent = new Map<string, number>();
+const rtts: number[] = [];
+sup.on("message", (t, p) => {
+  if (t !== topics.nodeBid("bench-node")) return;
+  const m = decode(BidSchema, p);
+  if (!m.ok) return;
+  const t0 = sent.get(m.value.auctionId);
+  if (t0 !== undefined) rtts.push(performance.now() - t0);
+});
+await sup.subscribeAsync(topics.nodeBid("bench-node"), { qos: 0 });
+d.bidLatencies.length = 0;
+const long = viaFleet(100);
+while (d.activeJobs === 0) await new Promise((r) => setTimeout(r, 1));
+let generatingAnnounces = 0;
+for (let i = 0; i < 300; i++) {
+  const now = Date.now();
+  const a: Announce = { auctionId: `bench-a${i}`, taskId: `bench-t${i}`, attempt: 1, prompt: "hello", skill: "bench", maxTokens: 8, deadlineAt: now + 600_000, closesAt: now + 10_000 };
+  sent.set(a.auctionId, performance.now());
+  if (d.activeJobs > 0) generatingAnnounces++;
+  sup.publish(topics.announce, encode(a), { qos: 0 });
+  await new Promise((r) => setTimeout(r, 3));
+}
+await long;
+await new Promise((r) => setTimeout(r, 200));
+const bidP99 = pct(rtts, 0.99);
+const handlerP99 = pct(d.bidLatencies, 0.99);
+log(`announce-to-bid over MQTT: p50 ${pct(rtts, 0.5).toFixed(2)} ms, p99 ${bidP99.toFixed(2)} ms (${rtts.length} bids, ${generatingAnnounces} sent while generating); handler p99 ${handlerP99.toFixed(3)} ms`);
+
+// ---- sleep and wake --------------------------------------------------------------------------
+const agent = d.pool.get("bench-agent")!;
+await agent.sleep();
+const wakeMs: number[] = [];
+const bareMs: number[] = [];
+const freedRatios: number[] = [];
+for (let i = 0; i < 3; i++) {
+  const r0 = rssMB();
+  let t = performance.now();
+  await agent.wake();
+  wakeMs.push(performance.now() - t);
+  await agent.generate("hello", { maxTokens: 16 });
+  const r1 = rssMB();
+  await agent.sleep();
+  const r2 = rssMB();
+  freedRatios.push((r1 - r2) / Math.max(1e-9, r1 - r0));
+  t = performance.now();
+  const m = await llama.loadModel({ modelPath: model });
+  const ctx = await m.createContext({ contextSize: 512, threads, sequences: 1 });
+  bareMs.push(performance.now() - t);
+  await ctx.dispose();
+  await m.dispose();
+}
+const sleepRatio = median(freedRatios);
+const wakeRatio = median(wakeMs) / median(bareMs);
+log(`sleep freed ${freedRatios.map((x) => x.toFixed(2)).join(", ")} of the wake's resident memory; wake ${median(wakeMs).toFixed(0)} ms vs bare load+context ${median(bareMs).toFixed(0)} ms (${wakeRatio.toFixed(2)}x; wake includes the GGUF header check)`);
+
+await node.close();
+await h.close();
+rmSync(dir, { recursive: true, force: true });
+console.log(JSON.stringify({
+  bench: "node",
+  model: "random llama 384x4, 31 MB F32",
+  threads,
+  tokens: TOKENS,
+  fleetTokPerS: +fleetTps.toFixed(1),
+  directTokPerS: +directTps.toFixed(1),
+  fleetOverDirect: +(fleetTps / directTps).toFixed(3),
+  sleepFreedOverResident: +sleepRatio.toFixed(3),
+  wakeMs: +median(wakeMs).toFixed(1),
+  bareLoadMs: +median(bareMs).toFixed(1),
+  wakeOverBare: +wakeRatio.toFixed(3),
+  announceToBidP99Ms: +bidP99.toFixed(3),
+  bidHandlerP99Ms: +handlerP99.toFixed(3),
+  loadAvg1m: +os.loadavg()[0]!.toFixed(1),
+}));
