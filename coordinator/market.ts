@@ -13,6 +13,7 @@ import { MarketErrors } from "./errors.ts";
 import type { Penalties } from "./penalties.ts";
 import type { Registry } from "./registry.ts";
 import { pickWinner } from "./scoring.ts";
+import { deliveredResult, failedResult, FAULTS, stable } from "./results.ts";
 import type { AttemptRecord, TaskRecord, TaskStore } from "./task-store.ts";
 import type { TrackRecords } from "./track-record.ts";
 
@@ -62,16 +63,6 @@ interface Run {
   writes: Promise<void>;
   writeQueued?: boolean;
   finished: boolean;
-}
-
-/** Attempt outcomes that are the agent's fault: it sits out the rest of the task. */
-const FAULTS = new Set(["ack-timeout", "refused", "error", "attempt-timeout", "offline", "deadline"]);
-
-/** A stable JSON form, so an exact re-send matches whatever order its keys came in. */
-function stable(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(stable).join(",")}]`;
-  if (v && typeof v === "object") return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`).join(",")}}`;
-  return JSON.stringify(v);
 }
 
 /**
@@ -370,27 +361,13 @@ export class Market {
     if (done.status === "error") {
       return this.failAttempt(run, "error", { code: MarketErrors.AGENT_ERROR, message: `agent error: ${done.error ? `${done.error.code}: ${done.error.message}` : "unspecified"}` }, false);
     }
-    const output = done.output ?? "";
-    const checked = run.check ? run.check(output) : undefined;
+    const checked = run.check ? run.check(done.output ?? "") : undefined;
     const skill = run.rec.submit.skill ?? "*";
     this.p.records.note(a.agentId!, skill, checked !== false);
     // Only a change is written: most successes follow successes.
     if ((this.p.penalties.get(a.agentId!)?.consecutive ?? 0) > 0) this.savePenalty(a.agentId!, this.p.penalties.succeed(a.agentId!));
     a.outcome = checked === false ? "check-failed" : "ok";
-    const now = this.p.clock.now();
-    const result: Result = {
-      id: run.rec.id,
-      status: checked === false ? "error" : "ok",
-      output,
-      ...(checked === false ? { error: { code: MarketErrors.CHECK_FAILED, message: `output did not pass the ${run.rec.submit.check!.type} check` } } : {}),
-      ...(checked !== undefined ? { checked } : {}),
-      agentId: a.agentId!, nodeId: a.nodeId!,
-      attempts: [],
-      timings: { acceptedAt: run.rec.acceptedAt, finishedAt: now, totalMs: now - run.rec.acceptedAt, ...(done.timings?.generateMs !== undefined ? { generateMs: done.timings.generateMs } : {}) },
-      ...(done.cost?.energyJ !== undefined || done.timings?.tokens !== undefined
-        ? { cost: { ...(done.cost?.energyJ !== undefined ? { energyJ: done.cost.energyJ } : {}), ...(done.timings?.tokens !== undefined ? { tokens: done.timings.tokens } : {}) } }
-        : {}),
-    };
+    const result = deliveredResult(run.rec, a, done, checked, this.p.clock.now());
     void this.finish(run, result);
   }
 
@@ -462,7 +439,7 @@ export class Market {
 
   private finishError(run: Run, code: string, message: string): void {
     const now = this.p.clock.now();
-    void this.finish(run, { id: run.rec.id, status: "error", error: { code, message }, attempts: [], timings: { acceptedAt: run.rec.acceptedAt, finishedAt: now, totalMs: now - run.rec.acceptedAt } });
+    void this.finish(run, failedResult(run.rec, code, message, now));
   }
 
   private async finish(run: Run, result: Result): Promise<void> {
@@ -470,7 +447,6 @@ export class Market {
     run.finished = true;
     this.clearTimers(run);
     if (run.auction) this.byAuction.delete(run.auction.auctionId);
-    result.attempts = run.rec.attempts.map((a) => ({ attempt: a.attempt, ...(a.nodeId ? { nodeId: a.nodeId } : {}), ...(a.agentId ? { agentId: a.agentId } : {}), outcome: a.outcome, ...(a.error ? { error: a.error } : {}) }));
     run.rec.state = "done";
     run.rec.result = result;
     // Stored before it is published: a result someone saw is always one `colony task` can show.
