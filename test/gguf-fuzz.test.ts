@@ -6,7 +6,9 @@ import path from "node:path";
 import { ColonyError } from "../common/errors.ts";
 import { Rng } from "../common/random.ts";
 import { readGguf, readGgufHeader, readGgufHeaderFromFile } from "../gguf/reader.ts";
-import { sampleBytes } from "./gguf-fixtures.ts";
+import { checkLlamaModel } from "../gguf/llama-check.ts";
+import { encodeGguf } from "../gguf/writer.ts";
+import { sampleBytes, tinyLlama } from "./gguf-fixtures.ts";
 
 // Boundary values that break naive length and count arithmetic.
 const U32S = [0, 1, 2, 3, 4, 8, 9, 12, 13, 31, 32, 33, 63, 64, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
@@ -130,4 +132,28 @@ test("the path-based reader, reading in small growing chunks, agrees with the in
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("mutated llama models: the model check after the reader also only ever throws GGUF ColonyErrors", () => {
+  const model = encodeGguf(tinyLlama());
+  const headerEnd = readGgufHeader(model).dataOffset;
+  // Mutate only the header: that is where the model check looks.
+  const seed = model.subarray(0, headerEnd);
+  const data = model.subarray(headerEnd);
+  const rng = new Rng("gguf-fuzz-model");
+  const counts = new Map<string, number>();
+  for (let i = 0; i < 3000; i++) {
+    const { bytes, how } = mutate(seed, rng);
+    const file = Buffer.concat([bytes, data]);
+    let result: string;
+    try {
+      result = outcome(() => checkLlamaModel(readGgufHeader(file, { strictLayout: false, allowTrailingData: true })));
+    } catch (err) {
+      assert.fail(`mutation #${i} (${how}) threw a non-Colony error: ${String((err as Error)?.stack ?? err)}`);
+    }
+    counts.set(result, (counts.get(result) ?? 0) + 1);
+  }
+  if (process.env.GGUF_FUZZ_VERBOSE) console.error(JSON.stringify([...counts]));
+  assert.ok((counts.get("GGUF_MODEL_INVALID") ?? 0) > 100, JSON.stringify([...counts]));
+  assert.ok((counts.get("ok") ?? 0) > 100, JSON.stringify([...counts]));
 });
