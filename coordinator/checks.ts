@@ -1,3 +1,4 @@
+import vm from "node:vm";
 import { Ajv } from "ajv";
 import { ColonyError } from "../common/errors.ts";
 import type { Check } from "../common/protocol.ts";
@@ -8,6 +9,25 @@ import { MarketErrors } from "./errors.ts";
  * or schema is a `rejected` event (CHECK_INVALID) instead of a failure after the work is done.
  */
 export type CheckFn = (output: string) => boolean;
+
+/**
+ * A submitter's regex runs on an agent's output inside the coordinator's event loop: a
+ * catastrophic pattern (`^(a+)+$`) could stall the whole market. It runs under a vm timeout
+ * instead, which V8 can interrupt mid-match; a check that runs out of time fails.
+ */
+export const REGEX_TIMEOUT_MS = 100;
+const regexContext = vm.createContext({ re: /x/, s: "" });
+const regexScript = new vm.Script("re.test(s)");
+
+function boundedTest(re: RegExp, out: string): boolean {
+  regexContext.re = re;
+  regexContext.s = out;
+  try {
+    return regexScript.runInContext(regexContext, { timeout: REGEX_TIMEOUT_MS }) === true;
+  } catch {
+    return false;
+  }
+}
 
 // One Ajv instance: compiling schemas is the costly part, and strict mode reports bad schemas.
 const ajv = new Ajv({ allErrors: false, strict: false });
@@ -23,7 +43,7 @@ export function compileCheck(check: Check): CheckFn {
       } catch (err) {
         throw new ColonyError(MarketErrors.CHECK_INVALID, `check regex does not compile: ${(err as Error).message}`);
       }
-      return (out) => re.test(out);
+      return (out) => boundedTest(re, out);
     }
     case "json-schema": {
       let validate: ReturnType<Ajv["compile"]>;
