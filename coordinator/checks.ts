@@ -11,21 +11,23 @@ import { MarketErrors } from "./errors.ts";
 export type CheckFn = (output: string) => boolean;
 
 /**
- * A submitter's regex runs on an agent's output inside the coordinator's event loop: a
- * catastrophic pattern (`^(a+)+$`) could stall the whole market. It runs under a vm timeout
- * instead, which V8 can interrupt mid-match; a check that runs out of time fails.
+ * A submitter's check runs on an agent's output inside the coordinator's event loop: a
+ * catastrophic regex (`^(a+)+$`, also as a JSON-schema `pattern`) could stall the whole market.
+ * Checks run under a vm timeout instead, which V8 can interrupt mid-match; out of time = failed.
  */
-export const REGEX_TIMEOUT_MS = 100;
-const regexContext = vm.createContext({ re: /x/, s: "" });
-const regexScript = new vm.Script("re.test(s)");
+export const CHECK_TIMEOUT_MS = 100;
+const boundedContext = vm.createContext({ f: (_: unknown) => false, x: undefined as unknown });
+const boundedScript = new vm.Script("f(x)");
 
-function boundedTest(re: RegExp, out: string): boolean {
-  regexContext.re = re;
-  regexContext.s = out;
+function bounded(f: (x: never) => unknown, x: unknown): boolean {
+  boundedContext.f = f;
+  boundedContext.x = x;
   try {
-    return regexScript.runInContext(regexContext, { timeout: REGEX_TIMEOUT_MS }) === true;
+    return boundedScript.runInContext(boundedContext, { timeout: CHECK_TIMEOUT_MS }) === true;
   } catch {
     return false;
+  } finally {
+    boundedContext.x = undefined;
   }
 }
 
@@ -43,7 +45,7 @@ export function compileCheck(check: Check): CheckFn {
       } catch (err) {
         throw new ColonyError(MarketErrors.CHECK_INVALID, `check regex does not compile: ${(err as Error).message}`);
       }
-      return (out) => boundedTest(re, out);
+      return (out) => bounded((text: string) => re.test(text), out);
     }
     case "json-schema": {
       let validate: ReturnType<Ajv["compile"]>;
@@ -59,7 +61,7 @@ export function compileCheck(check: Check): CheckFn {
         } catch {
           return false;
         }
-        return validate(value) === true;
+        return bounded((v: unknown) => validate(v) === true, value);
       };
     }
   }

@@ -353,12 +353,17 @@ test("feedback counts once per finished task in the agent's record", async () =>
   await h.close();
 });
 
-test("a catastrophic regex check cannot stall the coordinator: it fails after REGEX_TIMEOUT_MS", async () => {
-  const { compileCheck, REGEX_TIMEOUT_MS } = await import("../coordinator/checks.ts");
+test("a catastrophic regex check cannot stall the coordinator: it fails after CHECK_TIMEOUT_MS", async () => {
+  const { compileCheck, CHECK_TIMEOUT_MS } = await import("../coordinator/checks.ts");
   const check = compileCheck({ type: "regex", pattern: "^(a+)+$" });
   const t0 = performance.now();
   assert.equal(check("a".repeat(40) + "!"), false);
   // Unbounded, this match takes longer than the age of the universe; bounded it ends near the timeout.
-  assert.ok(performance.now() - t0 < REGEX_TIMEOUT_MS + 2000, `took ${performance.now() - t0} ms`);
+  assert.ok(performance.now() - t0 < CHECK_TIMEOUT_MS + 2000, `took ${performance.now() - t0} ms`);
   assert.equal(check("aaaa"), true);
+  const schemaCheck = compileCheck({ type: "json-schema", schema: { type: "string", pattern: "^(a+)+$" } });
+  const t1 = performance.now();
+  assert.equal(schemaCheck(JSON.stringify("a".repeat(40) + "!")), false);
+  assert.ok(performance.now() - t1 < CHECK_TIMEOUT_MS + 2000, `schema took ${performance.now() - t1} ms`);
+  assert.equal(schemaCheck(JSON.stringify("aaa")), true);
 });
