@@ -5,7 +5,7 @@
  *  - sleep: memory freed by sleeping an agent / the RSS its wake + generation added (target >= 0.9);
  *  - wake: agent wake time vs bare loadModel + createContext (target <= 1.2x);
  *  - announce-to-bid p99 while the node generates (target <= 5 ms), over MQTT and inside the handler.
- * The model is a random llama (31 MB F32) written by the trainer's exporter, EOS disabled, so
+ * The model is a random llama (512 wide, 8 layers, 109 MB F32) written by the trainer's exporter, EOS disabled, so
  * every generation runs to maxTokens.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -31,9 +31,9 @@ const log = (...a: unknown[]) => console.log(...a);
 const TOKENS = 200;
 const dir = mkdtempSync(path.join(os.tmpdir(), "colony-bench-node-"));
 const h = await startHarness();
-const model = await writeRandomModel(dir, "bench", { dim: 384, layers: 4, ffn: 1152, ctx: 512 }, 5);
+const model = await writeRandomModel(dir, "bench", { dim: 512, layers: 8, ffn: 1536, ctx: 512 }, 5);
 const maxThreads = Math.min(2, os.availableParallelism());
-const node = await startNode({ nodeId: "bench-node", url: h.url, cred: await h.nodeCred("bench-node"), dataDir: path.join(dir, "node"), genomes: [genome("bench-agent", model, ["bench"], { contextSize: 512 })], threads: maxThreads, sleepAfterMs: 3_600_000 });
+const node = await startNode({ nodeId: "bench-node", url: h.url, cred: await h.nodeCred("bench-node"), dataDir: path.join(dir, "node"), genomes: [genome("bench-agent", model, ["bench"], { contextSize: 512 })], threads: maxThreads, sleepAfterMs: 3_600_000, progressIntervalMs: 100 });
 const d = node.daemon;
 const threads = d.runtime.threadsFor(model);
 const cal = d.calibrations.get(model)!;
@@ -154,7 +154,7 @@ await h.close();
 rmSync(dir, { recursive: true, force: true });
 console.log(JSON.stringify({
   bench: "node",
-  model: "random llama 384x4, 31 MB F32",
+  model: "random llama 512x8, 109 MB F32",
   threads,
   tokens: TOKENS,
   fleetTokPerS: +fleetTps.toFixed(1),

@@ -58,6 +58,7 @@ export async function startNode(opts: {
   probe?: DeviceProbe;
   threads?: number;
   sleepAfterMs?: number;
+  progressIntervalMs?: number;
   calibrate?: boolean;
   freeMemMB?: () => number;
   logger?: Logger;
@@ -68,7 +69,7 @@ export async function startNode(opts: {
   const daemon = new NodeDaemon({
     nodeId: opts.nodeId, url: opts.url, username: opts.cred.username, password: opts.cred.password, profile, threads: opts.threads ?? 1,
     agents: { genomes: opts.genomes, baseDir: "/" }, dataDir: opts.dataDir, probe, logger: opts.logger ?? silentLogger,
-    heartbeatMs: 1000, progressIntervalMs: 50, calibrate: opts.calibrate ?? true, sleepAfterMs: opts.sleepAfterMs,
+    heartbeatMs: 1000, progressIntervalMs: opts.progressIntervalMs ?? 50, calibrate: opts.calibrate ?? true, sleepAfterMs: opts.sleepAfterMs,
     ...(opts.freeMemMB ? { freeMemMB: opts.freeMemMB } : {}),
   });
   try {
