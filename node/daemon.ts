@@ -76,6 +76,7 @@ export class NodeDaemon {
   /** By auctionId: running or queued, and recently finished (to re-ack duplicates, never run twice). */
   private readonly jobs = new Map<string, Job>();
   private readonly finished = new Map<string, number>();
+  private readonly bidFor = new Set<string>();
   private readonly queue: Job[] = [];
   private running = 0;
   private closing: Promise<void> | undefined;
@@ -210,6 +211,10 @@ export class NodeDaemon {
     this.counters.announces++;
     const now = this.now();
     if (a.closesAt < now) return;
+    // One bid per node per auction, even when the broker redelivers the announce.
+    if (this.bidFor.has(a.auctionId)) return;
+    this.bidFor.add(a.auctionId);
+    if (this.bidFor.size > 4096) for (const k of [...this.bidFor].slice(0, 2048)) this.bidFor.delete(k);
     const decision = decideBid(a, this.bidderView(), now);
     if (decision.bid.type === "bid") this.counters.bids++;
     else {
