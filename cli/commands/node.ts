@@ -6,7 +6,7 @@ export function register(program: Command): void {
     .command("node")
     .description("run a node daemon: hosts llama.cpp agents, bids for tasks from the coordinator and runs the ones it wins")
     .option("--coordinator <url>", "broker URL, e.g. mqtt://192.168.1.10:1883 (default: the credentials file's url, else mDNS discovery)")
-    .option("--credentials <file>", "credentials JSON from `colony credentials issue --role node` (or $COLONY_CREDENTIALS)")
+    .option("--credentials <file>", "credentials JSON from `colony credentials issue --node ID --out FILE` (or $COLONY_CREDENTIALS)")
     .option("--node-id <id>", "this node's id, [A-Za-z0-9._:-] (default: the host name)")
     .option("--profile <name|file>", "device profile name in firmware-configs/ or a JSON file (default: detected from the hardware)")
     .option("--agents <file>", "agents JSON file (default: one agent per seed model in models/seed-manifest.json)")
