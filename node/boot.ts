@@ -43,7 +43,7 @@ export async function bootNode(config: Readonly<NodeConfig>, logger: Logger, ext
     nodeId: config.nodeId, url, username: config.username ?? cred?.username, password: config.password ?? cred?.password,
     profile, threads, agents, dataDir: config.dataDir, probe, logger,
     heartbeatMs: config.heartbeatMs, progressIntervalMs: config.progressIntervalMs, hotCacheSize: config.hotCacheSize,
-    calibrate: config.calibrate, sleepAfterMs: config.sleepAfterMs,
+    calibrate: config.calibrate, sleepAfterMs: config.sleepAfterMs, recalibrateAfterMs: config.recalibrateAfterMs,
   });
   try {
     await daemon.start();

@@ -37,6 +37,8 @@ export const NodeConfigSchema = z.strictObject({
   hotCacheSize: z.number().int().min(1).max(1_000_000).default(200),
   /** Measure uncalibrated models at start. Default true. */
   calibrate: z.boolean().default(true),
+  /** Re-measure a model whose calibration is older than this, when the node is idle. Default 6 h. */
+  recalibrateAfterMs: z.number().int().min(1000).default(6 * 3600_000),
   /** Overrides the profile's sleepAfterMs. */
   sleepAfterMs: z.number().int().min(100).optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

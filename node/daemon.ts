@@ -48,6 +48,8 @@ export interface NodeDaemonOptions {
   hotCacheSize?: number;
   calibrate?: boolean;
   sleepAfterMs?: number | undefined;
+  /** Re-measure a model whose calibration is older than this, when the node is idle. Default 6 h. */
+  recalibrateAfterMs?: number | undefined;
   /** Free memory reader for the pool (tests inject); default the probe's live value. */
   freeMemMB?: () => number;
   now?: () => number;
@@ -73,6 +75,8 @@ export class NodeDaemon {
   hot!: HotCache;
   private client: MqttClient | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private recalibrateTimer: NodeJS.Timeout | undefined;
+  private recalibrating = false;
   /** By auctionId: running or queued, and recently finished (to re-ack duplicates, never run twice). */
   private readonly jobs = new Map<string, Job>();
   private readonly finished = new Map<string, number>();
@@ -136,6 +140,36 @@ export class NodeDaemon {
     }
     await this.pool.start();
     await this.connect();
+    const every = o.recalibrateAfterMs ?? 6 * 3600_000;
+    this.recalibrateTimer = setInterval(() => void this.recalibrateIfIdle(every), Math.max(1000, Math.min(60_000, every / 10)));
+    this.recalibrateTimer.unref();
+  }
+
+  /**
+   * Calibrations age (firmware updates, thermal paste, other services): when nothing runs, re-measure
+   * the stalest model whose agents are all asleep, so no task and no live context is disturbed.
+   */
+  async recalibrateIfIdle(maxAgeMs: number): Promise<boolean> {
+    if (this.recalibrating || this.closing || this.running > 0 || this.queue.length > 0) return false;
+    const now = this.now();
+    const byModel = new Map<string, Agent[]>();
+    for (const a of this.pool.agents.values()) byModel.set(a.modelFile, [...(byModel.get(a.modelFile) ?? []), a]);
+    const stale = [...byModel.entries()]
+      .filter(([file, agents]) => agents.every((a) => a.state === "asleep") && now - (this.calibrations.get(file)?.at ?? 0) > maxAgeMs)
+      .sort(([a], [b]) => (this.calibrations.get(a)?.at ?? 0) - (this.calibrations.get(b)?.at ?? 0));
+    const pick = stale[0];
+    if (!pick) return false;
+    this.recalibrating = true;
+    try {
+      const c = await calibrateBest(pick[1][0]!, this.runtime, this.log);
+      await this.calibrations.put(pick[0], this.opts.threads, c);
+      return true;
+    } catch (err) {
+      this.log.warn({ err, model: pick[0] }, "recalibration failed");
+      return false;
+    } finally {
+      this.recalibrating = false;
+    }
   }
 
   private async connect(): Promise<void> {
@@ -401,6 +435,7 @@ export class NodeDaemon {
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      if (this.recalibrateTimer) clearInterval(this.recalibrateTimer);
       for (const j of this.queue.splice(0)) (j as Job & { resolve: () => void }).resolve();
       for (const j of this.jobs.values()) j.abort.abort(new ColonyError(NodeErrors.TASK_CANCELLED, "node shutting down"));
       await Promise.all([...this.jobs.values()].map((j) => j.done));

@@ -89,3 +89,18 @@ test("cancel stops a running generation with TASK_CANCELLED; a deadline with TAS
   assert.equal(dl.error?.code, "TASK_DEADLINE");
   assert.equal(node.daemon.activeJobs, 0);
 });
+
+test("an idle node re-measures a stale calibration, never one of an awake agent", async () => {
+  const d = node.daemon;
+  const agent = d.pool.get("aw-agent")!;
+  const before = d.calibrations.get(agent.modelFile)!;
+  await agent.wake();
+  assert.equal(await d.recalibrateIfIdle(0), false, "agent awake: left alone");
+  await agent.sleep();
+  assert.equal(await d.recalibrateIfIdle(3600_000), false, "fresh calibration: left alone");
+  assert.equal(await d.recalibrateIfIdle(0), true);
+  const after = d.calibrations.get(agent.modelFile)!;
+  assert.ok(after.at > before.at);
+  assert.ok(after.genTokensPerS > 0);
+  assert.equal(agent.state, "asleep");
+});
