@@ -28,7 +28,12 @@ export async function runLoraTraining(input: TrainCommandInput, threads: number,
   // The checkpoint identity includes the base file's hash: an adapter resumed on another base is nonsense.
   const baseSha256 = createHash("sha256").update(readFileSync(baseFile)).digest("hex");
   log.info({ examples: examples.length, adapterParams: lora.parameterCount, rank: input.loraRank, threads }, "training LoRA adapter");
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   const r = await train(lora, examples, {
+    signal: abort.signal,
     steps: input.steps,
     batchSize: input.batch,
     lr: input.lr,
@@ -43,6 +48,11 @@ export async function runLoraTraining(input: TrainCommandInput, threads: number,
     forceProgress: input.progress,
     log,
   });
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  if (abort.signal.aborted) {
+    throw new ColonyError(TrainErrors.TRAIN_INTERRUPTED, `interrupted at step ${r.step} of ${input.steps}; checkpoint saved to ${input.checkpoint} (continue with --resume ${input.checkpoint})`);
+  }
   await exportLoraGguf(lora, base, input.out, { name: input.name ?? "colony-lora" });
   return {
     out: input.out,
