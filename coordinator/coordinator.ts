@@ -92,7 +92,21 @@ export class Coordinator implements Lifecycle {
       },
     });
     const rng = new Rng(cfg.seed ?? this.clock.now());
-    this.records = new TrackRecords((agentId, skill, rec) => void store.putRecord(agentId, skill, rec).catch((err) => log.error({ err }, "track record write failed")));
+    // Track records change on every task; they are written in batches at most every 100 ms (a crash
+    // loses at most that much statistics, never a task).
+    const dirty = new Map<string, { agentId: string; skill: string; rec: { successes: number; failures: number } }>();
+    let flushTimer: Timer | undefined;
+    const flush = async () => {
+      flushTimer = undefined;
+      const batch = [...dirty.values()];
+      dirty.clear();
+      await store.putRecords(batch).catch((err) => log.error({ err }, "track record write failed"));
+    };
+    this.records = new TrackRecords((agentId, skill, rec) => {
+      dirty.set(`${agentId}|${skill}`, { agentId, skill, rec });
+      flushTimer ??= this.clock.setTimer(100, () => void flush());
+    });
+    parts.push({ start: async () => {}, close: async () => (flushTimer?.cancel(), await flush()) });
     this.penalties = new Penalties(this.clock, cfg.penaltyBaseMs, cfg.penaltyMaxMs);
     this.registry = new Registry(this.clock, cfg.heartbeatTimeoutMs, (nodeId, why) => {
       log.info({ nodeId, why }, "node offline");

@@ -75,6 +75,11 @@ export class TaskStore {
     return this.d.put(`${REC}${agentId}|${skill}`, rec);
   }
 
+  putRecords(items: readonly { agentId: string; skill: string; rec: TrackRecord }[]): Promise<void> {
+    if (items.length === 0) return Promise.resolve();
+    return this.d.batch(items.map((i) => ({ type: "put" as const, key: `${REC}${i.agentId}|${i.skill}`, value: i.rec })));
+  }
+
   async *records(): AsyncGenerator<{ agentId: string; skill: string; rec: TrackRecord }> {
     for await (const [k, v] of this.d.iterator({ gte: REC, lt: REC + "\xff" })) {
       const [agentId, skill] = k.slice(REC.length).split("|") as [string, string];
