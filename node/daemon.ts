@@ -306,7 +306,10 @@ export class NodeDaemon {
     const agent = this.pool.get(award.agentId);
     if (!agent) return ack(false, `${NodeErrors.AGENT_NOT_FOUND}: no agent ${award.agentId} on ${nodeId}`);
     if (award.deadlineAt <= this.now()) return ack(false, `${NodeErrors.TASK_DEADLINE}: deadline already passed`);
-    if (this.running >= this.opts.profile.slots && this.queue.length >= this.opts.profile.queueLimit) return ack(false, "queue-full");
+    // The queue limit gates bids; an award for a bid this node made is honoured even if other
+    // awards filled the queue meanwhile (several auctions run at once), so a bid is a promise.
+    const overLimit = this.running >= this.opts.profile.slots && this.queue.length >= this.opts.profile.queueLimit;
+    if (overLimit && !this.bidFor.has(award.auctionId)) return ack(false, "queue-full");
     this.counters.awards++;
     const est = estimateCost({
       promptChars: award.prompt.length, maxTokens: award.maxTokens, asleep: agent.state === "asleep", queueMs: 0,
