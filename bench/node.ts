@@ -147,7 +147,7 @@ for (let i = 0; i < 3; i++) {
 }
 const sleepRatio = median(freedRatios);
 const wakeRatio = median(wakeMs) / median(bareMs);
-log(`sleep freed ${freedRatios.map((x) => x.toFixed(2)).join(", ")} of the wake's resident memory; wake ${median(wakeMs).toFixed(0)} ms vs bare load+context ${median(bareMs).toFixed(0)} ms (${wakeRatio.toFixed(2)}x; wake includes the GGUF header check)`);
+log(`sleep freed ${freedRatios.map((x) => x.toFixed(2)).join(", ")} of the wake's resident memory; wake ${median(wakeMs).toFixed(0)} ms vs bare load+context ${median(bareMs).toFixed(0)} ms (${wakeRatio.toFixed(2)}x)`);
 
 await node.close();
 await h.close();

@@ -108,11 +108,31 @@ export class LlamaRuntime {
     return [...this.models.keys()];
   }
 
+  private readonly verified = new Map<string, string>();
+
+  /**
+   * The header check costs a parse of the metadata (tens of ms for a large vocabulary) on every
+   * wake; a file whose size and mtime did not change since it passed is not parsed again.
+   */
+  private async verifyOnce(file: string): Promise<number> {
+    let stamp: string | undefined;
+    try {
+      const s = await stat(file);
+      stamp = `${s.size}:${s.mtimeMs}`;
+      if (this.verified.get(file) === stamp) return s.size / 2 ** 20;
+    } catch {
+      // verifyModelFile reports it with a code.
+    }
+    const mb = await verifyModelFile(file);
+    if (stamp) this.verified.set(file, stamp);
+    return mb;
+  }
+
   /** Loads (or shares) a verified model. Every acquire needs one release. */
   async acquire(file: string): Promise<LlamaModel> {
     let entry = this.models.get(file);
     if (!entry) {
-      const sizeMB = await verifyModelFile(file);
+      const sizeMB = await this.verifyOnce(file);
       const again = this.models.get(file);
       if (again) entry = again;
       else {
