@@ -94,3 +94,32 @@ test("memory reserve: wake fails below it, and LRU idle agents sleep first to ma
     await pool.close();
   }
 });
+
+test("a chat-style agent answers through the model's chat template; a completion agent uses its prompt template", async () => {
+  const { meta } = await import("../gguf/meta.ts");
+  const { Rng } = await import("../common/random.ts");
+  const { exportModelGguf } = await import("../trainer/gguf-export.ts");
+  const { LlamaModel } = await import("../trainer/model.ts");
+  const { Tokenizer } = await import("../trainer/tokenizer.ts");
+  const tok = Tokenizer.fromTexts(["abcdefghijklmnopqrstuvwxyz0123456789 :=\n"]);
+  const model = LlamaModel.init({ vocabSize: tok.vocabSize, dim: 32, nLayers: 1, nHeads: 4, nKvHeads: 4, ffnDim: 64, contextLength: 512, normEps: 1e-5, ropeTheta: 10000 }, new Rng(3));
+  const file = path.join(dir, "chat.gguf");
+  const template = "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}";
+  await exportModelGguf(model, tok, file, { name: "chat", extraMetadata: [["tokenizer.chat_template", meta.str(template)]] });
+  const chat = new Agent(genome("chat-1", file, ["qa"], { kind: "chat", systemPrompt: "be brief" }), file, runtime);
+  try {
+    const r = await chat.generate("hello", { maxTokens: 6 });
+    assert.ok(r.tokens >= 1 && r.tokens <= 6, JSON.stringify(r));
+    assert.equal(chat.state, "awake");
+  } finally {
+    await chat.sleep();
+  }
+  const comp = new Agent(genome("comp-1", file, ["qa"], { promptTemplate: "q: {prompt} a:" }), file, runtime);
+  try {
+    const r = await comp.generate("hello", { maxTokens: 6 });
+    assert.ok(r.tokens >= 1, JSON.stringify(r));
+  } finally {
+    await comp.sleep();
+  }
+  assert.deepEqual(runtime.loadedModels(), []);
+});
