@@ -122,6 +122,58 @@ const bidP99 = pct(rtts, 0.99);
 const handlerP99 = pct(d.bidLatencies, 0.99);
 log(`announce-to-bid over MQTT: p50 ${pct(rtts, 0.5).toFixed(2)} ms, p99 ${bidP99.toFixed(2)} ms (${rtts.length} bids, ${generatingAnnounces} sent while generating); handler p99 ${handlerP99.toFixed(3)} ms`);
 
+// ---- the same, with the node in its own process (as deployed) ------------------------------
+// Above, node, coordinator, broker and this client share one event loop; a deployed node has its own.
+let childBidP99 = NaN;
+let childBids = 0;
+{
+  const { spawn } = await import("node:child_process");
+  const { chmodSync, writeFileSync } = await import("node:fs");
+  const credFile = path.join(dir, "child-cred.json");
+  writeFileSync(credFile, JSON.stringify(await h.nodeCred("bench-child")));
+  chmodSync(credFile, 0o600);
+  const agentsFile = path.join(dir, "child-agents.json");
+  writeFileSync(agentsFile, JSON.stringify({ agents: [{ id: "child-agent", model, skills: ["bench2"], contextSize: 512 }] }));
+  const child = spawn(process.execPath, ["bin/colony.mjs", "node", "--coordinator", h.url, "--credentials", credFile, "--node-id", "bench-child", "--agents", agentsFile, "--data-dir", path.join(dir, "child"), "--threads", String(maxThreads), "--profile", "generic"], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, COLONY_LOG_LEVEL: "warn" } });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (c: Buffer) => c.toString().includes('"ready":true') && resolve());
+      child.once("exit", (code) => reject(new Error(`child node exited ${code}`)));
+    });
+    const childRtts: number[] = [];
+    const sentC = new Map<string, number>();
+    let generating = false;
+    sup.on("message", (t, p) => {
+      if (t === topics.nodeProgress("bench-child")) generating = true;
+      if (t !== topics.nodeBid("bench-child")) return;
+      const m = decode(BidSchema, p);
+      if (!m.ok) return;
+      const t0 = sentC.get(m.value.auctionId);
+      if (t0 !== undefined) childRtts.push(performance.now() - t0);
+    });
+    await sup.subscribeAsync([topics.nodeBid("bench-child"), topics.nodeProgress("bench-child")], { qos: 0 });
+    const id = "bench-child-long";
+    await s.subscribeAsync(topics.taskResult(id), { qos: 1 });
+    await s.publishAsync(topics.submit, encode({ id, prompt: "hello world", skill: "bench2", maxTokens: 480, deadlineMs: 120_000 }), { qos: 1 });
+    while (!generating) await new Promise((r) => setTimeout(r, 2));
+    for (let i = 0; i < 300 && !results.has(id); i++) {
+      const now = Date.now();
+      const a: Announce = { auctionId: `bench-c${i}`, taskId: `bench-ct${i}`, attempt: 1, prompt: "hello", skill: "bench2", maxTokens: 8, deadlineAt: now + 600_000, closesAt: now + 10_000 };
+      sentC.set(a.auctionId, performance.now());
+      sup.publish(topics.announce, encode(a), { qos: 0 });
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    childBids = childRtts.length;
+    childBidP99 = pct(childRtts, 0.99);
+    log(`announce-to-bid with the node in its own process, while it generates: p50 ${pct(childRtts, 0.5).toFixed(2)} ms, p99 ${childBidP99.toFixed(2)} ms (${childBids} bids)`);
+    while (!results.has(id)) await new Promise((r) => setTimeout(r, 10));
+  } finally {
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+  }
+}
+
 // ---- sleep and wake --------------------------------------------------------------------------
 const agent = d.pool.get("bench-agent")!;
 await agent.sleep();
@@ -166,5 +218,7 @@ console.log(JSON.stringify({
   wakeOverBare: +wakeRatio.toFixed(3),
   announceToBidP99Ms: +bidP99.toFixed(3),
   bidHandlerP99Ms: +handlerP99.toFixed(3),
+  announceToBidP99MsNodeProcess: +childBidP99.toFixed(3),
+  nodeProcessBids: childBids,
   loadAvg1m: +os.loadavg()[0]!.toFixed(1),
 }));
