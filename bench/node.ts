@@ -134,7 +134,7 @@ let childBids = 0;
   chmodSync(credFile, 0o600);
   const agentsFile = path.join(dir, "child-agents.json");
   writeFileSync(agentsFile, JSON.stringify({ agents: [{ id: "child-agent", model, skills: ["bench2"], contextSize: 512 }] }));
-  const child = spawn(process.execPath, ["bin/colony.mjs", "node", "--coordinator", h.url, "--credentials", credFile, "--node-id", "bench-child", "--agents", agentsFile, "--data-dir", path.join(dir, "child"), "--threads", String(maxThreads), "--profile", "generic"], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, COLONY_LOG_LEVEL: "warn" } });
+  const child = spawn(process.execPath, ["bin/colony.mjs", "node", "--coordinator", h.url, "--credentials", credFile, "--node-id", "bench-child", "--agents", agentsFile, "--data-dir", path.join(dir, "child"), "--threads", process.env.BENCH_NODE_THREADS ?? String(maxThreads), "--profile", "generic"], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, COLONY_LOG_LEVEL: "warn" } });
   try {
     await new Promise<void>((resolve, reject) => {
       child.stdout.on("data", (c: Buffer) => c.toString().includes('"ready":true') && resolve());
