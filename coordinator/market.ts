@@ -3,7 +3,7 @@ import { ColonyError } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
 import {
   decode, encode, IdSchema, SubmitSchema, topics,
-  type Ack, type Announce, type Award, type Bid, type Cancel, type Done, type Feedback, type Progress, type Result, type TaskEvent, type WireError,
+  type Ack, type Announce, type Award, type Bid, type Cancel, type Done, type Feedback, type Progress, type Result, type TaskEvent, type WireError, type Verdict,
 } from "../common/protocol.ts";
 import { Auction } from "./auction.ts";
 import { compileCheck, type CheckFn } from "./checks.ts";
@@ -374,6 +374,7 @@ export class Market {
     // Only a change is written: most successes follow successes.
     if ((this.p.penalties.get(a.agentId!)?.consecutive ?? 0) > 0) this.savePenalty(a.agentId!, this.p.penalties.succeed(a.agentId!));
     a.outcome = checked === false ? "check-failed" : "ok";
+    if (checked !== undefined) this.sendVerdict({ taskId: run.rec.id, agentId: a.agentId!, success: checked }, a.nodeId!);
     const result = deliveredResult(run.rec, a, done, checked, this.p.clock.now());
     void this.finish(run, result);
   }
@@ -388,6 +389,11 @@ export class Market {
     this.p.counters.inc("done.late");
     if (run) this.persist(run);
     else await this.p.store.putTask(rec);
+  }
+
+  /** Tells the node that ran a task how it was judged, for its hot cache and its own accuracy estimate. */
+  private sendVerdict(v: Verdict, nodeId: string): void {
+    this.p.out.publish(topics.nodeVerdict(nodeId), encode(v), { qos: 1 });
   }
 
   private savePenalty(agentId: string, s: { consecutive: number; until: number }): void {
@@ -475,6 +481,7 @@ export class Market {
     if (rec.feedback) return this.p.counters.drop("feedback.repeated");
     rec.feedback = { success: fb.success, at: this.p.clock.now() };
     this.p.records.note(rec.result.agentId, rec.submit.skill ?? "*", fb.success);
+    if (rec.result.nodeId) this.sendVerdict({ taskId, agentId: rec.result.agentId, success: fb.success, ...(fb.score !== undefined ? { score: fb.score } : {}) }, rec.result.nodeId);
     this.p.counters.inc("feedback.applied");
     await this.p.store.putTask(rec);
   }

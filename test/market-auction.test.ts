@@ -330,6 +330,9 @@ test("checks: exact (trimmed by default), regex, json-schema decide the result's
     assert.equal(r.status, status, id);
     assert.equal(r.checked, status === "ok", id);
     if (status === "error") assert.equal(r.error.code, "CHECK_FAILED");
+    // The node that ran it learns the verdict (for its hot cache and its own accuracy estimate).
+    const verdicts = h.on(topics.nodeVerdict("n1")).map((m) => m.msg).filter((v) => v.taskId === id);
+    assert.deepEqual(verdicts, [{ taskId: id, agentId: aw.agentId, success: status === "ok" }], id);
   }
   await h.close();
 });
@@ -346,9 +349,12 @@ test("feedback counts once per finished task in the agent's record", async () =>
   h.done("n1", aw, "x");
   await h.until(() => h.results("t15").length === 1, "result");
   await new Promise((r) => setTimeout(r, 20));
-  await h.market.onFeedback("t15", { success: false });
+  // No check: no verdict until the submitter's feedback arrives.
+  assert.equal(h.on(topics.nodeVerdict("n1")).length, 0);
+  await h.market.onFeedback("t15", { success: false, score: 0.2 });
   await h.market.onFeedback("t15", { success: false });
   assert.equal(h.counters.get("feedback.applied"), 1);
+  assert.deepEqual(h.on(topics.nodeVerdict("n1")).map((m) => m.msg), [{ taskId: "t15", agentId: aw.agentId, success: false, score: 0.2 }]);
   assert.equal(h.counters.get("dropped.feedback.repeated"), 1);
   await h.close();
 });
