@@ -9,6 +9,7 @@ import type { Llama, LlamaModel } from "node-llama-cpp";
 import { ColonyError } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
 import { readGgufHeaderFromFile } from "../gguf/reader.ts";
+import { checkLlamaModel } from "../gguf/llama-check.ts";
 import { NodeErrors } from "./errors.ts";
 
 export interface LlamaRuntimeOptions {
@@ -47,8 +48,9 @@ export async function verifyModelFile(file: string): Promise<number> {
   }
   try {
     const header = await readGgufHeaderFromFile(file);
-    const arch = header.metadata.get("general.architecture");
-    if (!arch) throw new Error("no general.architecture");
+    // Structure, vocabulary and tensor shapes: files that pass the reader but that llama.cpp was
+    // seen to crash on (duplicate tokens, damaged byte tokens, missing head counts; docs/gguf.md).
+    checkLlamaModel(header);
   } catch (err) {
     const code = err instanceof ColonyError ? `${err.code}: ` : "";
     throw new ColonyError(NodeErrors.MODEL_FILE_INVALID, `model file ${file} is not a valid GGUF model: ${code}${(err as Error).message}`, { file }, { cause: err });
