@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { ColonyError } from "../common/errors.ts";
-import { createLogger } from "../common/logger.ts";
+import { createLogger, type Logger } from "../common/logger.ts";
 import { Rng } from "../common/random.ts";
 import { encodePairs, readJsonlFile } from "./dataset.ts";
 import { TrainErrors } from "./errors.ts";
@@ -9,7 +9,7 @@ import { exportModelGguf } from "./gguf-export.ts";
 import { LlamaModel, type LlamaConfig } from "./model.ts";
 import { validateShape, type ShapeRequest } from "./shape.ts";
 import { Tokenizer } from "./tokenizer.ts";
-import { train } from "./train.ts";
+import { train, type Trainable, type TrainExample, type TrainOptions, type TrainResult } from "./train.ts";
 
 /** Everything `colony train` was asked for, already parsed into numbers (cli/commands/train.ts). */
 export interface TrainCommandInput {
@@ -62,35 +62,57 @@ export async function runTrainCommand(input: TrainCommandInput): Promise<TrainSu
   const examples = encodePairs(pairs, tokenizer, config.contextLength);
   const model = LlamaModel.init(config, new Rng(input.seed));
   log.info({ examples: examples.length, params: model.parameterCount, vocab: tokenizer.vocabSize, kernels: kernelInfo() }, "training");
-  // Ctrl-C stops after the current step and leaves a checkpoint to --resume from.
+  const r = await trainFromCommand(model, examples, input, log, { config: { ...config } });
+  await exportModelGguf(model, tokenizer, input.out, { name: input.name ?? "colony-trained" });
+  return summarize(input, "full", model.parameterCount, r);
+}
+
+/**
+ * Runs `train` with the command's options. Ctrl-C (or SIGTERM) stops after the current step and
+ * leaves a checkpoint to --resume from, reported as TRAIN_INTERRUPTED.
+ */
+export async function trainFromCommand(
+  model: Trainable,
+  examples: readonly TrainExample[],
+  input: TrainCommandInput,
+  log: Logger,
+  extra: Pick<TrainOptions, "config" | "weightDecay">,
+): Promise<TrainResult> {
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  const r = await train(model, examples, {
-    signal: abort.signal,
-    steps: input.steps,
-    batchSize: input.batch,
-    lr: input.lr,
-    ...(input.warmup !== undefined ? { warmupSteps: input.warmup } : {}),
-    seed: input.seed,
-    config: { ...config },
-    checkpointPath: input.checkpoint,
-    checkpointEvery: input.checkpointEvery,
-    ...(input.resume !== undefined ? { resumeFrom: input.resume } : {}),
-    forceProgress: input.progress,
-    log,
-  });
-  process.off("SIGINT", onSignal);
-  process.off("SIGTERM", onSignal);
+  let r: TrainResult;
+  try {
+    r = await train(model, examples, {
+      signal: abort.signal,
+      steps: input.steps,
+      batchSize: input.batch,
+      lr: input.lr,
+      ...(input.warmup !== undefined ? { warmupSteps: input.warmup } : {}),
+      seed: input.seed,
+      ...extra,
+      checkpointPath: input.checkpoint,
+      checkpointEvery: input.checkpointEvery,
+      ...(input.resume !== undefined ? { resumeFrom: input.resume } : {}),
+      forceProgress: input.progress,
+      log,
+    });
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
   if (abort.signal.aborted) {
     throw new ColonyError(TrainErrors.TRAIN_INTERRUPTED, `interrupted at step ${r.step} of ${input.steps}; checkpoint saved to ${input.checkpoint} (continue with --resume ${input.checkpoint})`);
   }
-  await exportModelGguf(model, tokenizer, input.out, { name: input.name ?? "colony-trained" });
+  return r;
+}
+
+export function summarize(input: TrainCommandInput, mode: TrainSummary["mode"], params: number, r: TrainResult): TrainSummary {
   return {
     out: input.out,
-    mode: "full",
-    params: model.parameterCount,
+    mode,
+    params,
     steps: r.step,
     finalLoss: r.losses.at(-1) ?? null,
     seconds: Number(r.seconds.toFixed(3)),
