@@ -1,5 +1,7 @@
 /**
- * `npm run bench -- auction [--tasks N] [--concurrency K]`: the market over real MQTT on loopback.
+ * `npm run bench -- auction [--tasks N] [--concurrency K] [--coordinator-tcp]`: the market over real
+ * MQTT on loopback. The coordinator's own client reaches its embedded broker in memory, as in
+ * production; --coordinator-tcp makes it use loopback TCP like every other client here.
  *
  * For 10 and 100 simulated nodes (each its own MQTT client, spread over 2 child processes):
  *  - latency: sequential submits, time from publishing the submit to receiving the `awarded` event
@@ -28,6 +30,7 @@ const argInt = (name: string, dflt: number) => {
 };
 const TASKS = argInt("--tasks", 200);
 const CONCURRENCY = argInt("--concurrency", 8);
+const COORDINATOR_TCP = args.includes("--coordinator-tcp");
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -143,10 +146,10 @@ async function bareRun(url: string, nodes: number) {
 }
 
 const ROUNDS = 4;
-const summary: Record<string, unknown> = { bench: "auction", tasksPerPhase: TASKS, concurrency: CONCURRENCY, rounds: ROUNDS, cores: os.cpus().length, loadavg1: +os.loadavg()[0]!.toFixed(1) };
+const summary: Record<string, unknown> = { bench: "auction", tasksPerPhase: TASKS, concurrency: CONCURRENCY, coordinatorTcp: COORDINATOR_TCP, rounds: ROUNDS, cores: os.cpus().length, loadavg1: +os.loadavg()[0]!.toFixed(1) };
 for (const nodes of [10, 100]) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "colony-bench-"));
-  const config = CoordinatorConfigSchema.parse({ port: 0, host: "127.0.0.1", dataDir, insecure: true, mdns: false, logLevel: "silent", bidWindowMs: 2000, seed: 1 });
+  const config = CoordinatorConfigSchema.parse({ port: 0, host: "127.0.0.1", dataDir, insecure: true, mdns: false, logLevel: "silent", bidWindowMs: 2000, seed: 1, brokerOverTcp: COORDINATOR_TCP });
   const coordinator = new Coordinator(config, { logger: silentLogger });
   await coordinator.start();
   const url = coordinator.brokerUrl;

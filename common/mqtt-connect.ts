@@ -5,7 +5,8 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import mqtt, { type MqttClient } from "mqtt";
+import type { Duplex } from "node:stream";
+import mqtt, { MqttClient, type IClientOptions } from "mqtt";
 import { z } from "zod";
 import { ColonyError, CommonErrors } from "./errors.ts";
 import type { Logger } from "./logger.ts";
@@ -48,6 +49,12 @@ export interface ConnectMqttOptions {
   reconnectMaxMs?: number;
   /** TLS options for mqtts:// (CA, client certificate), passed to mqtt.js unchanged. */
   tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer; rejectUnauthorized?: boolean } | undefined;
+  /**
+   * Opens the connection's byte stream instead of dialling `url` (called again on every
+   * reconnect): the coordinator's in-memory link to its embedded broker. `url` is then only
+   * what logs and errors name.
+   */
+  stream?: (() => Duplex) | undefined;
 }
 
 const SCHEMES = new Set(["mqtt:", "mqtts:", "tcp:", "ssl:", "ws:", "wss:"]);
@@ -85,7 +92,7 @@ export function connectMqtt(opts: ConnectMqttOptions): Promise<MqttClient> {
 
   let client: MqttClient;
   try {
-    client = mqtt.connect(opts.url, {
+    const options: IClientOptions = {
       protocolVersion: 4,
       clientId,
       clean: opts.clean ?? true,
@@ -97,7 +104,9 @@ export function connectMqtt(opts: ConnectMqttOptions): Promise<MqttClient> {
       // Per-attempt CONNACK wait; the overall first-connect budget is enforced below.
       connectTimeout: Math.min(timeoutMs, 30_000),
       ...(opts.tls ?? {}),
-    });
+    };
+    const stream = opts.stream;
+    client = stream ? new MqttClient(() => stream(), options) : mqtt.connect(opts.url, options);
   } catch (err) {
     return Promise.reject(new ColonyError(CommonErrors.MQTT_CONNECT_FAILED, `cannot connect to ${safeUrl}: ${(err as Error).message}`, undefined, { cause: err }));
   }

@@ -16,6 +16,11 @@ export const CoordinatorConfigSchema = z.strictObject({
   host: z.string().min(1).default("0.0.0.0"),
   /** External broker URL (e.g. mosquitto); unset = run the embedded aedes broker. */
   broker: z.string().min(1).optional(),
+  /**
+   * The market's own client reaches the embedded broker over loopback TCP instead of in memory.
+   * Only for comparisons (bench/auction.ts --coordinator-tcp) and debugging. Default false.
+   */
+  brokerOverTcp: z.boolean().default(false),
   /** Username/password of the coordinator on an external broker; default: issued from the fleet secret. */
   brokerUsername: z.string().optional(),
   brokerPassword: z.string().optional(),
