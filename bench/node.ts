@@ -169,8 +169,11 @@ let childBids = 0;
     log(`announce-to-bid with the node in its own process, while it generates: p50 ${pct(childRtts, 0.5).toFixed(2)} ms, p99 ${childBidP99.toFixed(2)} ms (${childBids} bids)`);
     while (!results.has(id)) await new Promise((r) => setTimeout(r, 10));
   } finally {
-    child.kill("SIGTERM");
-    await new Promise((r) => child.once("exit", r));
+    // A child that already exited (a config error, say) must not leave this waiting for an exit it saw.
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
   }
 }
 
