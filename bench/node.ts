@@ -183,9 +183,19 @@ await agent.sleep();
 const wakeMs: number[] = [];
 const bareMs: number[] = [];
 const freedRatios: number[] = [];
-for (let i = 0; i < 3; i++) {
+const bareLoad = async () => {
+  const t = performance.now();
+  const m = await llama.loadModel({ modelPath: model });
+  const ctx = await m.createContext({ contextSize: 512, threads, sequences: 1 });
+  bareMs.push(performance.now() - t);
+  await ctx.dispose();
+  await m.dispose();
+};
+// 5 pairs; the bare load goes first in every other pair so that neither side always follows the other.
+for (let i = 0; i < 5; i++) {
+  if (i % 2 === 1) await bareLoad();
   const r0 = rssMB();
-  let t = performance.now();
+  const t = performance.now();
   await agent.wake();
   wakeMs.push(performance.now() - t);
   await agent.generate("hello", { maxTokens: 16 });
@@ -193,12 +203,7 @@ for (let i = 0; i < 3; i++) {
   await agent.sleep();
   const r2 = rssMB();
   freedRatios.push((r1 - r2) / Math.max(1e-9, r1 - r0));
-  t = performance.now();
-  const m = await llama.loadModel({ modelPath: model });
-  const ctx = await m.createContext({ contextSize: 512, threads, sequences: 1 });
-  bareMs.push(performance.now() - t);
-  await ctx.dispose();
-  await m.dispose();
+  if (i % 2 === 0) await bareLoad();
 }
 const sleepRatio = median(freedRatios);
 const wakeRatio = median(wakeMs) / median(bareMs);
