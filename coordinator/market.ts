@@ -60,8 +60,8 @@ interface Run {
   current?: Current | undefined;
   deadlineTimer?: Timer | undefined;
   failedAgents: Set<string>;
+  /** The latest store write of this task (close() waits for it). */
   writes: Promise<void>;
-  writeQueued?: boolean;
   finished: boolean;
 }
 
@@ -138,18 +138,11 @@ export class Market {
   }
 
   /**
-   * Writes are chained per task so they land in order, and coalesced: a write that has not begun
-   * yet will serialise the latest state anyway, so a second request while one waits adds nothing.
+   * Stores the task's current state. The store group-commits: writes land in order, and several
+   * writes of one task before its batch goes out become one (task-store.ts).
    */
   private persist(run: Run): Promise<void> {
-    if (run.writeQueued) return run.writes;
-    run.writeQueued = true;
-    run.writes = run.writes
-      .then(() => {
-        run.writeQueued = false;
-        return this.p.store.putTask(run.rec);
-      })
-      .catch((err) => this.p.logger.error({ err, taskId: run.rec.id }, "task store write failed"));
+    run.writes = this.p.store.putTask(run.rec).catch((err) => this.p.logger.error({ err, taskId: run.rec.id }, "task store write failed"));
     return run.writes;
   }
 
