@@ -65,9 +65,11 @@ export class EmbeddedBroker {
    * gets the other for its MQTT client. bench/auction.ts measures what it saves over TCP.
    */
   connectInMemory(): Duplex {
-    if (!this.broker || this.broker.closed) throw new Error("the embedded broker is not running");
     const [clientEnd, brokerEnd] = memoryDuplexPair();
-    this.broker.handle(brokerEnd as unknown as net.Socket);
+    // A broker that is not running refuses like a closed port: the client sees the stream close
+    // and retries with its backoff (mqtt.js calls this on every reconnect; a throw would escape).
+    if (!this.broker || this.broker.closed) brokerEnd.destroy();
+    else this.broker.handle(brokerEnd as unknown as net.Socket);
     return clientEnd;
   }
 
