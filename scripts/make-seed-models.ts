@@ -45,7 +45,7 @@ interface SpecialistSpec {
 export const SPECIALISTS: readonly SpecialistSpec[] = [
   { name: "seed-max-sort", skills: ["max", "sort"], dim: 64, layers: 2, heads: 4, ffn: 192, steps: 1400, batch: 32, lr: 5e-3, seed: 11 },
   { name: "seed-reverse", skills: ["reverse"], dim: 64, layers: 2, heads: 4, ffn: 192, steps: 900, batch: 32, lr: 5e-3, seed: 12 },
-  { name: "seed-count", skills: ["count"], dim: 64, layers: 4, heads: 8, ffn: 192, steps: 10000, batch: 32, lr: 3e-3, seed: 13 },
+  { name: "seed-count", skills: ["count"], dim: 64, layers: 4, heads: 8, ffn: 192, steps: 3000, batch: 32, lr: 3e-3, seed: 13 },
   { name: "seed-add", skills: ["add"], dim: 64, layers: 3, heads: 4, ffn: 192, steps: 3000, batch: 32, lr: 5e-3, seed: 14 },
 ];
 
