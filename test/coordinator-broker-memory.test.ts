@@ -45,6 +45,28 @@ test("an in-memory client and a TCP client exchange messages through the embedde
   });
 });
 
+test("a dropped in-memory connection reconnects through a new stream pair and works again", async () => {
+  await withBroker(async (broker, secret) => {
+    let opened = 0;
+    const coord = await connectMqtt({
+      url: broker.localUrl, ...issueCredential(secret, "coordinator"), logger: silentLogger, reconnectMinMs: 50,
+      stream: () => (opened++, broker.connectInMemory()),
+    });
+    try {
+      await coord.subscribeAsync(topics.coordinatorStatus, { qos: 1 });
+      const reconnected = new Promise<void>((resolve) => coord.once("connect", () => resolve()));
+      coord.stream.destroy(); // as if the link broke
+      await reconnected;
+      assert.equal(opened, 2);
+      const got = nextMessage(coord); // the subscription was restored on the new connection
+      await coord.publishAsync(topics.coordinatorStatus, "again", { qos: 1 });
+      assert.equal(await got, "again");
+    } finally {
+      await coord.endAsync();
+    }
+  });
+});
+
 test("the in-memory link goes through authentication: a wrong credential is refused", async () => {
   await withBroker(async (broker) => {
     const forged = issueCredential(randomBytes(32), "coordinator");
