@@ -12,41 +12,34 @@ import { Duplex } from "node:stream";
 
 export function memoryDuplexPair(): [Duplex, Duplex] {
   const ends: Duplex[] = [];
-  const make = (peerIndex: number): Duplex => {
-    // The write callback held back while the peer's read buffer is full.
-    let blocked: (() => void) | undefined;
-    const side: Duplex & { release?: () => void } = new Duplex({
+  // held[i]: the write callback of end i, held back while the other end's read buffer is full.
+  const held: ((() => void) | undefined)[] = [undefined, undefined];
+  const release = (i: number) => {
+    const cb = held[i];
+    held[i] = undefined;
+    cb?.();
+  };
+  const make = (self: number): Duplex => {
+    const peer = 1 - self;
+    return new Duplex({
       allowHalfOpen: false,
-      read() {
-        // Our reader drained: the peer's held write may go on.
-        const peer = ends[peerIndex] as Duplex & { release?: () => void };
-        peer.release?.();
-      },
+      // Our reader wants more: the peer's held write may go on.
+      read: () => release(peer),
       write(chunk: Buffer, _enc, cb) {
-        const peer = ends[peerIndex]!;
-        if (peer.destroyed) return cb(new Error("the other end of the in-memory stream is closed"));
-        if (peer.push(chunk)) cb();
-        else blocked = () => cb();
+        if (ends[peer]!.push(chunk)) cb();
+        else held[self] = () => cb();
       },
       final(cb) {
-        const peer = ends[peerIndex]!;
-        if (!peer.destroyed) peer.push(null);
+        if (!ends[peer]!.destroyed) ends[peer]!.push(null);
         cb();
       },
       destroy(err, cb) {
-        const peer = ends[peerIndex]!;
-        blocked = undefined; // a write held back on a closed stream is dropped, as on a socket
-        if (!peer.destroyed) peer.destroy();
+        held[self] = undefined; // a write held back on a closed stream is dropped, as on a socket
+        if (!ends[peer]!.destroyed) ends[peer]!.destroy();
         cb(err);
       },
     });
-    side.release = () => {
-      const held = blocked;
-      blocked = undefined;
-      held?.();
-    };
-    return side;
   };
-  ends.push(make(1), make(0));
+  ends.push(make(0), make(1));
   return [ends[0]!, ends[1]!];
 }
