@@ -15,7 +15,7 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import { decode, encode, topics, BidSchema, ResultSchema, type Announce, type Result } from "../common/protocol.ts";
 import { startHarness } from "../test/fixtures/coordinator-harness.ts";
-import { genome, startNode, writeRandomModel } from "../test/node-helpers.ts";
+import { genome, startNode, writeRandomModel } from "../test/fixtures/node-helpers.ts";
 
 v8.setFlagsFromString("--expose-gc");
 const gc = vm.runInNewContext("gc") as () => void;

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// Runs every test/**/*.test.ts with node:test through tsx. Node 20's runner silently runs nothing
-// when given a folder, so this script lists the files itself and fails when no test ran.
-// Usage: node scripts/run-tests.mjs [substring ...]   (filters test files by path)
+// Runs every test/{unit,integration,model}/**/*.test.ts with node:test through tsx. Node 20's runner
+// silently runs nothing when given a folder, so this script lists the files itself and fails when no
+// test ran. With COLONY_CI=1 (set by .ci/run, which installs every system package the tests need) a
+// skipped test is a failure too: a skip there means a check silently did not happen.
+// Usage: node scripts/run-tests.mjs [substring ...]   (filters test files by path, e.g. `unit`)
 import { readdirSync, statSync } from "node:fs";
 import { spawn } from "node:child_process";
 import path from "node:path";
+
+const GROUPS = ["unit", "integration", "model"];
 
 function walk(dir) {
   const out = [];
@@ -16,19 +20,32 @@ function walk(dir) {
   return out;
 }
 
+// A test file outside the groups would never run: refuse it instead of losing it.
+const stray = walk("test").filter((f) => !GROUPS.some((g) => f.startsWith(path.join("test", g) + path.sep)));
+if (stray.length) {
+  console.error(`run-tests: test files outside test/{${GROUPS.join(",")}}/ would not run: ${stray.join(", ")}`);
+  process.exit(1);
+}
 const filters = process.argv.slice(2);
-const files = walk("test").sort().filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+const files = GROUPS.flatMap((g) => walk(path.join("test", g))).sort().filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 if (files.length === 0) {
   console.error("run-tests: no test files matched");
   process.exit(1);
 }
 // Two files at a time: the machine has two cores and the llama.cpp tests pin their own threads.
 const concurrency = process.env.COLONY_TEST_CONCURRENCY ?? "2";
+const strictSkips = process.env.COLONY_CI === "1";
 const args = ["--import", "tsx", "--test", "--test-reporter=tap", `--test-concurrency=${concurrency}`, ...files];
 const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
 let tail = "";
+const skipped = [];
+let pending = "";
 child.stdout.on("data", (chunk) => {
   process.stdout.write(chunk);
+  const text = pending + chunk.toString();
+  const lines = text.split("\n");
+  pending = lines.pop() ?? "";
+  for (const line of lines) if (/^\s*ok \d+ - .*# SKIP/.test(line)) skipped.push(line.trim());
   tail = (tail + chunk.toString()).slice(-4000);
 });
 child.on("close", (code) => {
@@ -38,6 +55,11 @@ child.on("close", (code) => {
     console.error("run-tests: the runner executed no test");
     process.exit(1);
   }
-  console.error(`run-tests: ${tests} tests, ${fail} failed, exit ${code}`);
+  console.error(`run-tests: ${files.length} files, ${tests} tests, ${fail} failed, ${skipped.length} skipped, exit ${code}`);
+  for (const s of skipped) console.error(`run-tests: skipped: ${s}`);
+  if (strictSkips && skipped.length > 0) {
+    console.error("run-tests: COLONY_CI=1 and a test was skipped: CI installs everything the tests need, so a skip is a failure here");
+    process.exit(1);
+  }
   process.exit(code ?? 1);
 });

@@ -1,0 +1,142 @@
+// The fleet ACL enforced by a real aedes broker, probed with real mqtt.js clients.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import type { MqttClient } from "mqtt";
+import { issueCredential, type Role } from "../../coordinator/auth.ts";
+import { connectMqtt } from "../../common/mqtt-connect.ts";
+import { ColonyError } from "../../common/errors.ts";
+import { silentLogger } from "../../common/logger.ts";
+import { topics } from "../../common/protocol.ts";
+import { startAuthBroker, rawConnect, canSubscribe, deliveredTo, endAll, type TestBroker } from "../fixtures/auth-broker.ts";
+
+const secret = randomBytes(32);
+let broker: TestBroker;
+let observer: MqttClient; // the coordinator: may read everything
+const opened: MqttClient[] = [];
+
+async function as(role: Role, name: string, extra: Parameters<typeof rawConnect>[1] = {}): Promise<MqttClient> {
+  const c = await rawConnect(broker.url, { ...issueCredential(secret, role, name), ...extra });
+  opened.push(c);
+  return c;
+}
+
+before(async () => {
+  broker = await startAuthBroker({ secret });
+  observer = await as("coordinator", "coordinator");
+});
+after(async () => {
+  await endAll(...opened);
+  await broker.close();
+});
+
+test("anonymous connections are refused (CONNACK 5) and connectMqtt reports MQTT_AUTH_REFUSED", async () => {
+  await assert.rejects(rawConnect(broker.url), (err: Error & { code?: number }) => err.code === 5);
+  await assert.rejects(connectMqtt({ url: broker.url, logger: silentLogger, connectTimeoutMs: 3000 }), (err: unknown) => err instanceof ColonyError && err.code === "MQTT_AUTH_REFUSED");
+});
+
+test("a wrong password, a password for another name and a forged role are refused", async () => {
+  const good = issueCredential(secret, "node", "pi-a");
+  await assert.rejects(rawConnect(broker.url, { username: good.username, password: good.password.slice(0, -1) + (good.password.endsWith("A") ? "B" : "A") }), (e: Error & { code?: number }) => e.code === 4);
+  await assert.rejects(rawConnect(broker.url, { username: "node.pi-b", password: good.password }), (e: Error & { code?: number }) => e.code === 4);
+  await assert.rejects(rawConnect(broker.url, { username: "coordinator", password: good.password }), (e: Error & { code?: number }) => e.code === 4);
+  const otherFleet = issueCredential(randomBytes(32), "node", "pi-a");
+  await assert.rejects(connectMqtt({ url: broker.url, ...otherFleet, logger: silentLogger, connectTimeoutMs: 3000 }), (err: unknown) => err instanceof ColonyError && err.code === "MQTT_AUTH_REFUSED");
+  const ok = await connectMqtt({ url: broker.url, ...good, logger: silentLogger });
+  opened.push(ok);
+  assert.equal(ok.connected, true);
+});
+
+test("a node publishes on its own topics; the coordinator receives them", async () => {
+  for (const t of [topics.nodeStatus("pi-a"), topics.nodeHeartbeat("pi-a"), topics.nodeBid("pi-a"), topics.nodeAck("pi-a"), topics.nodeProgress("pi-a"), topics.nodeDone("pi-a")]) {
+    assert.equal(await deliveredTo(observer, await as("node", "pi-a"), t), true, t);
+  }
+  assert.equal(await deliveredTo(observer, await as("node", "pi-a"), topics.nodeStatus("pi-a"), { retain: true }), true, "retained status");
+});
+
+test("a node's publishes on another node's topics, on task topics or retained heartbeats never arrive", async () => {
+  const refused = [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.nodeAward("pi-a"), topics.submit, topics.taskResult("t1"), topics.announce, topics.coordinatorStatus, "homeassistant/x"];
+  for (const t of refused) {
+    const node = await as("node", "pi-a");
+    assert.equal(await deliveredTo(observer, node, t), false, t);
+  }
+  assert.equal(await deliveredTo(observer, await as("node", "pi-a"), topics.nodeHeartbeat("pi-a"), { retain: true }), false, "retained heartbeat");
+});
+
+test("a node cannot register a last will on another node's status topic", async () => {
+  const cred = issueCredential(secret, "node", "pi-a");
+  await assert.rejects(rawConnect(broker.url, { ...cred, will: { topic: topics.nodeStatus("pi-b"), payload: "offline", retain: true } }), (e: Error & { code?: number }) => e.code === 5);
+  const ok = await as("node", "pi-a", { will: { topic: topics.nodeStatus("pi-a"), payload: "offline", retain: true, qos: 1 } });
+  assert.equal(ok.connected, true);
+});
+
+test("a node's last will on its own status reaches the coordinator when it dies", async () => {
+  await observer.subscribeAsync(topics.nodeStatus("pi-w"), { qos: 1 });
+  const got = new Promise<string>((resolve) => observer.on("message", (t, p) => t === topics.nodeStatus("pi-w") && p.length > 0 && resolve(p.toString())));
+  const node = await as("node", "pi-w", { will: { topic: topics.nodeStatus("pi-w"), payload: "offline-by-will", qos: 1 } });
+  node.stream.destroy(); // an abrupt death, not a clean DISCONNECT
+  assert.equal(await got, "offline-by-will");
+});
+
+test("node subscriptions: its own folder, announce and coordinator status only", async () => {
+  const node = await as("node", "pi-a");
+  for (const f of [topics.nodeAward("pi-a"), "colony/v1/nodes/pi-a/#", topics.announce, topics.coordinatorStatus]) assert.equal(await canSubscribe(node, f), true, f);
+  for (const f of ["colony/v1/nodes/pi-b/award", "colony/v1/nodes/+/award", "colony/v1/nodes/#", "colony/#", "#", "+/v1/nodes/pi-b/award", topics.taskResult("t1"), topics.submit, "homeassistant/#"]) {
+    assert.equal(await canSubscribe(node, f), false, f);
+  }
+});
+
+test("a submitter reads only concrete task ids, never node topics", async () => {
+  const sub = await as("submitter", "alice");
+  for (const f of [topics.nodeStatus("pi-a"), "colony/v1/nodes/#", "colony/v1/nodes/+/bid", "colony/v1/tasks/+/result", "colony/v1/tasks/+/events", "colony/v1/tasks/#", "colony/#", "#", "+/v1/tasks/t1/result", topics.announce, "$SYS/#"]) {
+    assert.equal(await canSubscribe(sub, f), false, f);
+  }
+  for (const f of [topics.taskResult("t-42"), topics.taskEvents("t-42"), "colony/v1/tasks/t-42/+", topics.coordinatorStatus, "homeassistant/colony/reply", "home/#"]) {
+    assert.equal(await canSubscribe(sub, f), true, f);
+  }
+  // And the granted concrete subscription really delivers the coordinator's result.
+  assert.equal(await deliveredTo(sub, observer, topics.taskResult("t-43")), true);
+});
+
+test("a submitter publishes submit, feedback and outside colony/, nothing else", async () => {
+  for (const t of [topics.submit, topics.taskFeedback("t-42"), "homeassistant/light/set"]) assert.equal(await deliveredTo(observer, await as("submitter", "alice"), t), true, t);
+  for (const t of [topics.nodeBid("pi-a"), topics.taskResult("t-42"), topics.announce, topics.coordinatorStatus]) {
+    assert.equal(await deliveredTo(observer, await as("submitter", "alice"), t), false, t);
+  }
+  assert.equal(await deliveredTo(observer, await as("submitter", "alice"), topics.submit, { retain: true }), false, "retained submit");
+});
+
+test("insecure mode lets anonymous clients in with full rights", async () => {
+  const open = await startAuthBroker({ insecure: true });
+  const anon = await rawConnect(open.url);
+  const anon2 = await rawConnect(open.url);
+  try {
+    assert.equal(await canSubscribe(anon, "colony/v1/nodes/#"), true);
+    assert.equal(await deliveredTo(anon, anon2, topics.nodeBid("anyone")), true);
+  } finally {
+    await endAll(anon, anon2);
+    await open.close();
+  }
+});
+
+test("a client id in use by another identity cannot be taken over; the same identity may reconnect", async () => {
+  const coordinator = await as("coordinator", "coordinator", { clientId: "coordinator:main" });
+  await assert.rejects(as("submitter", "mallory", { clientId: "coordinator:main" }), (e: Error & { code?: number }) => e.code === 2);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(coordinator.connected, true, "the coordinator was not kicked off");
+  const first = await as("node", "pi-t", { clientId: "node.pi-t:1" });
+  const second = await as("node", "pi-t", { clientId: "node.pi-t:1" });
+  assert.equal(second.connected, true, "a node may replace its own stale connection");
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(first.connected, false);
+});
+
+test("a persistent session's client id must carry the username", async () => {
+  const cred = issueCredential(secret, "node", "pi-p");
+  await assert.rejects(rawConnect(broker.url, { ...cred, clean: false, clientId: "pi-p-session" }), (e: Error & { code?: number }) => e.code === 2);
+  await assert.rejects(rawConnect(broker.url, { ...cred, clean: false, clientId: "node.pi-pp" }), (e: Error & { code?: number }) => e.code === 2);
+  for (const clientId of ["node.pi-p", "node.pi-p:daemon"]) {
+    const ok = await as("node", "pi-p", { clean: false, clientId });
+    assert.equal(ok.connected, true, clientId);
+  }
+});

@@ -1,0 +1,37 @@
+// The node checks a model file before llama.cpp parses it: the GGUF reader's limits plus the llama
+// model check, which refuses files that llama.cpp was seen to crash on (docs/gguf.md).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { readGgufFile } from "../../gguf/reader.ts";
+import { encodeGguf } from "../../gguf/writer.ts";
+import { GgufValueType } from "../../gguf/types.ts";
+import { verifyModelFile } from "../../node/llama-runtime.ts";
+import { writeRandomModel } from "../fixtures/node-helpers.ts";
+
+test("verifyModelFile accepts a real model and refuses truncated and duplicate-token files with MODEL_FILE_INVALID", async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "colony-verify-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const good = await writeRandomModel(dir, "good");
+  assert.ok((await verifyModelFile(good)) > 0);
+
+  const file = await readGgufFile(good);
+  const tokens = file.metadata.get("tokenizer.ggml.tokens");
+  assert.ok(tokens && tokens.type === GgufValueType.ARRAY);
+  // Two entries of the vocabulary with the same text: llama.cpp aborts the process on such a file.
+  const dup = [...tokens.value];
+  dup[dup.length - 1] = dup[dup.length - 2]!;
+  const metadata = new Map(file.metadata);
+  metadata.set("tokenizer.ggml.tokens", { type: GgufValueType.ARRAY, itemType: tokens.itemType, value: dup });
+  const bad = path.join(dir, "dup.gguf");
+  writeFileSync(bad, encodeGguf({ metadata, tensors: file.tensors }));
+  await assert.rejects(verifyModelFile(bad), (err: any) => err.code === "MODEL_FILE_INVALID" && /GGUF_MODEL_INVALID/.test(err.message));
+
+  const truncated = path.join(dir, "truncated.gguf");
+  const bytes = encodeGguf({ metadata: file.metadata, tensors: file.tensors });
+  writeFileSync(truncated, bytes.subarray(0, bytes.length - 100));
+  await assert.rejects(verifyModelFile(truncated), (err: any) => err.code === "MODEL_FILE_INVALID");
+  await assert.rejects(verifyModelFile(path.join(dir, "missing.gguf")), (err: any) => err.code === "MODEL_FILE_INVALID");
+});

@@ -1,0 +1,375 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { silentLogger } from "../../common/logger.ts";
+import { Rng } from "../../common/random.ts";
+import { FakeClock } from "../../coordinator/clock.ts";
+import { Counters } from "../../coordinator/counters.ts";
+import { Market, type MarketSettings } from "../../coordinator/market.ts";
+import { Penalties } from "../../coordinator/penalties.ts";
+import { Registry } from "../../coordinator/registry.ts";
+import { TaskStore } from "../../coordinator/task-store.ts";
+import { TrackRecords } from "../../coordinator/track-record.ts";
+import { topics } from "../../common/protocol.ts";
+
+// The market's state machine with a FAKE CLOCK (no sleeping), a recording publisher and a real
+// LevelDB store in a temporary folder. Messages are fed in as the inbound router would.
+
+type Msg = { topic: string; msg: any };
+
+async function setup(settings: Partial<MarketSettings> = {}, dir?: string) {
+  const ownDir = dir ?? mkdtempSync(path.join(os.tmpdir(), "colony-auction-"));
+  const store = new TaskStore(ownDir);
+  await store.start();
+  const clock = new FakeClock();
+  const out: Msg[] = [];
+  let market!: Market;
+  const registry = new Registry(clock, 30_000, (id) => market.onNodeOffline(id));
+  const counters = new Counters(silentLogger, () => clock.now());
+  const rng = new Rng(1);
+  market = new Market({
+    settings: { bidWindowMs: 300, maxAttempts: 3, ackWithinMs: 1000, defaultDeadlineMs: 60_000, defaultMaxTokens: 64, ...settings },
+    clock, rng: () => rng.next(), store, registry, records: new TrackRecords(), penalties: new Penalties(clock, 1000, 60_000), counters, logger: silentLogger,
+    out: { publish: (topic, payload) => void out.push({ topic, msg: JSON.parse(payload) }) },
+  });
+  await market.start();
+  const h = {
+    dir: ownDir, store, clock, out, market, registry, counters,
+    node(nodeId: string, agentId = `${nodeId}.a`, skills: string[] = []) {
+      registry.onStatus({ state: "online", nodeId, protocol: 1, deviceClass: "sim", slots: 1, agents: [{ agentId, skills, model: "m", state: "awake" }], models: ["m"], at: clock.now() });
+    },
+    async submit(s: Record<string, unknown>) {
+      await market.onSubmit(Buffer.from(JSON.stringify(s)));
+    },
+    on: (prefix: string) => out.filter((m) => m.topic === prefix),
+    announces: () => out.filter((m) => m.topic === topics.announce).map((m) => m.msg),
+    events: (id: string, type?: string) => out.filter((m) => m.topic === topics.taskEvents(id) && (!type || m.msg.type === type)).map((m) => m.msg),
+    results: (id: string) => out.filter((m) => m.topic === topics.taskResult(id)).map((m) => m.msg),
+    bid(nodeId: string, a: { auctionId: string; taskId: string }, est: Partial<{ latencyMs: number; energyJ: number; accuracy: number }> = {}, agentId = `${nodeId}.a`) {
+      market.onBid({ type: "bid", auctionId: a.auctionId, taskId: a.taskId, nodeId, agentId, estimate: { latencyMs: 100, energyJ: 1, accuracy: 0.8, ...est } });
+    },
+    decline(nodeId: string, a: { auctionId: string; taskId: string }) {
+      market.onBid({ type: "decline", auctionId: a.auctionId, taskId: a.taskId, nodeId, reason: "no-skill" });
+    },
+    award: (nodeId: string) => out.filter((m) => m.topic === topics.nodeAward(nodeId)).map((m) => m.msg),
+    ack(nodeId: string, aw: any, accepted = true) {
+      market.onAck({ auctionId: aw.auctionId, taskId: aw.taskId, nodeId, agentId: aw.agentId, accepted });
+    },
+    done(nodeId: string, aw: any, output: string | undefined, status: "ok" | "error" = "ok") {
+      market.onDone({ auctionId: aw.auctionId, taskId: aw.taskId, nodeId, agentId: aw.agentId, status, ...(output !== undefined ? { output } : {}) });
+    },
+    /** Real-time wait for async store writes (the fake clock does not move). */
+    async until(pred: () => boolean, what: string) {
+      for (let i = 0; i < 400; i++) {
+        if (pred()) return;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.fail(`timed out waiting for ${what}; published: ${JSON.stringify(out.map((m) => [m.topic.split("/").slice(-2).join("/"), m.msg.type ?? ""]))}`);
+    },
+    async close(keep = false) {
+      await market.close();
+      await registry.close();
+      await store.close();
+      if (!keep && !dir) rmSync(ownDir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}
+
+test("auction closes as soon as every eligible node answered, awards the best bid, one result", async () => {
+  const h = await setup();
+  h.node("n1");
+  h.node("n2");
+  await h.submit({ id: "t1", prompt: "p", check: { type: "exact", value: "P" } });
+  assert.equal(h.events("t1", "accepted").length, 1);
+  const [a] = h.announces();
+  assert.equal(a.taskId, "t1");
+  assert.equal(a.attempt, 1);
+  h.bid("n1", a, { latencyMs: 900 });
+  assert.equal(h.award("n1").length + h.award("n2").length, 0, "awarded before all answered");
+  h.bid("n2", a, { latencyMs: 50 });
+  // No clock advance: all expected nodes answered, so the auction closed at once.
+  assert.equal(h.award("n2").length, 1);
+  assert.equal(h.award("n1").length, 0);
+  const aw = h.award("n2")[0];
+  h.ack("n2", aw);
+  h.done("n2", aw, "P");
+  await h.until(() => h.results("t1").length === 1, "result");
+  const r = h.results("t1")[0];
+  assert.equal(r.status, "ok");
+  assert.equal(r.checked, true);
+  assert.equal(r.agentId, "n2.a");
+  assert.deepEqual(r.attempts.map((x: any) => x.outcome), ["ok"]);
+  // A repeated done changes nothing.
+  h.done("n2", aw, "P");
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(h.results("t1").length, 1);
+  const stored = await h.store.getTask("t1");
+  assert.equal(stored?.state, "done");
+  await h.close();
+});
+
+test("bid window: a silent node does not stall the auction past bidWindowMs", async () => {
+  const h = await setup();
+  h.node("n1");
+  h.node("n2");
+  await h.submit({ id: "t2", prompt: "p" });
+  const [a] = h.announces();
+  h.bid("n1", a);
+  h.clock.advance(299);
+  assert.equal(h.award("n1").length, 0);
+  h.clock.advance(1);
+  assert.equal(h.award("n1").length, 1);
+  // A bid after the close is dropped and counted; so is one for an auction that never existed.
+  h.bid("n2", a);
+  h.bid("n2", { auctionId: "au-nope", taskId: "t2" });
+  assert.equal(h.counters.get("dropped.bid.closed"), 1);
+  assert.equal(h.counters.get("dropped.bid.unknown-auction"), 1);
+  await h.close();
+});
+
+test("NO_BIDDERS: nobody online, or everyone declines -> an error result, never a hang", async () => {
+  const h = await setup();
+  await h.submit({ id: "t3", prompt: "p" });
+  await h.until(() => h.results("t3").length === 1, "result");
+  assert.equal(h.results("t3")[0].error.code, "NO_BIDDERS");
+  assert.equal(h.announces().length, 0);
+  h.node("n1");
+  await h.submit({ id: "t4", prompt: "p" });
+  h.decline("n1", h.announces()[0]);
+  await h.until(() => h.results("t4").length === 1, "result");
+  assert.equal(h.results("t4")[0].error.code, "NO_BIDDERS");
+  await h.close();
+});
+
+test("missed ack: cancel, penalty, re-auction with a new auctionId and the agent excluded; late done recorded, not published", async () => {
+  const h = await setup();
+  h.node("n1");
+  h.node("n2");
+  await h.submit({ id: "t5", prompt: "p" });
+  const a1 = h.announces()[0];
+  h.bid("n1", a1, { latencyMs: 10 });
+  h.bid("n2", a1, { latencyMs: 800 });
+  const aw1 = h.award("n1")[0];
+  h.clock.advance(1000);
+  assert.equal(h.on(topics.nodeCancel("n1")).length, 1);
+  assert.equal(h.events("t5", "retry")[0].error.code, "ACK_TIMEOUT");
+  const a2 = h.announces()[1];
+  assert.equal(a2.attempt, 2);
+  assert.notEqual(a2.auctionId, a1.auctionId);
+  assert.deepEqual(a2.excludedAgents, ["n1.a"]);
+  // n1's bid for the new auction is ignored (excluded); n2 wins.
+  h.bid("n1", a2, { latencyMs: 1 });
+  h.bid("n2", a2, { latencyMs: 800 });
+  const aw2 = h.award("n2")[0];
+  assert.equal(aw2.attempt, 2);
+  // The superseded node reports late: recorded, not final.
+  h.done("n1", aw1, "late output");
+  h.ack("n2", aw2);
+  h.done("n2", aw2, "right");
+  await h.until(() => h.results("t5").length === 1, "result");
+  const r = h.results("t5")[0];
+  assert.equal(r.output, "right");
+  assert.deepEqual(r.attempts.map((x: any) => [x.agentId, x.outcome]), [["n1.a", "ack-timeout"], ["n2.a", "ok"]]);
+  await h.until(() => h.counters.get("done.late") === 1, "late done counted");
+  await new Promise((r) => setTimeout(r, 30));
+  const stored = await h.store.getTask("t5");
+  assert.equal(stored?.attempts[0]?.late?.status, "ok");
+  assert.equal(h.results("t5").length, 1);
+  await h.close();
+});
+
+test("attempt limit: every attempt errors -> ATTEMPTS_EXHAUSTED listing each attempt", async () => {
+  const h = await setup({ maxAttempts: 2 });
+  h.node("n1");
+  h.node("n2");
+  h.node("n3");
+  await h.submit({ id: "t6", prompt: "p" });
+  for (let i = 0; i < 2; i++) {
+    const a = h.announces()[i];
+    for (const n of ["n1", "n2", "n3"]) if (!(a.excludedAgents ?? []).includes(`${n}.a`)) h.bid(n, a);
+    const winner = ["n1", "n2", "n3"].find((n) => h.award(n).some((w) => w.auctionId === a.auctionId))!;
+    const aw = h.award(winner).find((w) => w.auctionId === a.auctionId);
+    h.ack(winner, aw);
+    h.done(winner, aw, undefined, "error");
+  }
+  await h.until(() => h.results("t6").length === 1, "result");
+  const r = h.results("t6")[0];
+  assert.equal(r.error.code, "ATTEMPTS_EXHAUSTED");
+  assert.equal(r.attempts.length, 2);
+  assert.ok(r.attempts.every((x: any) => x.outcome === "error" && x.error.code === "AGENT_ERROR"));
+  await h.close();
+});
+
+test("winner's node goes offline while running -> NODE_OFFLINE, re-auctioned, finished once", async () => {
+  const h = await setup();
+  h.node("n1");
+  h.node("n2");
+  await h.submit({ id: "t7", prompt: "p" });
+  const a1 = h.announces()[0];
+  h.bid("n1", a1, { latencyMs: 10 });
+  h.bid("n2", a1, { latencyMs: 900 });
+  h.ack("n1", h.award("n1")[0]);
+  h.registry.onStatus({ state: "offline", nodeId: "n1" });
+  assert.equal(h.events("t7", "retry")[0].error.code, "NODE_OFFLINE");
+  const a2 = h.announces()[1];
+  h.bid("n2", a2); // n1 is offline, so n2 is the only expected node: closes at once
+  const aw = h.award("n2")[0];
+  h.ack("n2", aw);
+  h.done("n2", aw, "x");
+  await h.until(() => h.results("t7").length === 1, "result");
+  assert.deepEqual(h.results("t7")[0].attempts.map((x: any) => x.outcome), ["offline", "ok"]);
+  await h.close();
+});
+
+test("duplicate id: a different payload is rejected, an exact re-send is idempotent", async () => {
+  const h = await setup();
+  h.node("n1");
+  await h.submit({ id: "t8", prompt: "p", maxTokens: 5 });
+  await h.submit({ prompt: "p", id: "t8", maxTokens: 5 });
+  await h.submit({ id: "t8", prompt: "other" });
+  assert.equal(h.events("t8", "accepted").length, 2);
+  assert.equal(h.events("t8", "rejected")[0].error.code, "DUPLICATE_TASK");
+  assert.equal(h.announces().length, 1);
+  await h.close();
+});
+
+test("bad submits: readable id -> rejected with a code; no id -> counted drop; bad regex -> CHECK_INVALID", async () => {
+  const h = await setup();
+  await h.submit({ id: "t9", prompt: "" });
+  assert.equal(h.events("t9", "rejected")[0].error.code, "PAYLOAD_INVALID");
+  await h.submit({ id: "t10", prompt: "x", surprise: 1 });
+  assert.equal(h.events("t10", "rejected")[0].error.code, "PAYLOAD_INVALID");
+  await h.submit({ id: "t11", prompt: "x", check: { type: "regex", pattern: "(" } });
+  assert.equal(h.events("t11", "rejected")[0].error.code, "CHECK_INVALID");
+  await h.market.onSubmit(Buffer.from("{not json"));
+  await h.submit({ prompt: 5 });
+  assert.equal(h.counters.get("dropped"), 2);
+  assert.equal(await h.store.getTask("t9"), undefined);
+  await h.close();
+});
+
+test("task deadline passes during an attempt -> cancel and DEADLINE_EXCEEDED", async () => {
+  const h = await setup();
+  h.node("n1");
+  await h.submit({ id: "t12", prompt: "p", deadlineMs: 500 });
+  const a = h.announces()[0];
+  h.bid("n1", a, { latencyMs: 100 });
+  h.ack("n1", h.award("n1")[0]);
+  h.clock.advance(500);
+  await h.until(() => h.results("t12").length === 1, "result");
+  assert.equal(h.results("t12")[0].error.code, "DEADLINE_EXCEEDED");
+  assert.equal(h.on(topics.nodeCancel("n1")).length, 1);
+  await h.close();
+});
+
+test("restart: an unfinished task in the store is resumed with a new auction", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "colony-auction-"));
+  const h1 = await setup({}, dir);
+  h1.node("n1");
+  await h1.submit({ id: "t13", prompt: "p" });
+  h1.bid("n1", h1.announces()[0]);
+  h1.ack("n1", h1.award("n1")[0]);
+  await new Promise((r) => setTimeout(r, 30));
+  await h1.close(true);
+  const h2 = await setup({}, dir);
+  h2.node("n1");
+  h2.clock.advance(0);
+  const a = h2.announces()[0];
+  assert.ok(a, `no announce after restart: ${JSON.stringify(h2.out)} ${JSON.stringify(await h2.store.getTask("t13"))}`);
+  assert.equal(a.attempt, 2);
+  h2.bid("n1", a);
+  const aw = h2.award("n1")[0];
+  h2.ack("n1", aw);
+  h2.done("n1", aw, "ok");
+  await h2.until(() => h2.results("t13").length === 1, "result");
+  assert.deepEqual(h2.results("t13")[0].attempts.map((x: any) => x.outcome), ["restarted", "ok"]);
+  await h2.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("concurrent identical submits create one task; replyTo gets a copy of the result", async () => {
+  const h = await setup();
+  h.node("n1");
+  const s = { id: "t14", prompt: "p", replyTo: "app/results" };
+  await Promise.all([h.submit(s), h.submit(s), h.submit(s)]);
+  assert.equal(h.announces().length, 1);
+  h.bid("n1", h.announces()[0]);
+  const aw = h.award("n1")[0];
+  h.ack("n1", aw);
+  h.done("n1", aw, "out");
+  await h.until(() => h.results("t14").length === 1, "result");
+  const copies = h.out.filter((m) => m.topic === "app/results");
+  assert.equal(copies.length, 1);
+  assert.deepEqual(copies[0]!.msg, h.results("t14")[0]);
+  await h.close();
+});
+
+test("checks: exact (trimmed by default), regex, json-schema decide the result's status", async () => {
+  const h = await setup();
+  h.node("n1");
+  const cases: [string, Record<string, unknown>, string, string][] = [
+    ["c1", { type: "exact", value: "42" }, " 42\n", "ok"],
+    ["c2", { type: "exact", value: "42", trim: false }, " 42", "error"],
+    ["c3", { type: "regex", pattern: "^\\d+$" }, "123", "ok"],
+    ["c4", { type: "regex", pattern: "^\\d+$" }, "12a", "error"],
+    ["c5", { type: "json-schema", schema: { type: "object", required: ["a"], properties: { a: { type: "number" } } } }, '{"a":1}', "ok"],
+    ["c6", { type: "json-schema", schema: { type: "object", required: ["a"] } }, "not json", "error"],
+  ];
+  for (const [id, check, output, status] of cases) {
+    await h.submit({ id, prompt: "p", check });
+    const a = h.announces().at(-1);
+    h.bid("n1", a);
+    const aw = h.award("n1").at(-1);
+    h.ack("n1", aw);
+    h.done("n1", aw, output);
+    await h.until(() => h.results(id).length === 1, `result ${id}`);
+    const r = h.results(id)[0];
+    assert.equal(r.status, status, id);
+    assert.equal(r.checked, status === "ok", id);
+    if (status === "error") assert.equal(r.error.code, "CHECK_FAILED");
+    // The node that ran it learns the verdict (for its hot cache and its own accuracy estimate).
+    const verdicts = h.on(topics.nodeVerdict("n1")).map((m) => m.msg).filter((v) => v.taskId === id);
+    assert.deepEqual(verdicts, [{ taskId: id, agentId: aw.agentId, success: status === "ok" }], id);
+  }
+  await h.close();
+});
+
+test("feedback counts once per finished task in the agent's record", async () => {
+  const h = await setup();
+  h.node("n1");
+  await h.submit({ id: "t15", prompt: "p", skill: "math" });
+  await h.market.onFeedback("t15", { success: true });
+  assert.equal(h.counters.get("dropped.feedback.unknown-task"), 1);
+  h.bid("n1", h.announces()[0]);
+  const aw = h.award("n1")[0];
+  h.ack("n1", aw);
+  h.done("n1", aw, "x");
+  await h.until(() => h.results("t15").length === 1, "result");
+  await new Promise((r) => setTimeout(r, 20));
+  // No check: no verdict until the submitter's feedback arrives.
+  assert.equal(h.on(topics.nodeVerdict("n1")).length, 0);
+  await h.market.onFeedback("t15", { success: false, score: 0.2 });
+  await h.market.onFeedback("t15", { success: false });
+  assert.equal(h.counters.get("feedback.applied"), 1);
+  assert.deepEqual(h.on(topics.nodeVerdict("n1")).map((m) => m.msg), [{ taskId: "t15", agentId: aw.agentId, success: false, score: 0.2 }]);
+  assert.equal(h.counters.get("dropped.feedback.repeated"), 1);
+  await h.close();
+});
+
+test("a catastrophic regex check cannot stall the coordinator: it fails after CHECK_TIMEOUT_MS", async () => {
+  const { compileCheck, CHECK_TIMEOUT_MS } = await import("../../coordinator/checks.ts");
+  const check = compileCheck({ type: "regex", pattern: "^(a+)+$" });
+  const t0 = performance.now();
+  assert.equal(check("a".repeat(40) + "!"), false);
+  // Unbounded, this match takes longer than the age of the universe; bounded it ends near the timeout.
+  assert.ok(performance.now() - t0 < CHECK_TIMEOUT_MS + 2000, `took ${performance.now() - t0} ms`);
+  assert.equal(check("aaaa"), true);
+  const schemaCheck = compileCheck({ type: "json-schema", schema: { type: "string", pattern: "^(a+)+$" } });
+  const t1 = performance.now();
+  assert.equal(schemaCheck(JSON.stringify("a".repeat(40) + "!")), false);
+  assert.ok(performance.now() - t1 < CHECK_TIMEOUT_MS + 2000, `schema took ${performance.now() - t1} ms`);
+  assert.equal(schemaCheck(JSON.stringify("aaa")), true);
+});

@@ -1,0 +1,43 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { decode, SubmitSchema, BidSchema, MAX_PAYLOAD_BYTES, parseNodeTopic, topics } from "../../common/protocol.ts";
+
+test("a minimal submit decodes", () => {
+  const r = decode(SubmitSchema, Buffer.from(JSON.stringify({ prompt: "2+2=" })));
+  assert.equal(r.ok, true);
+  if (r.ok) assert.equal(r.value.prompt, "2+2=");
+});
+
+test("bad submits are rejected with stable codes", () => {
+  const cases: Array<[string | Buffer, string]> = [
+    ["{not json", "PAYLOAD_NOT_JSON"],
+    [JSON.stringify({ prompt: "" }), "PAYLOAD_INVALID"],
+    [JSON.stringify({ prompt: "x", colour: "red" }), "PAYLOAD_INVALID"],
+    [JSON.stringify({ prompt: "x", id: "a/b" }), "PAYLOAD_INVALID"],
+    [JSON.stringify({ prompt: "x", id: "a+" }), "PAYLOAD_INVALID"],
+    [JSON.stringify({ prompt: "x", replyTo: "colony/+/x" }), "PAYLOAD_INVALID"],
+    [JSON.stringify({ prompt: "x", check: { type: "exact" } }), "PAYLOAD_INVALID"],
+    [JSON.stringify({ prompt: "x", maxTokens: 0 }), "PAYLOAD_INVALID"],
+    [Buffer.alloc(MAX_PAYLOAD_BYTES + 1, 32), "PAYLOAD_TOO_LARGE"],
+    ["null", "PAYLOAD_INVALID"],
+    ["[]", "PAYLOAD_INVALID"],
+  ];
+  for (const [payload, code] of cases) {
+    const r = decode(SubmitSchema, payload);
+    assert.equal(r.ok, false, `accepted ${String(payload).slice(0, 60)}`);
+    if (!r.ok) assert.equal(r.code, code, String(payload).slice(0, 60));
+  }
+});
+
+test("bids and declines are a discriminated union", () => {
+  const bid = { type: "bid", auctionId: "a1", taskId: "t1", nodeId: "n1", agentId: "g1", estimate: { latencyMs: 10, energyJ: 1, accuracy: 0.9 } };
+  assert.equal(decode(BidSchema, JSON.stringify(bid)).ok, true);
+  assert.equal(decode(BidSchema, JSON.stringify({ ...bid, type: "decline" })).ok, false);
+  assert.equal(decode(BidSchema, JSON.stringify({ type: "decline", auctionId: "a1", taskId: "t1", nodeId: "n1", reason: "battery" })).ok, true);
+});
+
+test("node topics round-trip through their parser", () => {
+  assert.deepEqual(parseNodeTopic(topics.nodeBid("pi-1")), { nodeId: "pi-1", kind: "bid" });
+  assert.equal(parseNodeTopic("colony/v1/tasks/x/result"), undefined);
+  assert.equal(parseNodeTopic("colony/v1/nodes/a/b/c"), undefined);
+});
