@@ -21,7 +21,8 @@ import { getSkill, trainingInstances } from "../skills/index.ts";
 import { encodePairs } from "../trainer/dataset.ts";
 import { exportModelGguf } from "../trainer/gguf-export.ts";
 import { kernelInfo, setKernelThreads } from "../trainer/kernels.ts";
-import { LlamaModel, type LlamaConfig } from "../trainer/model.ts";
+import type { LlamaConfig } from "../trainer/llama/config.ts";
+import { LlamaModel } from "../trainer/model.ts";
 import { evaluateSkills, SEED_CONTEXT, SEED_EVAL_COUNT, SEED_EVAL_SEED, seedTokenizer } from "../trainer/seed-eval.ts";
 import { train } from "../trainer/train.ts";
 

@@ -62,7 +62,7 @@ export function register(program: Command): void {
     .option("--name <name>", "general.name written into the GGUF")
     .option("--progress", "draw the progress bar even when stderr is not a terminal")
     .action(async (f: TrainFlags) => {
-      const { runTrainCommand } = await import("../../trainer/cli-run.ts");
+      const { runTrainCommand } = await import("../train/run.ts");
       const shape = {
         dim: num("dim", f.dim, true),
         layers: num("layers", f.layers, true),
@@ -71,7 +71,7 @@ export function register(program: Command): void {
         ffn: f.ffn === undefined ? 3 * num("dim", f.dim, true) : num("ffn", f.ffn, true),
         context: num("context", f.context, true),
       };
-      const summary = await runTrainCommand({
+      await runTrainCommand({
         data: f.data,
         out: f.out,
         shape,
@@ -89,6 +89,5 @@ export function register(program: Command): void {
         name: f.name,
         progress: f.progress === true,
       });
-      process.stdout.write(JSON.stringify(summary) + "\n");
     });
 }

@@ -9,7 +9,8 @@ import { ColonyError } from "../../common/errors.ts";
 import { Rng } from "../../common/random.ts";
 import { exportModelGguf, loadModelGguf } from "../../trainer/gguf-export.ts";
 import { llamaCppLogits, openLlama } from "../../trainer/llama/llamacpp-logits.ts";
-import { LlamaModel, type LlamaConfig } from "../../trainer/model.ts";
+import type { LlamaConfig } from "../../trainer/llama/config.ts";
+import { LlamaModel } from "../../trainer/model.ts";
 import { BYTE_BASE, FIRST_CHAR_ID, Tokenizer } from "../../trainer/tokenizer.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "colony-model-parity-"));

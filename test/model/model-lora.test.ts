@@ -11,7 +11,8 @@ import { Rng } from "../../common/random.ts";
 import { exportModelGguf } from "../../trainer/gguf-export.ts";
 import { llamaCppLogits, openLlama } from "../../trainer/llama/llamacpp-logits.ts";
 import { exportLoraGguf, loadLoraGguf, LoraModel } from "../../trainer/lora.ts";
-import { createGrads, LlamaModel, zeroGrads, type LlamaConfig } from "../../trainer/model.ts";
+import type { LlamaConfig } from "../../trainer/llama/config.ts";
+import { createGrads, LlamaModel, zeroGrads } from "../../trainer/model.ts";
 import { Tokenizer } from "../../trainer/tokenizer.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "colony-model-lora-"));

@@ -4,7 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ColonyError } from "../../common/errors.ts";
 import { Rng } from "../../common/random.ts";
-import { createGrads, LlamaModel, zeroGrads, type BatchItem, type LlamaConfig } from "../../trainer/model.ts";
+import type { LlamaConfig } from "../../trainer/llama/config.ts";
+import { createGrads, LlamaModel, zeroGrads, type BatchItem } from "../../trainer/model.ts";
 
 const config: LlamaConfig = { vocabSize: 23, dim: 8, nLayers: 2, nHeads: 2, nKvHeads: 1, ffnDim: 12, contextLength: 16, normEps: 1e-5, ropeTheta: 10000 };
 

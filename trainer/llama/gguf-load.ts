@@ -5,8 +5,9 @@
  */
 import { ColonyError } from "../../common/errors.ts";
 import { readGgufFile } from "../../gguf/reader.ts";
-import { LlamaModel, tensorShapes, type LlamaConfig } from "../model.ts";
+import { LlamaModel, tensorShapes } from "../model.ts";
 import { Tokenizer } from "../tokenizer.ts";
+import type { LlamaConfig } from "./config.ts";
 import { ModelErrors } from "./errors.ts";
 
 export interface ParsedGguf {

@@ -9,7 +9,7 @@
  */
 import { matmulDyTX, matmulDyW, matmulXWt } from "../kernels.ts";
 import { attention, attentionBackward, rmsNorm, rmsNormBackward, rope, swiglu, swigluBackward } from "./ops.ts";
-import type { LlamaConfig } from "../model.ts";
+import type { LlamaConfig } from "./config.ts";
 
 export interface LoraAdapter {
   /** [rank, in] row-major (GGUF ne [in, rank]). */
