@@ -14,14 +14,16 @@ export interface ClientConnectionOptions {
   url?: string | undefined;
   username?: string | undefined;
   password?: string | undefined;
-  /** Credentials JSON file (`colony credentials issue --out`); default $COLONY_CREDENTIALS. */
+  /** Credentials JSON file (`colony credentials issue --out`); the CLI passes --credentials, else $COLONY_CREDENTIALS. Default: none. */
   credentials?: string | undefined;
+  /** Broker URL when neither `url` nor the credentials file names one; the CLI passes $COLONY_BROKER. Default mqtt://127.0.0.1:1883. */
+  defaultUrl?: string | undefined;
   logger: Logger;
 }
 
 export async function connectClient(o: ClientConnectionOptions): Promise<MqttClient> {
-  const file = loadClientCredentials({ file: o.credentials, env: process.env });
-  const url = o.url ?? file?.url ?? process.env.COLONY_BROKER ?? "mqtt://127.0.0.1:1883";
+  const file = loadClientCredentials({ file: o.credentials });
+  const url = o.url ?? file?.url ?? o.defaultUrl ?? "mqtt://127.0.0.1:1883";
   return connectMqtt({ url, username: o.username ?? file?.username, password: o.password ?? file?.password, logger: o.logger, connectTimeoutMs: 5000 });
 }
 

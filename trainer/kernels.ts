@@ -8,13 +8,13 @@
  * - "wasm": WebAssembly SIMD (trainer/kernels/wasm.ts), the fallback where no C++ compiler exists;
  * - "js": register-blocked pure JS (trainer/kernels/js.ts), the last resort;
  * - "reference": the plain loops that define the semantics (trainer/kernels/reference.ts).
- * "auto" (the default, or COLONY_KERNELS=auto) takes native when it builds and passes its self-test,
+ * "auto" (the default, or COLONY_KERNELS=auto; the variables are read in trainer/kernels/config.ts) takes native when it builds and passes its self-test,
  * else wasm when the runtime has WASM SIMD, else js. Faster backends match the reference to float rounding (test/kernels-*.test.ts); they sum
  * in another order, and they do not skip zero gradients, so a NaN/Inf in W propagates even where dy
  * is 0. Outputs must not alias inputs. See docs/kernels.md.
  */
-import os from "node:os";
 import { ColonyError } from "../common/errors.ts";
+import { KERNEL_BACKENDS, kernelsEnv, threadsProblem, type KernelBackend } from "./kernels/config.ts";
 import { KernelErrors } from "./kernels/errors.ts";
 import { checkGemmBatch, jsGemmBatch, type GemmBatch } from "./kernels/gemm-batch.ts";
 import { jsMatmulDyTX, jsMatmulDyW, jsMatmulXWt } from "./kernels/js.ts";
@@ -22,9 +22,8 @@ import { loadNativeKernels } from "./kernels/native.ts";
 import { loadWasmKernels } from "./kernels/wasm.ts";
 import { refMatmulDyTX, refMatmulDyW, refMatmulXWt } from "./kernels/reference.ts";
 
+export type { KernelBackend } from "./kernels/config.ts";
 export type { GemmBatch } from "./kernels/gemm-batch.ts";
-export type KernelBackend = "native" | "wasm" | "js" | "reference";
-const BACKENDS = ["auto", "native", "wasm", "js", "reference"] as const;
 
 type Kernel = (out: Float32Array, a: Float32Array, b: Float32Array, T: number, inDim: number, outDim: number) => void;
 
@@ -47,25 +46,15 @@ export interface KernelInfo {
   fallbackReason?: string;
 }
 
-let threads = threadsFromEnv();
+// COLONY_KERNEL_THREADS or all cores (kernels/config.ts), until setKernelThreads.
+let threads = kernelsEnv().threads;
 let active: KernelSet | undefined;
 let info: KernelInfo | undefined;
 
-function threadsFromEnv(): number {
-  const raw = process.env.COLONY_KERNEL_THREADS;
-  if (raw === undefined || raw === "") return Math.max(1, os.availableParallelism());
-  const n = Number(raw);
-  checkThreads(n, "COLONY_KERNEL_THREADS");
-  return n;
-}
-
-function checkThreads(n: number, what: string): void {
-  if (!Number.isInteger(n) || n < 1 || n > 256) throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, `${what} must be an integer 1..256, got ${String(n)}`);
-}
-
 /** Threads the native backend splits each product over (wasm, js and reference are single-threaded). */
 export function setKernelThreads(n: number): void {
-  checkThreads(n, "kernel threads");
+  const problem = threadsProblem(n, "kernel threads");
+  if (problem !== undefined) throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, problem);
   threads = n;
   if (info) info.threads = n;
 }
@@ -109,13 +98,13 @@ export function kernelsFor(backend: KernelBackend): KernelSet {
       },
     };
   }
-  throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, `unknown kernel backend ${JSON.stringify(backend)} (expected one of ${BACKENDS.join(", ")})`);
+  throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, `unknown kernel backend ${JSON.stringify(backend)} (expected one of ${KERNEL_BACKENDS.join(", ")})`);
 }
 
 /** Chooses the backend for this process ("auto" = native if it loads, else wasm, else js) and returns what was chosen. */
 export function setKernelBackend(name: KernelBackend | "auto"): KernelInfo {
-  if (!(BACKENDS as readonly string[]).includes(name)) {
-    throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, `unknown kernel backend ${JSON.stringify(name)} (expected one of ${BACKENDS.join(", ")})`);
+  if (!(KERNEL_BACKENDS as readonly string[]).includes(name)) {
+    throw new ColonyError(KernelErrors.KERNEL_OPTIONS_INVALID, `unknown kernel backend ${JSON.stringify(name)} (expected one of ${KERNEL_BACKENDS.join(", ")})`);
   }
   let fallbackReason: string | undefined;
   if (name === "auto") {
@@ -142,8 +131,7 @@ export function kernelInfo(): KernelInfo {
 }
 
 function init(): KernelSet {
-  const env = process.env.COLONY_KERNELS;
-  setKernelBackend(env === undefined || env === "" ? "auto" : (env as KernelBackend | "auto"));
+  setKernelBackend(kernelsEnv().backend);
   return active!;
 }
 

@@ -23,10 +23,11 @@ export function register(program: Command): void {
       const { Coordinator } = await import("../../coordinator/coordinator.ts");
       const { createLogger } = await import("../../common/logger.ts");
       const { onShutdownSignal } = await import("../../common/lifecycle.ts");
+      const { cliEnv } = await import("../env.ts");
       const str = (v: unknown) => (typeof v === "string" ? v : undefined);
       const config = loadCoordinatorConfig({
         file: str(o.config),
-        env: process.env,
+        env: cliEnv().env,
         flags: {
           port: intArg("--port", str(o.port)),
           wsPort: intArg("--ws-port", str(o.wsPort)),

@@ -1,16 +1,9 @@
 import type { Command } from "commander";
-import os from "node:os";
-import path from "node:path";
 
 /**
  * `colony credentials`: issue MQTT credentials from the fleet secret, and write a mosquitto
  * config for fleets that use an external broker (docs/security.md).
  */
-
-/** Default coordinator data folder, where fleet.secret lives: $COLONY_DATA_DIR or ~/.colony. */
-function defaultDataDir(): string {
-  return process.env.COLONY_DATA_DIR || path.join(os.homedir(), ".colony");
-}
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -36,6 +29,7 @@ export function register(program: Command): void {
     .action(async (opts: { node?: string; submitter?: string; coordinator?: boolean; dataDir?: string; url?: string; out?: string; json?: boolean }) => {
       const { ColonyError, CommonErrors } = await import("../../common/errors.ts");
       const { loadOrCreateFleetSecret, issueCredential } = await import("../../coordinator/auth.ts");
+      const { cliEnv } = await import("../env.ts");
       const chosen = [opts.node !== undefined, opts.submitter !== undefined, opts.coordinator === true].filter(Boolean).length;
       if (chosen !== 1) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "give exactly one of --node ID, --submitter NAME, --coordinator");
       let url: URL;
@@ -44,7 +38,7 @@ export function register(program: Command): void {
       } catch {
         throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, `--url ${JSON.stringify(opts.url)} is not a URL`);
       }
-      const secret = await loadOrCreateFleetSecret(opts.dataDir ?? defaultDataDir());
+      const secret = await loadOrCreateFleetSecret(opts.dataDir ?? cliEnv().dataDir);
       const cred = opts.node !== undefined ? issueCredential(secret, "node", opts.node) : opts.submitter !== undefined ? issueCredential(secret, "submitter", opts.submitter) : issueCredential(secret, "coordinator");
       const file = { username: cred.username, password: cred.password, ...(opts.url ? { url: opts.url } : {}) };
       if (opts.out) {
@@ -87,6 +81,7 @@ export function register(program: Command): void {
       const { ColonyError, CommonErrors } = await import("../../common/errors.ts");
       const { loadOrCreateFleetSecret } = await import("../../coordinator/auth.ts");
       const { writeMosquittoFiles } = await import("../../coordinator/mosquitto-config.ts");
+      const { cliEnv } = await import("../env.ts");
       const port = intArg("--port", opts.port)!;
       if (port < 1 || port > 65535) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "--port must be 1-65535");
       let tls;
@@ -99,7 +94,7 @@ export function register(program: Command): void {
         tls = { port: tlsPort, cafile: abs(opts.cafile), certfile: abs(opts.certfile), keyfile: abs(opts.keyfile) };
       }
       if (!opts.plain && !tls) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "--no-plain needs a TLS listener (--tls-port ...)");
-      const secret = await loadOrCreateFleetSecret(opts.dataDir ?? defaultDataDir());
+      const secret = await loadOrCreateFleetSecret(opts.dataDir ?? cliEnv().dataDir);
       const written = await writeMosquittoFiles(
         opts.out,
         { secret, nodes: opts.node, submitters: opts.submitter, submitterTopics: opts.submitterTopic },

@@ -19,8 +19,8 @@ export function register(program: Command): void {
     .option("--mdns", "advertise the broker on the LAN by mDNS so other nodes can join (default off)")
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const t0 = Date.now();
-      const os = await import("node:os");
       const path = await import("node:path");
+      const { cliEnv } = await import("../env.ts");
       const { intArg } = await import("../../common/config.ts");
       const { createLogger } = await import("../../common/logger.ts");
       const { onShutdownSignal } = await import("../../common/lifecycle.ts");
@@ -30,9 +30,10 @@ export function register(program: Command): void {
       const { loadNodeConfig } = await import("../../node/config.ts");
       const { bootNode } = await import("../../node/boot.ts");
       const str = (v: unknown) => (typeof v === "string" ? v : undefined);
-      const dataDir = str(o.dataDir) ?? process.env.COLONY_DATA_DIR ?? path.join(os.homedir(), ".colony");
+      const { env, dataDir: defaultDataDir } = cliEnv();
+      const dataDir = str(o.dataDir) ?? defaultDataDir;
       const cconfig = loadCoordinatorConfig({
-        env: process.env,
+        env,
         flags: { port: intArg("--port", str(o.port)), host: str(o.host) ?? "127.0.0.1", dataDir, mdns: o.mdns === true },
       });
       const logger = createLogger({ level: cconfig.logLevel, name: "fleet" });
@@ -48,7 +49,7 @@ export function register(program: Command): void {
       const nodeId = str(o.nodeId) ?? "local";
       const nodeCred = issueCredential(secret, "node", nodeId);
       const nconfig = loadNodeConfig({
-        env: process.env,
+        env,
         flags: {
           coordinator: coordinator.brokerUrl, username: nodeCred.username, password: nodeCred.password, nodeId,
           profile: str(o.profile), agents: str(o.agents), threads: intArg("--threads", str(o.threads)), dataDir: path.join(dataDir, "node"),

@@ -21,10 +21,12 @@ export function register(program: Command): void {
       const { bootNode } = await import("../../node/boot.ts");
       const { createLogger } = await import("../../common/logger.ts");
       const { onShutdownSignal } = await import("../../common/lifecycle.ts");
+      const { cliEnv } = await import("../env.ts");
       const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+      const env = cliEnv().env;
       const config = loadNodeConfig({
         file: str(o.config),
-        env: process.env,
+        env,
         flags: {
           coordinator: str(o.coordinator), credentials: str(o.credentials), nodeId: str(o.nodeId), profile: str(o.profile),
           agents: str(o.agents), dataDir: str(o.dataDir), threads: intArg("--threads", str(o.threads)), fleetId: str(o.fleetId),
@@ -32,7 +34,7 @@ export function register(program: Command): void {
         },
       });
       const logger = createLogger({ level: config.logLevel, name: "node" });
-      const node = await bootNode(config, logger, { env: process.env });
+      const node = await bootNode(config, logger, { env });
       onShutdownSignal(async () => {
         logger.info({}, "shutting down");
         await node.close();

@@ -18,14 +18,16 @@ export function register(program: Command): void {
       const { createLogger } = await import("../../common/logger.ts");
       const { topics } = await import("../../common/protocol.ts");
       const { connectClient } = await import("../../coordinator/submitter.ts");
+      const { cliEnv } = await import("../env.ts");
       const s = (v: unknown) => (typeof v === "string" ? v : undefined);
       let { username, password } = { username: s(o.username), password: s(o.password) };
       if (!username && s(o.dataDir)) {
         const { loadOrCreateFleetSecret, issueCredential } = await import("../../coordinator/auth.ts");
         ({ username, password } = issueCredential(await loadOrCreateFleetSecret(s(o.dataDir)!), "coordinator"));
       }
-      const logger = createLogger({ level: process.env.COLONY_LOG_LEVEL ?? "warn", name: "status" });
-      const client = await connectClient({ url: s(o.url), username, password, credentials: s(o.credentials), logger });
+      const env = cliEnv();
+      const logger = createLogger({ level: env.logLevel ?? "warn", name: "status" });
+      const client = await connectClient({ url: s(o.url), username, password, credentials: s(o.credentials) ?? env.credentials, defaultUrl: env.broker, logger });
       const got: Record<string, unknown> = {};
       try {
         await new Promise<void>((resolve) => {

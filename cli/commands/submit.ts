@@ -24,6 +24,7 @@ export function register(program: Command): void {
       const { intArg } = await import("../../common/config.ts");
       const { ColonyError, CommonErrors } = await import("../../common/errors.ts");
       const { createLogger } = await import("../../common/logger.ts");
+      const { cliEnv } = await import("../env.ts");
       const { SubmitSchema } = await import("../../common/protocol.ts");
       const { connectClient, coordinatorState, newTaskId, submitAndWait } = await import("../../coordinator/submitter.ts");
       const { MarketErrors } = await import("../../coordinator/errors.ts");
@@ -41,8 +42,9 @@ export function register(program: Command): void {
       };
       const parsed = SubmitSchema.safeParse(Object.fromEntries(Object.entries(candidate).filter(([, v]) => v !== undefined)));
       if (!parsed.success) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
-      const logger = createLogger({ level: process.env.COLONY_LOG_LEVEL ?? "warn", name: "submit" });
-      const client = await connectClient({ url: s(o.url), username: s(o.username), password: s(o.password), credentials: s(o.credentials), logger });
+      const env = cliEnv();
+      const logger = createLogger({ level: env.logLevel ?? "warn", name: "submit" });
+      const client = await connectClient({ url: s(o.url), username: s(o.username), password: s(o.password), credentials: s(o.credentials) ?? env.credentials, defaultUrl: env.broker, logger });
       try {
         if (o.waitCoordinator !== false) {
           const state = await coordinatorState(client, 2000);

@@ -33,7 +33,9 @@ export function register(program: Command): void {
       } else {
         const { createLogger } = await import("../../common/logger.ts");
         const { connectClient, fetchResult } = await import("../../coordinator/submitter.ts");
-        const client = await connectClient({ url: s(o.url), username: s(o.username), password: s(o.password), credentials: s(o.credentials), logger: createLogger({ level: "warn", name: "task" }) });
+        const { cliEnv } = await import("../env.ts");
+        const env = cliEnv();
+        const client = await connectClient({ url: s(o.url), username: s(o.username), password: s(o.password), credentials: s(o.credentials) ?? env.credentials, defaultUrl: env.broker, logger: createLogger({ level: "warn", name: "task" }) });
         try {
           result = await fetchResult(client, id, 1500);
         } finally {

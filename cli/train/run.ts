@@ -1,6 +1,7 @@
 import { createLogger } from "../../common/logger.ts";
 import type { TrainJob } from "../../trainer/job.ts";
 import { runTrainJob } from "../../trainer/run-job.ts";
+import { cliEnv } from "../env.ts";
 
 /**
  * The glue of `colony train` (cli/commands/train.ts loads it inside the action, so `colony --help`
@@ -9,7 +10,7 @@ import { runTrainJob } from "../../trainer/run-job.ts";
  * summary as one JSON line on stdout. The handlers are `once`: a second signal ends the process.
  */
 export async function runTrainCommand(job: TrainJob): Promise<void> {
-  const log = createLogger({ level: process.env.COLONY_LOG_LEVEL ?? "info", name: "train" });
+  const log = createLogger({ level: cliEnv().logLevel ?? "info", name: "train" });
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once("SIGINT", onSignal);

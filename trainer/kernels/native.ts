@@ -15,6 +15,7 @@ import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { kernelsEnv } from "./config.ts";
 import { refMatmulDyTX, refMatmulDyW, refMatmulXWt } from "./reference.ts";
 
 type NativeFn = (out: Float32Array, a: Float32Array, b: Float32Array, T: number, inDim: number, outDim: number, threads: number) => void;
@@ -50,22 +51,22 @@ const ARCH_FLAGS = [["-march=native"], ["-mcpu=native"], []];
  * cache gets loaded into the process.
  */
 export function nativeCacheDir(): string {
-  if (process.env.COLONY_KERNELS_CACHE) return process.env.COLONY_KERNELS_CACHE;
+  const env = kernelsEnv();
+  if (env.cacheDir !== undefined) return env.cacheDir;
   const inProject = path.join(repoRoot, "node_modules", ".cache", "colony-kernels");
   try {
     mkdirSync(inProject, { recursive: true });
     accessSync(inProject, constants.W_OK);
     return inProject;
   } catch {
-    const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache");
-    return path.join(base, "colony", "kernels");
+    return path.join(env.userCacheDir, "colony", "kernels");
   }
 }
 
 function nodeIncludeDir(): string[] {
   // COLONY_KERNELS_OWN_NAPI=1 builds with the source's own Node-API declarations (what happens on
   // a machine without headers; the tests use it to cover that path here).
-  if (process.env.COLONY_KERNELS_OWN_NAPI === "1") return ["-DCOLONY_OWN_NAPI_DECLS"];
+  if (kernelsEnv().ownNapi) return ["-DCOLONY_OWN_NAPI_DECLS"];
   // Official Node builds ship headers next to the binary (bin/../include/node); use them if present.
   const dir = path.resolve(path.dirname(process.execPath), "..", "include", "node");
   return existsSync(path.join(dir, "node_api.h")) ? ["-I", dir] : [];
@@ -100,12 +101,8 @@ function selfTest(k: NativeKernels): string | undefined {
   return undefined;
 }
 
-function compilerName(): string {
-  return process.env.CXX ?? "g++";
-}
-
 function build(out: string): { ok: true } | { ok: false; reason: string } {
-  const cxx = compilerName();
+  const cxx = kernelsEnv().cxx;
   let lastErr = "";
   for (const arch of ARCH_FLAGS) {
     const tmp = `${out}.${process.pid}.${Date.now()}.tmp`;
@@ -177,7 +174,7 @@ function tryLoad(): NativeLoad {
     return { ok: false, reason: `native source ${nativeSource} is missing` };
   }
   const key = hash
-    .update(JSON.stringify([BASE_FLAGS, ARCH_FLAGS, compilerName(), process.arch, os.cpus()[0]?.model ?? "", cpuFeatures(), nodeIncludeDir()]))
+    .update(JSON.stringify([BASE_FLAGS, ARCH_FLAGS, kernelsEnv().cxx, process.arch, os.cpus()[0]?.model ?? "", cpuFeatures(), nodeIncludeDir()]))
     .digest("hex")
     .slice(0, 16);
   const dir = nativeCacheDir();
