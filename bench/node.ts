@@ -104,13 +104,13 @@ sup.on("message", (t, p) => {
   if (t0 !== undefined) rtts.push(performance.now() - t0);
 });
 await sup.subscribeAsync(topics.nodeBid("bench-node"), { qos: 0 });
-d.bidLatencies.length = 0;
+d.bids.latencies.length = 0;
 const long = viaFleet(100);
 while (d.activeJobs === 0) await new Promise((r) => setTimeout(r, 1));
 let generatingAnnounces = 0;
 for (let i = 0; i < 300; i++) {
   const now = Date.now();
-  const a: Announce = { auctionId: `bench-a${i}`, taskId: `bench-t${i}`, attempt: 1, prompt: "hello", skill: "bench", maxTokens: 8, deadlineAt: now + 600_000, closesAt: now + 10_000 };
+  const a: Announce = { auctionId: `bench-a${i}`, taskId: `bench-t${i}`, attempt: 1, prompt: "hello", skill: "bench", maxTokens: 8, deadlineAt: now + 600_000, closesAt: now + 10_000, sentAt: now };
   sent.set(a.auctionId, performance.now());
   if (d.activeJobs > 0) generatingAnnounces++;
   sup.publish(topics.announce, encode(a), { qos: 0 });
@@ -119,7 +119,7 @@ for (let i = 0; i < 300; i++) {
 await long;
 await new Promise((r) => setTimeout(r, 200));
 const bidP99 = pct(rtts, 0.99);
-const handlerP99 = pct(d.bidLatencies, 0.99);
+const handlerP99 = pct(d.bids.latencies, 0.99);
 log(`announce-to-bid over MQTT: p50 ${pct(rtts, 0.5).toFixed(2)} ms, p99 ${bidP99.toFixed(2)} ms (${rtts.length} bids, ${generatingAnnounces} sent while generating); handler p99 ${handlerP99.toFixed(3)} ms`);
 
 // ---- the same, with the node in its own process (as deployed) ------------------------------
@@ -158,7 +158,7 @@ let childBids = 0;
     while (!generating) await new Promise((r) => setTimeout(r, 2));
     for (let i = 0; i < 300 && !results.has(id); i++) {
       const now = Date.now();
-      const a: Announce = { auctionId: `bench-c${i}`, taskId: `bench-ct${i}`, attempt: 1, prompt: "hello", skill: "bench2", maxTokens: 8, deadlineAt: now + 600_000, closesAt: now + 10_000 };
+      const a: Announce = { auctionId: `bench-c${i}`, taskId: `bench-ct${i}`, attempt: 1, prompt: "hello", skill: "bench2", maxTokens: 8, deadlineAt: now + 600_000, closesAt: now + 10_000, sentAt: now };
       sentC.set(a.auctionId, performance.now());
       sup.publish(topics.announce, encode(a), { qos: 0 });
       await new Promise((r) => setTimeout(r, 3));

@@ -7,34 +7,44 @@ export interface Lifecycle {
   close(): Promise<void>;
 }
 
+/** A part with the name that logs and errors use for it. */
+export type NamedPart = readonly [name: string, part: Lifecycle];
+
 /**
- * Starts parts in order and closes them in reverse, each close in its own try/catch so one failing
- * part does not keep the others open.
+ * Starts named parts in order and closes them in reverse, each close in its own try/catch so one
+ * failing part does not keep the others open. A part that fails to start closes those started
+ * before it, and the error names the part.
  */
 export class PartGroup implements Lifecycle {
-  private readonly started: Lifecycle[] = [];
+  private readonly started: NamedPart[] = [];
   private closing: Promise<void> | undefined;
-  constructor(private readonly parts: Lifecycle[], private readonly onCloseError: (err: unknown) => void = () => {}) {}
+  constructor(private readonly parts: readonly NamedPart[], private readonly onCloseError: (err: unknown, part: string) => void = () => {}) {}
+
+  /** The parts' names in start order. */
+  get names(): string[] {
+    return this.parts.map(([name]) => name);
+  }
 
   async start(): Promise<void> {
-    for (const part of this.parts) {
+    for (const entry of this.parts) {
       try {
-        await part.start();
+        await entry[1].start();
       } catch (err) {
         await this.close();
+        if (err instanceof Error && !("part" in err)) Object.assign(err, { part: entry[0] });
         throw err;
       }
-      this.started.push(part);
+      this.started.push(entry);
     }
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      for (const part of [...this.started].reverse()) {
+      for (const [name, part] of [...this.started].reverse()) {
         try {
           await part.close();
         } catch (err) {
-          this.onCloseError(err);
+          this.onCloseError(err, name);
         }
       }
     })();
@@ -44,28 +54,4 @@ export class PartGroup implements Lifecycle {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-}
-
-/** Runs `shutdown` once on the first SIGINT or SIGTERM; a second signal exits at once. */
-export function onShutdownSignal(shutdown: () => Promise<void>): () => void {
-  let running = false;
-  const handler = (signal: NodeJS.Signals) => {
-    if (running) {
-      process.exit(130);
-    }
-    running = true;
-    shutdown().then(
-      () => process.exit(0),
-      (err) => {
-        process.stderr.write(`shutdown after ${signal} failed: ${String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGINT", handler);
-  process.on("SIGTERM", handler);
-  return () => {
-    process.off("SIGINT", handler);
-    process.off("SIGTERM", handler);
-  };
 }

@@ -1,48 +1,60 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { connectMqtt, type MqttClient } from "../common/mqtt-connect.ts";
+import { systemClock, type Clock } from "../common/clock.ts";
+import { Counters } from "../common/counters.ts";
+import type { Lifecycle, NamedPart } from "../common/lifecycle.ts";
+import { PartGroup } from "../common/lifecycle.ts";
 import type { Logger } from "../common/logger.ts";
-import { PartGroup, type Lifecycle } from "../common/lifecycle.ts";
-import { encode, PROTOCOL_VERSION, topics, type CoordinatorStats, type CoordinatorStatus } from "../common/protocol.ts";
+import type { CoordinatorStats } from "../common/protocol.ts";
 import { Rng } from "../common/random.ts";
 import { createAedesAuthHooks, issueCredential, loadOrCreateFleetSecret } from "./auth.ts";
 import { EmbeddedBroker } from "./broker.ts";
-import { systemClock, type Clock, type Timer } from "./clock.ts";
 import type { CoordinatorConfig } from "./config.ts";
-import { Counters } from "./counters.ts";
 import { Inbound } from "./inbound.ts";
-import { Market } from "./market.ts";
-import { Penalties } from "./penalties.ts";
+import { CoordinatorLink } from "./link.ts";
+import { MarketEventBus } from "./market/events.ts";
+import { FeedbackDesk } from "./market/feedback.ts";
+import { Market } from "./market/market.ts";
+import { Reputation } from "./market/reputation.ts";
+import { TaskStore } from "./market/task-store.ts";
+import { VerdictRelay } from "./market/verdicts.ts";
+import { Presence } from "./presence.ts";
 import { Registry } from "./registry.ts";
-import { TaskStore } from "./task-store.ts";
-import { TrackRecords } from "./track-record.ts";
+import { fleetStats, StatsPublisher } from "./stats.ts";
 
 /**
- * The coordinator process's root: starts its parts in order (data folder, broker, task store,
- * MQTT client, registry, market, inbound routing, presence, stats, mDNS) and closes them in
- * reverse. The market talks to the broker as an MQTT client in both modes (embedded aedes or
- * an external broker such as mosquitto).
+ * The coordinator process's root: it wires named parts and starts them in order, closing them in
+ * reverse (common/lifecycle.ts):
+ *
+ *   broker -> store -> link -> registry -> reputation -> verdicts -> market -> inbound -> presence -> stats -> mdns
+ *
+ * The market decides; the parts that learn from it subscribe to its typed events (`events`):
+ * reputation (track records and penalties) first, then verdicts to nodes, which send the updated
+ * record. A new learner (cold cache, lineage, architect, metrics) is one more subscriber here.
  */
 export class Coordinator implements Lifecycle {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private parts: PartGroup | undefined;
   private broker: EmbeddedBroker | undefined;
-  private client: MqttClient | undefined;
-  private statsTimer: Timer | undefined;
   readonly counters: Counters;
+  readonly events: MarketEventBus;
   registry!: Registry;
   market!: Market;
-  private records!: TrackRecords;
-  private penalties!: Penalties;
+  reputation!: Reputation;
+  private link: CoordinatorLink | undefined;
   private startedAt = 0;
-  /** URL the coordinator's own client uses (embedded: 127.0.0.1 and the bound port). */
-  brokerUrl = "";
 
   constructor(private readonly config: Readonly<CoordinatorConfig>, deps: { logger: Logger; clock?: Clock }) {
     this.logger = deps.logger;
     this.clock = deps.clock ?? systemClock;
     this.counters = new Counters(this.logger, () => this.clock.now());
+    this.events = new MarketEventBus((err, event) => this.logger.error({ err, event }, "a market event subscriber failed"));
+  }
+
+  /** URL the coordinator's own client uses (embedded: 127.0.0.1 and the bound port). */
+  get brokerUrl(): string {
+    return this.link?.url ?? "";
   }
 
   get port(): number | undefined {
@@ -60,148 +72,76 @@ export class Coordinator implements Lifecycle {
     const external = cfg.broker !== undefined;
     // The secret signs every credential; an insecure fleet on an external broker needs none.
     const secret = cfg.insecure ? undefined : await loadOrCreateFleetSecret(cfg.dataDir);
-    const store = new TaskStore(path.join(cfg.dataDir, "tasks"));
-    const parts: Lifecycle[] = [];
+    const parts: NamedPart[] = [];
+
     if (!external) {
       const hooks = cfg.insecure ? undefined : createAedesAuthHooks({ secret, insecure: false, logger: log.child({ part: "auth" }) });
       this.broker = new EmbeddedBroker({ host: cfg.host, port: cfg.port, wsPort: cfg.wsPort, hooks, logger: log });
-      parts.push(this.broker);
+      parts.push(["broker", this.broker]);
     }
-    parts.push(store);
-    parts.push({
-      start: async () => {
-        this.brokerUrl = external ? cfg.broker! : this.broker!.localUrl;
-        const cred = cfg.brokerUsername ? { username: cfg.brokerUsername, password: cfg.brokerPassword ?? "" } : secret ? issueCredential(secret, "coordinator") : undefined;
-        const offline: CoordinatorStatus = { state: "offline" };
-        // With the embedded broker the market's client connects in memory: the same MQTT packets
-        // and auth hooks without a loopback TCP hop per message (bench/auction.ts measures both).
-        const inMemory = !external && !cfg.brokerOverTcp;
-        this.client = await connectMqtt({
-          url: this.brokerUrl, username: cred?.username, password: cred?.password, logger: log,
-          will: { topic: topics.coordinatorStatus, payload: encode(offline), qos: 1, retain: true },
-          stream: inMemory ? () => this.broker!.connectInMemory() : undefined,
-        });
-        // mqtt.js leaves Nagle on: with delayed ACKs that costs ~40 ms per hop on small messages
-        // (bench/auction.ts measured p50 submit-to-award 100 ms with it, a few ms without).
-        const noDelay = () => (this.client?.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true);
-        noDelay();
-        this.client.on("connect", noDelay);
-      },
-      close: async () => {
-        const c = this.client;
-        if (!c) return;
-        const offline: CoordinatorStatus = { state: "offline" };
-        await c.publishAsync(topics.coordinatorStatus, encode(offline), { qos: 1, retain: true }).catch(() => {});
-        await c.endAsync().catch(() => {});
-      },
-    });
-    const rng = new Rng(cfg.seed ?? this.clock.now());
-    // Track records change on every task; they are written in batches at most every 100 ms (a crash
-    // loses at most that much statistics, never a task).
-    const dirty = new Map<string, { agentId: string; skill: string; rec: { successes: number; failures: number } }>();
-    let flushTimer: Timer | undefined;
-    const flush = async () => {
-      flushTimer = undefined;
-      const batch = [...dirty.values()];
-      dirty.clear();
-      await store.putRecords(batch).catch((err) => log.error({ err }, "track record write failed"));
-    };
-    this.records = new TrackRecords((agentId, skill, rec) => {
-      dirty.set(`${agentId}|${skill}`, { agentId, skill, rec });
-      flushTimer ??= this.clock.setTimer(100, () => void flush());
-    });
-    parts.push({ start: async () => {}, close: async () => (flushTimer?.cancel(), await flush()) });
-    this.penalties = new Penalties(this.clock, cfg.penaltyBaseMs, cfg.penaltyMaxMs);
+    const store = new TaskStore(path.join(cfg.dataDir, "tasks"));
+    parts.push(["store", store]);
+
+    const broker = this.broker;
+    const link = (this.link = new CoordinatorLink({
+      // Read when the link starts: the embedded broker's port is known only once it listens.
+      url: () => (external ? cfg.broker! : broker!.localUrl),
+      credential: cfg.brokerUsername ? { username: cfg.brokerUsername, password: cfg.brokerPassword ?? "" } : secret ? issueCredential(secret, "coordinator") : undefined,
+      stream: !external && !cfg.brokerOverTcp ? () => broker!.connectInMemory() : undefined,
+      logger: log,
+    }));
+    parts.push(["link", link]);
+
     this.registry = new Registry(this.clock, cfg.heartbeatTimeoutMs, (nodeId, why) => {
       log.info({ nodeId, why }, "node offline");
       this.counters.inc(`nodes.offline.${why}`);
       this.market.onNodeOffline(nodeId);
     });
-    parts.push(this.registry);
-    let inbound: Inbound | undefined;
-    parts.push({
-      start: async () => {
-        const client = this.client!;
-        this.market = new Market({
-          settings: cfg, clock: this.clock, rng: () => rng.next(), store, registry: this.registry, records: this.records, penalties: this.penalties,
-          counters: this.counters, logger: log.child({ part: "market" }),
-          out: {
-            publish: (topic, payload, opts) =>
-              client.publish(topic, payload, opts, (err) => {
-                if (err) log.warn({ err: { message: err.message }, topic }, "publish failed");
-              }),
-          },
-        });
-        inbound = new Inbound(client, this.registry, this.market, this.counters);
-        await inbound.start();
-        // Resume after retained node statuses had time to arrive (they follow the SUBACK).
-        await this.market.start({ resumeDelayMs: 300 });
-      },
-      close: async () => {
-        await inbound?.close();
-        await this.market?.close();
-      },
+    parts.push(["registry", this.registry]);
+
+    // Learners, in the order they must see each event.
+    this.reputation = new Reputation({ store, clock: this.clock, events: this.events, logger: log.child({ part: "reputation" }), penaltyBaseMs: cfg.penaltyBaseMs, penaltyMaxMs: cfg.penaltyMaxMs });
+    parts.push(["reputation", this.reputation]);
+    parts.push(["verdicts", new VerdictRelay(this.events, this.reputation, link.outbox)]);
+
+    const rng = new Rng(cfg.seed ?? this.clock.now());
+    this.market = new Market({
+      settings: cfg, clock: this.clock, rng: () => rng.next(), store, registry: this.registry, reputation: this.reputation, events: this.events,
+      counters: this.counters, logger: log.child({ part: "market" }), out: link.outbox,
     });
-    parts.push({
-      start: async () => {
-        const online: CoordinatorStatus = { state: "online", protocol: PROTOCOL_VERSION, fleetId: cfg.fleetId, startedAt: this.startedAt };
-        await this.client!.publishAsync(topics.coordinatorStatus, encode(online), { qos: 1, retain: true });
-        // After a reconnect (an external broker restarted and lost its retained messages, or
-        // published our will on a network blip) presence must be re-asserted.
-        this.client!.on("connect", () => this.client!.publish(topics.coordinatorStatus, encode(online), { qos: 1, retain: true }));
-        const tick = () => {
-          this.publishStats();
-          this.statsTimer = this.clock.setTimer(cfg.statsIntervalMs, tick);
-        };
-        tick();
-      },
-      close: async () => this.statsTimer?.cancel(),
-    });
-    if (cfg.mdns && !external) {
-      let adv: { start(): Promise<void>; close(): Promise<void> } | undefined;
-      parts.push({
-        start: async () => {
-          try {
-            const { MdnsAdvertiser } = await import("./advertise.ts");
-            adv = new MdnsAdvertiser({ port: this.broker!.port, wsPort: this.broker!.wsPort, fleetId: cfg.fleetId, logger: log, upTimeoutMs: 1500 });
-            await adv.start();
-          } catch (err) {
-            // Discovery is a convenience: without it nodes are given --broker URL.
-            log.warn({ err: { message: (err as Error).message } }, "mDNS advertisement failed; nodes need the broker URL");
-          }
-        },
-        close: async () => adv?.close(),
-      });
-    }
-    this.parts = new PartGroup(parts, (err) => log.error({ err }, "error while closing"));
+    // Resume after retained node statuses had time to arrive (they follow the SUBACK).
+    parts.push(["market", { start: () => this.market.start({ resumeDelayMs: 300 }), close: () => this.market.close() }]);
+    const feedback = new FeedbackDesk(store, this.events, this.clock, this.counters, (taskId) => this.market.isRunning(taskId));
+    parts.push(["inbound", new Inbound(link, { registry: this.registry, market: this.market, feedback }, this.counters)]);
+    parts.push(["presence", new Presence(link, { fleetId: cfg.fleetId, startedAt: () => this.startedAt })]);
+    const statsSources = { fleetId: cfg.fleetId, startedAt: () => this.startedAt, registry: this.registry, market: this.market, reputation: this.reputation, counters: this.counters };
+    parts.push(["stats", new StatsPublisher(statsSources, link.outbox, this.clock, cfg.statsIntervalMs)]);
+    if (cfg.mdns && !external) parts.push(["mdns", this.mdnsPart()]);
+
+    this.parts = new PartGroup(parts, (err, part) => log.error({ err, part }, "error while closing"));
     await this.parts.start();
-    log.info({ url: this.brokerUrl, port: this.port, wsPort: this.wsPort, insecure: cfg.insecure, dataDir: cfg.dataDir }, "coordinator started");
+    log.info({ url: this.brokerUrl, port: this.port, wsPort: this.wsPort, insecure: cfg.insecure, dataDir: cfg.dataDir, parts: this.parts.names }, "coordinator started");
   }
 
-  stats(): CoordinatorStats {
-    const snap = this.market.snapshot();
+  /** Discovery is a convenience: without it nodes are given the broker URL, so a failure only warns. */
+  private mdnsPart(): Lifecycle {
+    let adv: Lifecycle | undefined;
     return {
-      at: this.clock.now(),
-      startedAt: this.startedAt,
-      fleetId: this.config.fleetId,
-      nodes: this.registry.list().map((n) => ({
-        nodeId: n.nodeId, online: n.online, lastSeen: n.lastSeen,
-        ...(n.status ? { deviceClass: n.status.deviceClass, slots: n.status.slots } : {}),
-        ...(n.heartbeat ? { busy: n.heartbeat.busy } : {}),
-        agents: (n.status?.agents ?? []).map((a) => ({ agentId: a.agentId, skills: a.skills, model: a.model, state: n.heartbeat?.agents.find((h) => h.agentId === a.agentId)?.state ?? a.state })),
-      })),
-      agents: this.records.all().map((r) => {
-        const p = this.penalties.get(r.agentId);
-        return { ...r, ...(p && p.until > this.clock.now() ? { excludedUntil: p.until } : {}), ...(p ? { consecutiveFailures: p.consecutive } : {}) };
-      }),
-      ...snap,
-      counters: this.counters.snapshot(),
+      start: async () => {
+        try {
+          const { MdnsAdvertiser } = await import("./advertise.ts");
+          adv = new MdnsAdvertiser({ port: this.broker!.port, wsPort: this.broker!.wsPort, fleetId: this.config.fleetId, logger: this.logger, upTimeoutMs: 1500 });
+          await adv.start();
+        } catch (err) {
+          this.logger.warn({ err: { message: (err as Error).message } }, "mDNS advertisement failed; nodes need the broker URL");
+        }
+      },
+      close: async () => adv?.close(),
     };
   }
 
-  private publishStats(): void {
-    if (!this.client || !this.market) return;
-    this.client.publish(topics.coordinatorStats, encode(this.stats()), { qos: 0, retain: true });
+  stats(): CoordinatorStats {
+    return fleetStats({ fleetId: this.config.fleetId, startedAt: () => this.startedAt, registry: this.registry, market: this.market, reputation: this.reputation, counters: this.counters }, this.clock.now());
   }
 
   async close(): Promise<void> {

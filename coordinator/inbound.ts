@@ -1,10 +1,10 @@
-import type { MqttClient } from "mqtt";
-import {
-  AckSchema, BidSchema, decode, DoneSchema, FeedbackSchema, HeartbeatSchema, NodeStatusSchema, parseNodeTopic, parseTaskTopic, ProgressSchema, topics,
-} from "../common/protocol.ts";
 import type { z } from "zod";
-import type { Counters } from "./counters.ts";
-import type { Market } from "./market.ts";
+import type { Counters } from "../common/counters.ts";
+import type { Lifecycle } from "../common/lifecycle.ts";
+import { channels, decode, parseNodeTopic, parseTaskTopic, topics } from "../common/protocol.ts";
+import type { CoordinatorLink } from "./link.ts";
+import type { FeedbackDesk } from "./market/feedback.ts";
+import type { Market } from "./market/market.ts";
 import type { Registry } from "./registry.ts";
 
 /**
@@ -17,8 +17,23 @@ export const SUBSCRIPTIONS = [
   topics.submit, topics.allNodeStatus, topics.allNodeHeartbeats, topics.allBids, topics.allAcks, topics.allProgress, topics.allDone, topics.allFeedback,
 ] as const;
 
-export class Inbound {
-  constructor(private readonly client: MqttClient, private readonly registry: Registry, private readonly market: Market, private readonly counters: Counters) {}
+/** Who handles what arrives. */
+export interface InboundRoutes {
+  registry: Registry;
+  market: Market;
+  feedback: FeedbackDesk;
+}
+
+export class Inbound implements Lifecycle {
+  private readonly registry: Registry;
+  private readonly market: Market;
+  private readonly feedback: FeedbackDesk;
+
+  constructor(private readonly link: CoordinatorLink, routes: InboundRoutes, private readonly counters: Counters) {
+    this.registry = routes.registry;
+    this.market = routes.market;
+    this.feedback = routes.feedback;
+  }
 
   private readonly onMessage = (topic: string, payload: Buffer): void => {
     try {
@@ -30,12 +45,16 @@ export class Inbound {
   };
 
   async start(): Promise<void> {
-    this.client.on("message", this.onMessage);
-    await this.client.subscribeAsync([...SUBSCRIPTIONS], { qos: 1 });
+    this.link.client.on("message", this.onMessage);
+    await this.link.client.subscribeAsync([...SUBSCRIPTIONS], { qos: 1 });
   }
 
   async close(): Promise<void> {
-    this.client.off("message", this.onMessage);
+    try {
+      this.link.client.off("message", this.onMessage);
+    } catch {
+      // The link is already closed.
+    }
   }
 
   private decodeNode<S extends z.ZodType>(schema: S, kind: string, topicNodeId: string, payload: Buffer): z.infer<S> | undefined {
@@ -64,33 +83,33 @@ export class Inbound {
         case "status": {
           // An empty retained payload clears the retained status (MQTT 3.1.1 §3.3.1.3): nothing to do.
           if (payload.length === 0) return;
-          const v = this.decodeNode(NodeStatusSchema, "status", node.nodeId, payload);
+          const v = this.decodeNode(channels.nodeStatus.schema, "status", node.nodeId, payload);
           // An offline status reaches the market through the registry's onOffline callback.
           if (v) this.registry.onStatus(v);
           return;
         }
         case "heartbeat": {
-          const v = this.decodeNode(HeartbeatSchema, "heartbeat", node.nodeId, payload);
+          const v = this.decodeNode(channels.nodeHeartbeat.schema, "heartbeat", node.nodeId, payload);
           if (v) this.registry.onHeartbeat(v);
           return;
         }
         case "bid": {
-          const v = this.decodeNode(BidSchema, "bid", node.nodeId, payload);
+          const v = this.decodeNode(channels.nodeBid.schema, "bid", node.nodeId, payload);
           if (v) this.market.onBid(v);
           return;
         }
         case "ack": {
-          const v = this.decodeNode(AckSchema, "ack", node.nodeId, payload);
+          const v = this.decodeNode(channels.nodeAck.schema, "ack", node.nodeId, payload);
           if (v) this.market.onAck(v);
           return;
         }
         case "progress": {
-          const v = this.decodeNode(ProgressSchema, "progress", node.nodeId, payload);
+          const v = this.decodeNode(channels.nodeProgress.schema, "progress", node.nodeId, payload);
           if (v) this.market.onProgress(v);
           return;
         }
         case "done": {
-          const v = this.decodeNode(DoneSchema, "done", node.nodeId, payload);
+          const v = this.decodeNode(channels.nodeDone.schema, "done", node.nodeId, payload);
           if (v) this.market.onDone(v);
           return;
         }
@@ -98,9 +117,9 @@ export class Inbound {
     }
     const task = parseTaskTopic(topic);
     if (task?.kind === "feedback") {
-      const d = decode(FeedbackSchema, payload);
+      const d = decode(channels.taskFeedback.schema, payload);
       if (!d.ok) return this.counters.drop(`feedback.${d.code}`);
-      this.market.onFeedback(task.taskId, d.value).catch((err) => this.counters.drop("feedback.handler-error", { err: { message: (err as Error).message } }));
+      this.feedback.onFeedback(task.taskId, d.value).catch((err) => this.counters.drop("feedback.handler-error", { err: { message: (err as Error).message } }));
       return;
     }
     this.counters.drop("unknown-topic");

@@ -1,5 +1,5 @@
 import type { Heartbeat, NodeStatus } from "../common/protocol.ts";
-import type { Clock, Timer } from "./clock.ts";
+import type { Clock, Timer } from "../common/clock.ts";
 
 type OnlineStatus = Extract<NodeStatus, { state: "online" }>;
 
@@ -100,6 +100,11 @@ export class Registry {
       if (ok) out.push(n.nodeId);
     }
     return out;
+  }
+
+  /** The genome hash a node registered for one of its agents, if it sent one. */
+  genomeOf(nodeId: string, agentId: string): string | undefined {
+    return this.nodes.get(nodeId)?.status?.agents.find((a) => a.agentId === agentId)?.genome;
   }
 
   list(): NodeEntry[] {

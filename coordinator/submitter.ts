@@ -4,7 +4,7 @@ import { ColonyError, CommonErrors } from "../common/errors.ts";
 import { connectMqtt, loadClientCredentials } from "../common/mqtt-connect.ts";
 import type { Logger } from "../common/logger.ts";
 import { CoordinatorStatusSchema, decode, encode, ResultSchema, TaskEventSchema, topics, type Result, type Submit, type TaskEvent } from "../common/protocol.ts";
-import { MarketErrors } from "./errors.ts";
+import { MarketErrors } from "./market/errors.ts";
 
 /**
  * The submitter's side of the contract, used by `colony submit`, `colony task`, the tests and the

@@ -3,6 +3,7 @@
  * synchronous: everything it needs (probe snapshot, agents' states, calibrations, queue) is read
  * from memory, so the bid leaves within a millisecond even while llama.cpp generates.
  */
+import { posteriorMean, type Record } from "../common/accuracy.ts";
 import type { Announce, Bid } from "../common/protocol.ts";
 import { estimateCost, UNCALIBRATED, type Calibration, type CostEstimate } from "./cost-model.ts";
 import type { DeviceProfile } from "./profile.ts";
@@ -14,16 +15,22 @@ export interface BidderAgent {
   /** asleep (model and context freed) or loading count as needing a wake. */
   state: "awake" | "asleep" | "busy" | "loading";
   calibration?: Calibration | undefined;
+  /** Threads the agent's model runs with (its calibration's, else the node's maximum). */
+  threads: number;
+  contextSize: number;
+  /** Characters the genome's prompt template adds around the task's prompt. */
+  templateChars: number;
   /** MB that waking this agent needs (0 if its model is already loaded by another agent). */
   wakeNeedMB: number;
-  /** Expected accuracy for the skill in [0,1] (the agent's track record with a prior). */
-  accuracy: (skill: string | undefined) => number;
+  /** The genome's claim for a skill; the bid carries it, the coordinator caps what it may add. */
+  claim: (skill: string | undefined) => number;
+  /** The coordinator's record of this agent for a skill, from its verdicts (record-cache.ts). */
+  record: (skill: string | undefined) => Record;
 }
 
 export interface BidderNode {
   nodeId: string;
   profile: DeviceProfile;
-  threads: number;
   snapshot: ProbeSnapshot;
   running: number;
   queued: number;
@@ -55,6 +62,10 @@ export function deviceState(s: ProbeSnapshot): NonNullable<Extract<Bid, { type: 
   return d;
 }
 
+/**
+ * `deadlineAt` and `now` are on the node's clock (the announce's times converted: jobs.ts and
+ * bid-desk.ts call `fromCoordinatorClock`).
+ */
 export function decideBid(a: Announce, node: BidderNode, now: number): Decision {
   const { profile, snapshot: s } = node;
   const skilled = node.agents.filter((ag) => a.skill === undefined || ag.skills.includes(a.skill));
@@ -75,7 +86,7 @@ export function decideBid(a: Announce, node: BidderNode, now: number): Decision 
   }
 
   const headroomMB = s.freeMemMB - profile.memoryReserveMB + node.reclaimableMB;
-  let best: { agent: BidderAgent; est: CostEstimate; accuracy: number; score: number } | undefined;
+  let best: { agent: BidderAgent; est: CostEstimate; claim: number; score: number } | undefined;
   let memoryBlocked = 0;
   let tooSlow = 0;
   const budgetMs = Math.max(1, a.deadlineAt - now);
@@ -86,12 +97,13 @@ export function decideBid(a: Announce, node: BidderNode, now: number): Decision 
       continue;
     }
     const est = estimateCost({
-      promptChars: a.prompt.length,
+      promptChars: a.prompt.length + agent.templateChars,
       maxTokens: a.maxTokens,
+      contextSize: agent.contextSize,
       asleep,
       queueMs: node.queueMs,
       calibration: agent.calibration ?? UNCALIBRATED,
-      threads: node.threads,
+      threads: agent.threads,
       snapshot: s,
       profile,
     });
@@ -99,10 +111,11 @@ export function decideBid(a: Announce, node: BidderNode, now: number): Decision 
       tooSlow++;
       continue;
     }
-    const accuracy = agent.accuracy(a.skill);
-    // Accuracy first; among similar agents the faster one (latency as a share of the time budget).
-    const score = accuracy - 0.2 * (est.latencyMs / budgetMs);
-    if (!best || score > best.score) best = { agent, est, accuracy, score };
+    const claim = agent.claim(a.skill);
+    // The same expected accuracy the coordinator will compute (its record, the capped claim); among
+    // similar agents the faster one (latency as a share of the time budget).
+    const score = posteriorMean(claim, agent.record(a.skill)) - 0.2 * (est.latencyMs / budgetMs);
+    if (!best || score > best.score) best = { agent, est, claim, score };
   }
   if (!best) {
     if (memoryBlocked > 0 && tooSlow === 0) return decline(a, node.nodeId, "memory", `waking would leave less than the ${profile.memoryReserveMB} MB reserve`);
@@ -117,7 +130,7 @@ export function decideBid(a: Announce, node: BidderNode, now: number): Decision 
       taskId: a.taskId,
       nodeId: node.nodeId,
       agentId: best.agent.agentId,
-      estimate: { latencyMs: e.latencyMs, energyJ: e.energyJ, accuracy: best.accuracy, wakeMs: e.wakeMs, queueMs: e.queueMs },
+      estimate: { latencyMs: e.latencyMs, energyJ: e.energyJ, accuracy: best.claim, wakeMs: e.wakeMs, queueMs: e.queueMs },
       device: deviceState(s),
     },
   };

@@ -6,7 +6,7 @@
 import { ColonyError } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
 import { loadClientCredentials } from "../common/mqtt-connect.ts";
-import { loadAgents, type AgentsSpec } from "./agents-file.ts";
+import { loadAgents, type AgentsSpec } from "./agents/agents-file.ts";
 import type { NodeConfig } from "./config.ts";
 import { NodeDaemon } from "./daemon.ts";
 import { NodeErrors } from "./errors.ts";
@@ -44,6 +44,7 @@ export async function bootNode(config: Readonly<NodeConfig>, logger: Logger, ext
     profile, threads, agents, dataDir: config.dataDir, probe, logger,
     heartbeatMs: config.heartbeatMs, progressIntervalMs: config.progressIntervalMs, hotCacheSize: config.hotCacheSize,
     calibrate: config.calibrate, sleepAfterMs: config.sleepAfterMs, recalibrateAfterMs: config.recalibrateAfterMs,
+    ...(config.energyMeter === "model" ? { energyMeter: "model" as const } : {}),
   });
   try {
     await daemon.start();

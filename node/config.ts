@@ -39,6 +39,11 @@ export const NodeConfigSchema = z.strictObject({
   calibrate: z.boolean().default(true),
   /** Re-measure a model whose calibration is older than this, when the node is idle. Default 6 h. */
   recalibrateAfterMs: z.number().int().min(1000).default(6 * 3600_000),
+  /**
+   * Where a task's measured energy comes from: "auto" reads RAPL (powercap) or a discharging
+   * battery when the device has one, else the profile's power model; "model" always uses the model.
+   */
+  energyMeter: z.enum(["auto", "model"]).default("auto"),
   /** Overrides the profile's sleepAfterMs. */
   sleepAfterMs: z.number().int().min(100).optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -1,10 +1,11 @@
 /**
  * The node's hot cache: each agent's most recent experiences (prompt, output, cost, verdict) in
- * LevelDB on the node, bounded per agent, plus the per-skill track record built from verdicts,
- * which is the agent's expected accuracy in its bids. The verdict arrives later (see daemon.ts:
- * the coordinator's verdict on `nodes/{nodeId}/verdict`), and is filled into the stored experience.
+ * LevelDB on the node, bounded per agent. The verdict arrives later (the coordinator's
+ * `nodes/{nodeId}/verdict`, see jobs.ts) and is filled into the stored experience. It keeps no
+ * track record: the coordinator owns that (record-cache.ts holds its latest word).
  */
 import type { Level } from "level";
+import type { EnergySource, Verdict } from "../common/protocol.ts";
 
 export interface Experience {
   taskId: string;
@@ -16,14 +17,11 @@ export interface Experience {
   tokens: number;
   latencyMs: number;
   energyJ: number;
-  /** Filled in when the verdict arrives. */
+  energySource?: EnergySource | undefined;
+  /** Filled in when the verdict arrives; a provisional `delivery` verdict is replaced by a later one. */
   success?: boolean | undefined;
+  verdictSource?: Verdict["source"] | undefined;
   score?: number | undefined;
-}
-
-interface Record {
-  ok: number;
-  n: number;
 }
 
 type Db = Level<string, unknown>;
@@ -31,14 +29,11 @@ type Db = Level<string, unknown>;
 export class HotCache {
   private readonly exp;
   private readonly idx;
-  private readonly rec;
   private readonly counts = new Map<string, number>();
-  private readonly records = new Map<string, Record>();
 
   constructor(db: Db, private readonly perAgent: number) {
     this.exp = db.sublevel<string, Experience>("hot", { valueEncoding: "json" });
     this.idx = db.sublevel<string, string>("hot-idx", { valueEncoding: "utf8" });
-    this.rec = db.sublevel<string, Record>("rec", { valueEncoding: "json" });
   }
 
   async start(): Promise<void> {
@@ -46,8 +41,9 @@ export class HotCache {
       const agent = key.slice(0, key.indexOf("!"));
       this.counts.set(agent, (this.counts.get(agent) ?? 0) + 1);
     }
-    for await (const [k, v] of this.rec.iterator()) this.records.set(k, v);
   }
+
+  async close(): Promise<void> {}
 
   private static key(e: Pick<Experience, "agentId" | "at" | "taskId">): string {
     // agent ! zero-padded time ! task: keys of one agent sort oldest first.
@@ -71,27 +67,23 @@ export class HotCache {
     }
   }
 
-  /** Fills in the verdict of a task this node ran and updates the agent's track record. Returns false if unknown or already judged. */
-  async verdict(taskId: string, success: boolean, score?: number): Promise<boolean> {
+  /**
+   * Files the verdict of a task this node ran. A first verdict is kept; a later one replaces it only
+   * when the first was provisional (`delivery`) or the new one is the submitter's `feedback`.
+   * Returns false if the task is unknown or the verdict changed nothing.
+   */
+  async verdict(taskId: string, v: Pick<Verdict, "success" | "score" | "source">): Promise<boolean> {
     const key = await this.idx.get(taskId);
     if (key === undefined) return false;
     const e = await this.exp.get(key);
-    if (!e || e.success !== undefined) return false;
-    e.success = success;
-    if (score !== undefined) e.score = score;
+    if (!e) return false;
+    const replaceable = e.success === undefined || e.verdictSource === "delivery" || v.source === "feedback";
+    if (!replaceable) return false;
+    e.success = v.success;
+    e.verdictSource = v.source;
+    if (v.score !== undefined) e.score = v.score;
     await this.exp.put(key, e);
-    const rk = `${e.agentId}!${e.skill ?? "*"}`;
-    const r = this.records.get(rk) ?? { ok: 0, n: 0 };
-    const next = { ok: r.ok + (success ? 1 : 0), n: r.n + 1 };
-    this.records.set(rk, next);
-    await this.rec.put(rk, next);
     return true;
-  }
-
-  /** Expected accuracy: Beta prior (weight 2) centred on `prior`, updated by verdicts. Synchronous. */
-  accuracy(agentId: string, skill: string | undefined, prior: number): number {
-    const r = this.records.get(`${agentId}!${skill ?? "*"}`) ?? { ok: 0, n: 0 };
-    return (r.ok + 2 * prior) / (r.n + 2);
   }
 
   async recent(agentId: string, limit = 50): Promise<Experience[]> {

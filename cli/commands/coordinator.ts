@@ -22,7 +22,7 @@ export function register(program: Command): void {
       const { loadCoordinatorConfig } = await import("../../coordinator/config.ts");
       const { Coordinator } = await import("../../coordinator/coordinator.ts");
       const { createLogger } = await import("../../common/logger.ts");
-      const { onShutdownSignal } = await import("../../common/lifecycle.ts");
+      const { onShutdownSignal } = await import("../shutdown.ts");
       const { cliEnv } = await import("../env.ts");
       const str = (v: unknown) => (typeof v === "string" ? v : undefined);
       const config = loadCoordinatorConfig({

@@ -23,7 +23,7 @@ export function register(program: Command): void {
       const { cliEnv } = await import("../env.ts");
       const { intArg } = await import("../../common/config.ts");
       const { createLogger } = await import("../../common/logger.ts");
-      const { onShutdownSignal } = await import("../../common/lifecycle.ts");
+      const { onShutdownSignal } = await import("../shutdown.ts");
       const { loadCoordinatorConfig } = await import("../../coordinator/config.ts");
       const { Coordinator } = await import("../../coordinator/coordinator.ts");
       const { issueCredential, loadOrCreateFleetSecret } = await import("../../coordinator/auth.ts");

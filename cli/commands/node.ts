@@ -20,7 +20,7 @@ export function register(program: Command): void {
       const { loadNodeConfig } = await import("../../node/config.ts");
       const { bootNode } = await import("../../node/boot.ts");
       const { createLogger } = await import("../../common/logger.ts");
-      const { onShutdownSignal } = await import("../../common/lifecycle.ts");
+      const { onShutdownSignal } = await import("../shutdown.ts");
       const { cliEnv } = await import("../env.ts");
       const str = (v: unknown) => (typeof v === "string" ? v : undefined);
       const env = cliEnv().env;

@@ -27,7 +27,7 @@ export function register(program: Command): void {
       const { cliEnv } = await import("../env.ts");
       const { SubmitSchema } = await import("../../common/protocol.ts");
       const { connectClient, coordinatorState, newTaskId, submitAndWait } = await import("../../coordinator/submitter.ts");
-      const { MarketErrors } = await import("../../coordinator/errors.ts");
+      const { MarketErrors } = await import("../../coordinator/market/errors.ts");
       const s = (v: unknown) => (typeof v === "string" ? v : undefined);
       if (o.checkExact !== undefined && o.checkRegex !== undefined) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "give at most one of --check-exact and --check-regex");
       const minAccuracy = s(o.minAccuracy) === undefined ? undefined : Number(o.minAccuracy);

@@ -14,13 +14,13 @@ export function register(program: Command): void {
     .option("--json", "print the whole result as one JSON line")
     .action(async (id: string, o: Record<string, string | boolean | undefined>) => {
       const { ColonyError } = await import("../../common/errors.ts");
-      const { MarketErrors } = await import("../../coordinator/errors.ts");
+      const { MarketErrors } = await import("../../coordinator/market/errors.ts");
       const s = (v: unknown) => (typeof v === "string" ? v : undefined);
       let result: import("../../common/protocol.ts").Result | undefined;
       let state: string | undefined;
       if (s(o.dataDir)) {
         const path = await import("node:path");
-        const { TaskStore } = await import("../../coordinator/task-store.ts");
+        const { TaskStore } = await import("../../coordinator/market/task-store.ts");
         const store = new TaskStore(path.join(s(o.dataDir)!, "tasks"));
         await store.start();
         try {

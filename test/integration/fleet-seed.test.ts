@@ -13,7 +13,7 @@ import { connectMqtt } from "../../common/mqtt-connect.ts";
 import { decode, encode, topics, ResultSchema, type Result } from "../../common/protocol.ts";
 import { Rng } from "../../common/random.ts";
 import { getSkill } from "../../skills/index.ts";
-import { loadAgents } from "../../node/agents-file.ts";
+import { loadAgents } from "../../node/agents/agents-file.ts";
 
 test("colony fleet: ready, prints working credentials; seed agents win their skills' tasks and pass the checks", { timeout: 120_000 }, async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "colony-fleet-seed-"));

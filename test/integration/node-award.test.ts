@@ -42,7 +42,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const award = (id: string, o: Partial<Award> = {}): Award => ({ auctionId: `au-${id}`, taskId: id, attempt: 1, agentId: "aw-agent", prompt: "hello", skill: "aw", maxTokens: 8, deadlineAt: Date.now() + 60_000, ackWithinMs: 1000, ...o });
+const award = (id: string, o: Partial<Award> = {}): Award => ({ auctionId: `au-${id}`, taskId: id, attempt: 1, agentId: "aw-agent", prompt: "hello", skill: "aw", maxTokens: 8, deadlineAt: Date.now() + 60_000, sentAt: Date.now(), ackWithinMs: 1000, ...o });
 async function until(f: () => boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!f()) {
@@ -95,10 +95,10 @@ test("an idle node re-measures a stale calibration, never one of an awake agent"
   const agent = d.pool.get("aw-agent")!;
   const before = d.calibrations.get(agent.modelFile)!;
   await agent.wake();
-  assert.equal(await d.recalibrateIfIdle(0), false, "agent awake: left alone");
+  assert.equal(await d.recalibrator.runIfIdle(0), false, "agent awake: left alone");
   await agent.sleep();
-  assert.equal(await d.recalibrateIfIdle(3600_000), false, "fresh calibration: left alone");
-  assert.equal(await d.recalibrateIfIdle(0), true);
+  assert.equal(await d.recalibrator.runIfIdle(3600_000), false, "fresh calibration: left alone");
+  assert.equal(await d.recalibrator.runIfIdle(0), true);
   const after = d.calibrations.get(agent.modelFile)!;
   assert.ok(after.at > before.at);
   assert.ok(after.genTokensPerS > 0);

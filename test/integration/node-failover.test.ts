@@ -76,7 +76,7 @@ test("SIGKILL mid-task: re-auctioned to another node and finished exactly once",
     assert.equal(r.attempts[0]!.nodeId, "n-child");
     const awarded = events.filter((e) => e.type === "awarded").map((e) => (e.type === "awarded" ? e.nodeId : ""));
     assert.deepEqual(awarded, ["n-child", "n-backup"]);
-    assert.equal(backup.daemon.counters.done, 1);
+    assert.equal(backup.daemon.counters.get("tasks.done"), 1);
   } finally {
     if (child.exitCode === null) child.kill("SIGKILL");
     await backup.close();

@@ -9,9 +9,9 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import { silentLogger } from "../../common/logger.ts";
 import { ColonyError } from "../../common/errors.ts";
-import { Agent } from "../../node/agent.ts";
-import { AgentPool } from "../../node/agent-pool.ts";
-import { LlamaRuntime, verifyModelFile } from "../../node/llama-runtime.ts";
+import { Agent } from "../../node/agents/agent.ts";
+import { AgentPool } from "../../node/agents/agent-pool.ts";
+import { LlamaRuntime, verifyModelFile } from "../../node/llama/llama-runtime.ts";
 import { genome, writeRandomModel } from "../fixtures/node-helpers.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "colony-node-memory-"));
@@ -41,9 +41,10 @@ const rssMB = () => {
 };
 
 test("sleep frees the model's resident memory; a shared model stays until its last agent sleeps; wake works", async () => {
-  const fileMB = await verifyModelFile(big);
-  const a = new Agent(genome("big-a", big, ["x"]), big, runtime);
-  const b = new Agent(genome("big-b", big, ["y"]), big, runtime);
+  const bigModel = await verifyModelFile(big);
+  const fileMB = bigModel.sizeMB;
+  const a = new Agent(genome("big-a", big, ["x"]), bigModel, runtime);
+  const b = new Agent(genome("big-b", big, ["y"]), bigModel, runtime);
   const r0 = rssMB();
   await a.wake();
   await b.wake();
@@ -73,8 +74,8 @@ test("memory reserve: wake fails below it, and LRU idle agents sleep first to ma
   // A fake free-memory reading: 1200 MB minus 200 MB per loaded model (needs 200 MB each).
   let base = 1000;
   const pool = new AgentPool(runtime, { memoryReserveMB: 900, sleepAfterMs: 3_600_000, logger: silentLogger, freeMemMB: () => base - 200 * runtime.loadedModels().length, modelNeedMB: () => 200 });
-  const a = new Agent(genome("mem-a", tinyA, ["x"]), tinyA, runtime);
-  const b = new Agent(genome("mem-b", tinyB, ["x"]), tinyB, runtime);
+  const a = new Agent(genome("mem-a", tinyA, ["x"]), await verifyModelFile(tinyA), runtime);
+  const b = new Agent(genome("mem-b", tinyB, ["x"]), await verifyModelFile(tinyB), runtime);
   pool.add(a);
   pool.add(b);
   await pool.start();
@@ -106,7 +107,7 @@ test("a chat-style agent answers through the model's chat template; a completion
   const file = path.join(dir, "chat.gguf");
   const template = "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}";
   await exportModelGguf(model, tok, file, { name: "chat", extraMetadata: [["tokenizer.chat_template", meta.str(template)]] });
-  const chat = new Agent(genome("chat-1", file, ["qa"], { kind: "chat", systemPrompt: "be brief" }), file, runtime);
+  const chat = new Agent(genome("chat-1", file, ["qa"], { kind: "chat", systemPrompt: "be brief" }), await verifyModelFile(file), runtime);
   try {
     const r = await chat.generate("hello", { maxTokens: 6 });
     assert.ok(r.tokens >= 1 && r.tokens <= 6, JSON.stringify(r));
@@ -114,7 +115,7 @@ test("a chat-style agent answers through the model's chat template; a completion
   } finally {
     await chat.sleep();
   }
-  const comp = new Agent(genome("comp-1", file, ["qa"], { promptTemplate: "q: {prompt} a:" }), file, runtime);
+  const comp = new Agent(genome("comp-1", file, ["qa"], { promptTemplate: "q: {prompt} a:" }), await verifyModelFile(file), runtime);
   try {
     const r = await comp.generate("hello", { maxTokens: 6 });
     assert.ok(r.tokens >= 1, JSON.stringify(r));

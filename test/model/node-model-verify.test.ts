@@ -8,14 +8,17 @@ import path from "node:path";
 import { readGgufFile } from "../../gguf/reader.ts";
 import { encodeGguf } from "../../gguf/writer.ts";
 import { GgufValueType } from "../../gguf/types.ts";
-import { verifyModelFile } from "../../node/llama-runtime.ts";
+import { verifyModelFile } from "../../node/llama/llama-runtime.ts";
 import { writeRandomModel } from "../fixtures/node-helpers.ts";
 
 test("verifyModelFile accepts a real model and refuses truncated and duplicate-token files with MODEL_FILE_INVALID", async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "colony-verify-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const good = await writeRandomModel(dir, "good");
-  assert.ok((await verifyModelFile(good)) > 0);
+  const facts = await verifyModelFile(good);
+  assert.ok(facts.sizeMB > 0);
+  // The training context is read from the header, so an agent knows its context before it wakes.
+  assert.equal(facts.trainContext, 256);
 
   const file = await readGgufFile(good);
   const tokens = file.metadata.get("tokenizer.ggml.tokens");

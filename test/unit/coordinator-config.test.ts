@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { ColonyError } from "../../common/errors.ts";
 import { loadCoordinatorConfig } from "../../coordinator/config.ts";
-import { FakeClock } from "../../coordinator/clock.ts";
+import { FakeClock } from "../../common/clock.ts";
 import { Registry } from "../../coordinator/registry.ts";
 
 test("config precedence: defaults < file < COLONY_* env < flags, then frozen", () => {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { TaskStore, type TaskRecord } from "../../coordinator/task-store.ts";
+import { TaskStore, type TaskRecord } from "../../coordinator/market/task-store.ts";
 
 // The task store's group commit against a real LevelDB: many writes in one batch, newest state
 // wins, nothing asked for is lost on close, and a closed store refuses writes loudly.

@@ -5,14 +5,17 @@ import os from "node:os";
 import path from "node:path";
 import { silentLogger } from "../../common/logger.ts";
 import { Rng } from "../../common/random.ts";
-import { FakeClock } from "../../coordinator/clock.ts";
-import { Counters } from "../../coordinator/counters.ts";
-import { Market, type MarketSettings } from "../../coordinator/market.ts";
-import { Penalties } from "../../coordinator/penalties.ts";
+import { FakeClock } from "../../common/clock.ts";
+import { Counters } from "../../common/counters.ts";
+import { Market } from "../../coordinator/market/market.ts";
+import type { MarketSettings } from "../../coordinator/market/parts.ts";
+import { MarketEventBus } from "../../coordinator/market/events.ts";
+import { FeedbackDesk } from "../../coordinator/market/feedback.ts";
+import { Reputation } from "../../coordinator/market/reputation.ts";
+import { VerdictRelay } from "../../coordinator/market/verdicts.ts";
 import { Registry } from "../../coordinator/registry.ts";
-import { TaskStore } from "../../coordinator/task-store.ts";
-import { TrackRecords } from "../../coordinator/track-record.ts";
-import { topics } from "../../common/protocol.ts";
+import { TaskStore } from "../../coordinator/market/task-store.ts";
+import { Outbox, topics } from "../../common/protocol.ts";
 
 // The market's state machine with a FAKE CLOCK (no sleeping), a recording publisher and a real
 // LevelDB store in a temporary folder. Messages are fed in as the inbound router would.
@@ -29,14 +32,21 @@ async function setup(settings: Partial<MarketSettings> = {}, dir?: string) {
   const registry = new Registry(clock, 30_000, (id) => market.onNodeOffline(id));
   const counters = new Counters(silentLogger, () => clock.now());
   const rng = new Rng(1);
+  // Wired as coordinator/coordinator.ts wires them: the learners subscribe to the market's events.
+  const events = new MarketEventBus((err) => assert.fail(`a market event subscriber threw: ${String(err)}`));
+  const outbox = new Outbox({ publish: (topic, payload) => void out.push({ topic, msg: JSON.parse(payload) }) });
+  const reputation = new Reputation({ store, clock, events, logger: silentLogger, penaltyBaseMs: 1000, penaltyMaxMs: 60_000 });
+  await reputation.start();
+  const verdicts = new VerdictRelay(events, reputation, outbox);
+  await verdicts.start();
+  const feedback = new FeedbackDesk(store, events, clock, counters, (id) => market.isRunning(id));
   market = new Market({
     settings: { bidWindowMs: 300, maxAttempts: 3, ackWithinMs: 1000, defaultDeadlineMs: 60_000, defaultMaxTokens: 64, ...settings },
-    clock, rng: () => rng.next(), store, registry, records: new TrackRecords(), penalties: new Penalties(clock, 1000, 60_000), counters, logger: silentLogger,
-    out: { publish: (topic, payload) => void out.push({ topic, msg: JSON.parse(payload) }) },
+    clock, rng: () => rng.next(), store, registry, reputation, events, counters, logger: silentLogger, out: outbox,
   });
   await market.start();
   const h = {
-    dir: ownDir, store, clock, out, market, registry, counters,
+    dir: ownDir, store, clock, out, market, registry, counters, reputation, bus: events, feedback,
     node(nodeId: string, agentId = `${nodeId}.a`, skills: string[] = []) {
       registry.onStatus({ state: "online", nodeId, protocol: 1, deviceClass: "sim", slots: 1, agents: [{ agentId, skills, model: "m", state: "awake" }], models: ["m"], at: clock.now() });
     },
@@ -70,6 +80,8 @@ async function setup(settings: Partial<MarketSettings> = {}, dir?: string) {
     },
     async close(keep = false) {
       await market.close();
+      await verdicts.close();
+      await reputation.close();
       await registry.close();
       await store.close();
       if (!keep && !dir) rmSync(ownDir, { recursive: true, force: true });
@@ -265,6 +277,27 @@ test("task deadline passes during an attempt -> cancel and DEADLINE_EXCEEDED", a
   await h.close();
 });
 
+test("maxTokens is resolved once, at acceptance: announce, award and a resumed task all carry it", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "colony-auction-"));
+  const h1 = await setup({ defaultMaxTokens: 64 }, dir);
+  h1.node("n1");
+  await h1.submit({ id: "t-mt", prompt: "p" });
+  assert.equal(h1.announces()[0].maxTokens, 64);
+  assert.equal((await h1.store.getTask("t-mt"))?.maxTokens, 64);
+  h1.bid("n1", h1.announces()[0]);
+  assert.equal(h1.award("n1")[0].maxTokens, 64);
+  await h1.close(true);
+  // Restarted with another default: the accepted task keeps the value it was accepted with.
+  const h2 = await setup({ defaultMaxTokens: 99 }, dir);
+  h2.node("n1");
+  h2.clock.advance(0);
+  assert.equal(h2.announces()[0].maxTokens, 64);
+  await h2.submit({ id: "t-mt2", prompt: "p" });
+  assert.equal(h2.announces().find((a: any) => a.taskId === "t-mt2").maxTokens, 99);
+  await h2.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test("restart: an unfinished task in the store is resumed with a new auction", async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "colony-auction-"));
   const h1 = await setup({}, dir);
@@ -330,37 +363,82 @@ test("checks: exact (trimmed by default), regex, json-schema decide the result's
     assert.equal(r.status, status, id);
     assert.equal(r.checked, status === "ok", id);
     if (status === "error") assert.equal(r.error.code, "CHECK_FAILED");
-    // The node that ran it learns the verdict (for its hot cache and its own accuracy estimate).
+    // The node that ran it learns the verdict (for its hot cache) with the coordinator's record.
     const verdicts = h.on(topics.nodeVerdict("n1")).map((m) => m.msg).filter((v) => v.taskId === id);
-    assert.deepEqual(verdicts, [{ taskId: id, agentId: aw.agentId, success: status === "ok" }], id);
+    assert.equal(verdicts.length, 1, id);
+    assert.deepEqual({ ...verdicts[0], record: undefined }, { taskId: id, agentId: aw.agentId, success: status === "ok", source: "check", record: undefined }, id);
   }
   await h.close();
 });
 
-test("feedback counts once per finished task in the agent's record", async () => {
+test("one observation per attempt: feedback REPLACES the delivery verdict instead of adding a second", async () => {
   const h = await setup();
   h.node("n1");
   await h.submit({ id: "t15", prompt: "p", skill: "math" });
-  await h.market.onFeedback("t15", { success: true });
+  await h.feedback.onFeedback("t15", { success: true });
   assert.equal(h.counters.get("dropped.feedback.unknown-task"), 1);
   h.bid("n1", h.announces()[0]);
   const aw = h.award("n1")[0];
   h.ack("n1", aw);
   h.done("n1", aw, "x");
   await h.until(() => h.results("t15").length === 1, "result");
-  await new Promise((r) => setTimeout(r, 20));
-  // No check: no verdict until the submitter's feedback arrives.
-  assert.equal(h.on(topics.nodeVerdict("n1")).length, 0);
-  await h.market.onFeedback("t15", { success: false, score: 0.2 });
-  await h.market.onFeedback("t15", { success: false });
+  // No check: delivery counts as a provisional success, and the node hears it with the record.
+  const one = { successes: 1, failures: 0 };
+  assert.deepEqual(h.reputation.record(aw.agentId, "math"), one);
+  assert.deepEqual(h.on(topics.nodeVerdict("n1")).map((m) => m.msg), [{ taskId: "t15", agentId: aw.agentId, success: true, source: "delivery", skill: "math", record: one }]);
+  await h.feedback.onFeedback("t15", { success: false, score: 0.2 });
+  await h.feedback.onFeedback("t15", { success: false });
   assert.equal(h.counters.get("feedback.applied"), 1);
-  assert.deepEqual(h.on(topics.nodeVerdict("n1")).map((m) => m.msg), [{ taskId: "t15", agentId: aw.agentId, success: false, score: 0.2 }]);
   assert.equal(h.counters.get("dropped.feedback.repeated"), 1);
+  // Still ONE observation, now a failure (it was 1 success + 1 failure when feedback was added on top).
+  const corrected = { successes: 0, failures: 1 };
+  assert.deepEqual(h.reputation.record(aw.agentId, "math"), corrected);
+  assert.deepEqual(h.on(topics.nodeVerdict("n1")).map((m) => m.msg).at(-1), { taskId: "t15", agentId: aw.agentId, success: false, source: "feedback", score: 0.2, skill: "math", record: corrected });
+  // The stored attempt carries its verdict, so a restarted coordinator agrees.
+  const stored = await h.store.getTask("t15");
+  assert.deepEqual(stored?.attempts.at(-1)?.verdict, { success: false, source: "feedback" });
+  await h.close();
+});
+
+test("market events: accepted, awarded, failed and finished reach a subscriber added outside the market", async () => {
+  const h = await setup();
+  const seen: string[] = [];
+  const finished: unknown[] = [];
+  for (const name of ["taskAccepted", "attemptAwarded", "attemptFailed", "taskFinished", "feedback"] as const) h.bus.on(name, () => seen.push(name));
+  h.bus.on("taskFinished", (e) => finished.push(e));
+  h.node("n1");
+  h.node("n2");
+  await h.submit({ id: "t16", prompt: "hello", skill: "echo", check: { type: "exact", value: "ok" } });
+  const [a] = h.announces();
+  h.bid("n1", a, { latencyMs: 10 });
+  h.bid("n2", a, { latencyMs: 900 });
+  const aw1 = h.award("n1")[0];
+  h.ack("n1", aw1, false);
+  // Re-auctioned without n1's agent: n2 wins the second auction.
+  const [, a2] = h.announces();
+  assert.deepEqual(a2.excludedAgents, ["n1.a"]);
+  h.bid("n2", a2, { latencyMs: 900 });
+  h.decline("n1", a2);
+  const aw2 = h.award("n2")[0];
+  h.ack("n2", aw2);
+  h.done("n2", aw2, "ok");
+  await h.until(() => h.results("t16").length === 1, "result");
+  assert.deepEqual(seen, ["taskAccepted", "attemptAwarded", "attemptFailed", "attemptAwarded", "taskFinished"]);
+  const f = finished[0] as { prompt: string; status: string; skill: string; delivered: { agentId: string; nodeId: string; output: string; verdict: unknown } };
+  assert.equal(f.prompt, "hello");
+  assert.equal(f.status, "ok");
+  assert.equal(f.skill, "echo");
+  assert.deepEqual([f.delivered.nodeId, f.delivered.agentId, f.delivered.output], ["n2", "n2.a", "ok"]);
+  assert.deepEqual(f.delivered.verdict, { success: true, source: "check" });
+  // The refusal cost n1's agent one failure and a penalty; n2's agent has one success.
+  assert.deepEqual(h.reputation.record("n1.a", "echo"), { successes: 0, failures: 1 });
+  assert.deepEqual(h.reputation.record("n2.a", "echo"), { successes: 1, failures: 0 });
+  assert.ok(h.reputation.excludedNow().includes("n1.a"));
   await h.close();
 });
 
 test("a catastrophic regex check cannot stall the coordinator: it fails after CHECK_TIMEOUT_MS", async () => {
-  const { compileCheck, CHECK_TIMEOUT_MS } = await import("../../coordinator/checks.ts");
+  const { compileCheck, CHECK_TIMEOUT_MS } = await import("../../coordinator/market/checks.ts");
   const check = compileCheck({ type: "regex", pattern: "^(a+)+$" });
   const t0 = performance.now();
   assert.equal(check("a".repeat(40) + "!"), false);

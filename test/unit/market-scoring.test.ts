@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { explorationBonus, pickWinner, posteriorMean, scoreBid, type BidView } from "../../coordinator/scoring.ts";
-import { Penalties } from "../../coordinator/penalties.ts";
-import { TrackRecords } from "../../coordinator/track-record.ts";
-import { FakeClock } from "../../coordinator/clock.ts";
+import { CLAIM_CAP, explorationBonus, pickWinner, posteriorMean, scoreBid, type BidView } from "../../coordinator/market/scoring.ts";
+import { Penalties } from "../../coordinator/market/penalties.ts";
+import { TrackRecords } from "../../coordinator/market/track-record.ts";
+import { FakeClock } from "../../common/clock.ts";
 import { Rng } from "../../common/random.ts";
 
 const bid = (agentId: string, over: Partial<BidView> = {}): BidView => ({ key: agentId, agentId, latencyMs: 100, energyJ: 1, accuracy: 0.8, ...over });
@@ -16,6 +16,10 @@ test("the self-reported accuracy is only a weak prior: evidence dominates quickl
   // An honest 0.6 with 8/10 successes is estimated near its record, above its claim.
   const m = posteriorMean(0.6, { successes: 8, failures: 2 });
   assert.ok(m > 0.7 && m < 0.8, String(m));
+  // A claim is capped: claiming 1.0 is worth no more than 0.9, i.e. a posterior mean of 0.7.
+  assert.equal(CLAIM_CAP, 0.9);
+  assert.ok(Math.abs(posteriorMean(1, none) - 0.7) < 1e-12);
+  assert.equal(posteriorMean(1, none), posteriorMean(0.9, none));
 });
 
 test("exploration bonus shrinks with the agent's trials and grows with everyone's", () => {
@@ -103,4 +107,11 @@ test("track records count per agent and skill and feed the skill's total", () =>
   assert.equal(r.total("sum"), 3);
   assert.equal(r.total("sort"), 1);
   assert.equal(saved.at(-1), "a|sort|1/0");
+  // Correcting an observation (feedback replacing a verdict) moves it; the totals do not grow.
+  r.correct("a", "sum", true, false);
+  assert.deepEqual(r.get("a", "sum"), { successes: 0, failures: 2 });
+  assert.equal(r.total("sum"), 3);
+  assert.equal(saved.at(-1), "a|sum|0/2");
+  r.correct("a", "sum", false, false);
+  assert.equal(saved.at(-1), "a|sum|0/2", "no change, nothing written");
 });

@@ -3,18 +3,21 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ColonyError } from "../../common/errors.ts";
 import { decideBid, type BidderAgent, type BidderNode } from "../../node/bidder.ts";
-import { estimateCost } from "../../node/cost-model.ts";
+import { estimateCost, generationBudget, measuredCost, modelledJoules } from "../../node/cost-model.ts";
 import { detectProfile, listProfiles, parseProfile, resolveProfile } from "../../node/profile.ts";
 import type { ProbeSnapshot } from "../../node/probe.ts";
 import type { Announce } from "../../common/protocol.ts";
 
 const cal = { loadMs: 100, promptTokensPerS: 1000, genTokensPerS: 100, threads: 2, charsPerToken: 1, at: 1 };
 const now = 1_000_000;
-const announce: Announce = { auctionId: "a1", taskId: "t1", attempt: 1, prompt: "add 1 2 =", skill: "add", maxTokens: 10, deadlineAt: now + 60_000, closesAt: now + 100 };
+const announce: Announce = { auctionId: "a1", taskId: "t1", attempt: 1, prompt: "add 1 2 =", skill: "add", maxTokens: 10, deadlineAt: now + 60_000, closesAt: now + 100, sentAt: now };
 const snap = (o: Partial<ProbeSnapshot> = {}): ProbeSnapshot => ({ cpuLoad: 0, freeMemMB: 8000, totalMemMB: 16000, at: now, ...o });
-const agent = (o: Partial<BidderAgent> = {}): BidderAgent => ({ agentId: "ag1", skills: ["add"], state: "awake", calibration: cal, wakeNeedMB: 100, accuracy: () => 0.8, ...o });
+const noRecord = { successes: 0, failures: 0 };
+const agent = (o: Partial<BidderAgent> = {}): BidderAgent => ({
+  agentId: "ag1", skills: ["add"], state: "awake", calibration: cal, threads: 2, contextSize: 2048, templateChars: 0, wakeNeedMB: 100, claim: () => 0.8, record: () => noRecord, ...o,
+});
 function node(o: Partial<BidderNode> = {}, profileName = "x86-laptop"): BidderNode {
-  return { nodeId: "n1", profile: resolveProfile(profileName), threads: 2, snapshot: snap(), running: 0, queued: 0, queueMs: 0, reclaimableMB: 0, agents: [agent()], ...o };
+  return { nodeId: "n1", profile: resolveProfile(profileName), snapshot: snap(), running: 0, queued: 0, queueMs: 0, reclaimableMB: 0, agents: [agent()], ...o };
 }
 
 test("every shipped profile validates, and names are unique", () => {
@@ -51,7 +54,7 @@ test("detection picks the device class from systeminformation identity", () => {
 
 test("a busier CPU gives a slower estimate and more energy; asleep adds the measured load time", () => {
   const p = resolveProfile("generic");
-  const base = { promptChars: 20, maxTokens: 50, asleep: false, queueMs: 0, calibration: cal, threads: 2, profile: p };
+  const base = { promptChars: 20, maxTokens: 50, contextSize: 2048, asleep: false, queueMs: 0, calibration: cal, threads: 2, profile: p };
   const idle = estimateCost({ ...base, snapshot: snap({ cpuLoad: 0 }) });
   const busy = estimateCost({ ...base, snapshot: snap({ cpuLoad: 80 }) });
   assert.ok(busy.latencyMs > idle.latencyMs * 1.5, `${busy.latencyMs} vs ${idle.latencyMs}`);
@@ -111,9 +114,57 @@ test("declines: no-skill, excluded, queue-full, deadline, memory", () => {
 test("one bid for the best agent: more accurate wins, then faster", () => {
   const slow = agent({ agentId: "slow", calibration: { ...cal, genTokensPerS: 20 } });
   const fast = agent({ agentId: "fast" });
-  const sharp = agent({ agentId: "sharp", accuracy: () => 0.99, calibration: { ...cal, genTokensPerS: 50 } });
+  const sharp = agent({ agentId: "sharp", record: () => ({ successes: 30, failures: 0 }), calibration: { ...cal, genTokensPerS: 50 } });
   const d1 = decideBid(announce, node({ agents: [slow, fast] }), now).bid;
   assert.equal(d1.type === "bid" && d1.agentId, "fast");
   const d2 = decideBid(announce, node({ agents: [slow, fast, sharp] }), now).bid;
   assert.equal(d2.type === "bid" && d2.agentId, "sharp");
+});
+
+test("the bid carries the agent's claim, not a record; the node picks its agent by the coordinator's record", () => {
+  // A claims much and has failed; B claims little and has succeeded. The node picks with the same
+  // posterior the coordinator will compute over ITS record, and sends B's claim unchanged: the
+  // coordinator adds its own record to it, so a record is never counted twice.
+  const a = agent({ agentId: "A", claim: () => 0.9, record: () => ({ successes: 0, failures: 10 }) });
+  const b = agent({ agentId: "B", claim: () => 0.6, record: () => ({ successes: 10, failures: 0 }) });
+  const d = decideBid(announce, node({ agents: [a, b] }), now).bid;
+  assert.ok(d.type === "bid");
+  assert.equal(d.type === "bid" && d.agentId, "B");
+  assert.equal(d.type === "bid" && d.estimate.accuracy, 0.6);
+});
+
+test("a bid prices only the tokens the agent's context can produce", () => {
+  // A 32-token context (the seed models'): 8192 asked tokens cannot run; the prompt (9 chars + BOS)
+  // leaves 32 - 10 - 1 = 21.
+  const small = agent({ contextSize: 32 });
+  const d = decideBid({ ...announce, maxTokens: 8192 }, node({ agents: [small] }), now).bid;
+  assert.ok(d.type === "bid");
+  assert.equal(generationBudget(8192, 10, 32), 21);
+  const expected = 10 / cal.promptTokensPerS * 1000 + 21 / cal.genTokensPerS * 1000;
+  assert.ok(d.type === "bid" && Math.abs(d.estimate.latencyMs - expected) < 1e-6, `${d.type === "bid" && d.estimate.latencyMs} vs ${expected}`);
+  // The genome's prompt template takes context room too.
+  const templated = decideBid({ ...announce, maxTokens: 8192 }, node({ agents: [agent({ contextSize: 32, templateChars: 10 })] }), now).bid;
+  assert.ok(templated.type === "bid" && d.type === "bid" && templated.estimate.latencyMs < d.estimate.latencyMs);
+});
+
+test("energy is priced at the thread count the model runs with, and measured with the same watts", () => {
+  const p = resolveProfile("raspberry-pi-4");
+  assert.ok(p.power.perThreadW !== undefined, "the Pi 4 profile prices watts per thread");
+  const one = decideBid(announce, node({ agents: [agent({ threads: 1 })] }, p.name), now).bid;
+  const four = decideBid(announce, node({ agents: [agent({ threads: 4 })] }, p.name), now).bid;
+  assert.ok(one.type === "bid" && four.type === "bid");
+  if (one.type !== "bid" || four.type !== "bid") return;
+  const computeMs = one.estimate.latencyMs;
+  assert.ok(Math.abs(one.estimate.energyJ - modelledJoules(p, 1, computeMs)) < 1e-9);
+  assert.ok(four.estimate.energyJ > one.estimate.energyJ, `${four.estimate.energyJ} vs ${one.estimate.energyJ}`);
+  // The outcome of the same work, measured without a meter, costs what the bid priced.
+  const measured = measuredCost({ computeMs, threads: 1, snapshot: snap(), profile: p });
+  assert.equal(measured.energySource, "model");
+  assert.ok(Math.abs(measured.energyJ - one.estimate.energyJ) < 1e-9);
+  // On battery both apply the same factor; a real reading replaces the model.
+  const drained = snap({ batteryPercent: 50, charging: false });
+  const est = estimateCost({ promptChars: 9, maxTokens: 10, contextSize: 2048, asleep: false, queueMs: 0, calibration: cal, threads: 1, snapshot: drained, profile: p });
+  const out = measuredCost({ computeMs: est.computeMs, threads: 1, snapshot: drained, profile: p });
+  assert.ok(est.batteryFactor > 1 && Math.abs(out.energyJ - est.energyJ) < 1e-9);
+  assert.deepEqual(measuredCost({ computeMs: 1000, threads: 1, snapshot: snap(), profile: p, metered: { joules: 2.5, source: "rapl" } }), { energyJ: 2.5, energySource: "rapl" });
 });

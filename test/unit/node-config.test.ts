@@ -1,11 +1,12 @@
 // Node config, agents file and seed manifest validation: every problem listed, with a code.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ColonyError } from "../../common/errors.ts";
-import { agentsFromManifest, loadAgents, parseAgentsFile } from "../../node/agents-file.ts";
+import { claimFor } from "../../common/genome.ts";
+import { agentsFromManifest, DEFAULT_MANIFEST, loadAgents, parseAgentsFile } from "../../node/agents/agents-file.ts";
 import { loadNodeConfig } from "../../node/config.ts";
 
 test("node config: file < env < flags, and every problem at once", () => {
@@ -51,11 +52,26 @@ test("agents file: genomes validated with defaults; bad fields listed at once, t
   assert.throws(() => loadAgents(undefined, "/nonexistent/seed-manifest.json"), { code: "AGENTS_NONE" });
 });
 
-test("seed manifest: one agent per model with its skills and its lowest accuracy as prior", () => {
-  const spec = agentsFromManifest({ version: 1, models: [{ name: "seed-x", file: "seed-x.gguf", skills: ["max", "sort"], accuracy: { max: 0.99, sort: 0.96 } }] }, "m.json", "/models");
-  assert.equal(spec.genomes[0]!.id, "seed-x");
-  assert.deepEqual(spec.genomes[0]!.skills, ["max", "sort"]);
-  assert.equal(spec.genomes[0]!.accuracyPrior, 0.96);
-  // The committed manifest loads.
-  assert.ok(loadAgents(undefined).genomes.length >= 1);
+test("seed manifest: each seed agent claims the committed manifest's held-out accuracy for each of its skills", () => {
+  // The real manifest, not a hand-made one: its figures live under heldOut.accuracy (they were once
+  // read from a field that does not exist, and every seed agent claimed 0.5).
+  const manifest = JSON.parse(readFileSync(DEFAULT_MANIFEST, "utf8")) as { models: { name: string; skills: string[]; heldOut: { accuracy: Record<string, number> } }[] };
+  const spec = loadAgents(undefined);
+  assert.equal(spec.genomes.length, manifest.models.length);
+  for (const m of manifest.models) {
+    const g = spec.genomes.find((x) => x.id === m.name)!;
+    assert.deepEqual(g.skills, m.skills);
+    for (const skill of m.skills) {
+      assert.equal(claimFor(g, skill), m.heldOut.accuracy[skill], `${m.name} claims its held-out ${skill} accuracy`);
+      assert.notEqual(claimFor(g, skill), 0.5);
+    }
+  }
+  const maxSort = spec.genomes.find((x) => x.id === "seed-max-sort")!;
+  assert.equal(claimFor(maxSort, "sort"), manifest.models.find((m) => m.name === "seed-max-sort")!.heldOut.accuracy.sort);
+  // A task without a skill: the lowest claim; a skill the model has no figure for: no claim (0.5).
+  assert.equal(claimFor(maxSort, undefined), Math.min(...Object.values(manifest.models.find((m) => m.name === "seed-max-sort")!.heldOut.accuracy)));
+  assert.equal(claimFor(maxSort, "add"), 0.5);
+  // A model without held-out figures claims 0.5.
+  const bare = agentsFromManifest({ version: 1, models: [{ name: "seed-x", file: "seed-x.gguf", skills: ["max"] }] }, "m.json", "/models");
+  assert.equal(claimFor(bare.genomes[0]!, "max"), 0.5);
 });

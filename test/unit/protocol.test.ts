@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decode, SubmitSchema, BidSchema, MAX_PAYLOAD_BYTES, parseNodeTopic, topics } from "../../common/protocol.ts";
+import { AnnounceSchema, AwardSchema, decode, SubmitSchema, BidSchema, MAX_PAYLOAD_BYTES, MAX_TOKENS_LIMIT, parseNodeTopic, topics } from "../../common/protocol.ts";
 
 test("a minimal submit decodes", () => {
   const r = decode(SubmitSchema, Buffer.from(JSON.stringify({ prompt: "2+2=" })));
@@ -40,4 +40,15 @@ test("node topics round-trip through their parser", () => {
   assert.deepEqual(parseNodeTopic(topics.nodeBid("pi-1")), { nodeId: "pi-1", kind: "bid" });
   assert.equal(parseNodeTopic("colony/v1/tasks/x/result"), undefined);
   assert.equal(parseNodeTopic("colony/v1/nodes/a/b/c"), undefined);
+});
+
+test("announces and awards are bounded like submits: maxTokens at most MAX_TOKENS_LIMIT, and they carry the sender's clock", () => {
+  const announce = { auctionId: "a1", taskId: "t1", attempt: 1, prompt: "p", maxTokens: MAX_TOKENS_LIMIT, deadlineAt: 2, closesAt: 1, sentAt: 0 };
+  assert.equal(decode(AnnounceSchema, JSON.stringify(announce)).ok, true);
+  assert.equal(decode(AnnounceSchema, JSON.stringify({ ...announce, maxTokens: MAX_TOKENS_LIMIT + 1 })).ok, false);
+  assert.equal(decode(AnnounceSchema, JSON.stringify({ ...announce, sentAt: undefined })).ok, false, "sentAt is required: without it a node cannot convert the times");
+  const award = { auctionId: "a1", taskId: "t1", attempt: 1, agentId: "g", prompt: "p", maxTokens: 1e6, deadlineAt: 2, sentAt: 0, ackWithinMs: 10 };
+  assert.equal(decode(AwardSchema, JSON.stringify(award)).ok, false);
+  assert.equal(decode(AwardSchema, JSON.stringify({ ...award, maxTokens: 8 })).ok, true);
+  assert.equal(decode(SubmitSchema, JSON.stringify({ prompt: "x", maxTokens: MAX_TOKENS_LIMIT + 1 })).ok, false);
 });

@@ -6,12 +6,12 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { ColonyError } from "../common/errors.ts";
-import { formatIssues, readJsonFile } from "../common/config.ts";
-import { GenomeSchema, type Genome } from "./agent.ts";
-import { NodeErrors } from "./errors.ts";
+import { ColonyError } from "../../common/errors.ts";
+import { formatIssues, readJsonFile } from "../../common/config.ts";
+import { GenomeSchema, type Genome } from "../../common/genome.ts";
+import { NodeErrors } from "../errors.ts";
 
-export const DEFAULT_MANIFEST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "models", "seed-manifest.json");
+export const DEFAULT_MANIFEST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "models", "seed-manifest.json");
 
 export const AgentsFileSchema = z.strictObject({
   agents: z
@@ -21,8 +21,21 @@ export const AgentsFileSchema = z.strictObject({
     .refine((a) => new Set(a.map((g) => g.id)).size === a.length, "agent ids must be unique"),
 });
 
+/**
+ * The parts of models/seed-manifest.json an agent is made from. `heldOut.accuracy` is the model's
+ * measured accuracy per skill on held-out instances (scripts/make-seed-models.ts): the agent's claim.
+ */
 const ManifestSchema = z.looseObject({
-  models: z.array(z.looseObject({ name: z.string().min(1), file: z.string().min(1), skills: z.array(z.string()).min(1), accuracy: z.unknown().optional() })).min(1),
+  models: z
+    .array(
+      z.looseObject({
+        name: z.string().min(1),
+        file: z.string().min(1),
+        skills: z.array(z.string()).min(1),
+        heldOut: z.looseObject({ accuracy: z.record(z.string(), z.number().min(0).max(1)) }).optional(),
+      }),
+    )
+    .min(1),
 });
 
 export interface AgentsSpec {
@@ -43,14 +56,18 @@ export function parseAgentsFile(json: unknown, source: string, baseDir: string):
   return { genomes: parsed.data.agents, baseDir, source };
 }
 
-/** One agent per seed model; its prior is the lowest held-out accuracy the manifest records, if any. */
+/**
+ * One agent per seed model. Its claim is the manifest's held-out accuracy for each of its skills
+ * (a skill the manifest has no figure for claims nothing: 0.5); a model without held-out figures
+ * claims 0.5.
+ */
 export function agentsFromManifest(json: unknown, source: string, baseDir: string): AgentsSpec {
   const parsed = ManifestSchema.safeParse(json);
   if (!parsed.success) throw invalid(source, parsed.error);
   const genomes = parsed.data.models.map((m) => {
-    const acc = m.accuracy && typeof m.accuracy === "object" ? Object.values(m.accuracy as Record<string, unknown>).filter((v): v is number => typeof v === "number") : [];
-    const prior = acc.length ? Math.min(...acc) : 0.5;
-    const g = GenomeSchema.safeParse({ id: m.name, model: m.file, skills: m.skills, accuracyPrior: Math.max(0, Math.min(1, prior)) });
+    const heldOut = m.heldOut?.accuracy ?? {};
+    const claims = Object.fromEntries(m.skills.filter((s) => heldOut[s] !== undefined).map((s) => [s, heldOut[s]!]));
+    const g = GenomeSchema.safeParse({ id: m.name, model: m.file, skills: m.skills, accuracyPrior: Object.keys(claims).length ? claims : 0.5 });
     if (!g.success) throw invalid(`${source} (model ${m.name})`, g.error);
     return g.data;
   });

@@ -1,14 +1,15 @@
 /**
- * Measures what a model costs on this device with the configured threads: cold load (model +
- * context), prompt tokens/s and generation tokens/s. Stored in LevelDB keyed by model file
- * (path, size, mtime) and thread count, so a restart reuses it and a new file is measured again.
+ * Measures what a model costs on this device: cold load (model + context), prompt tokens/s and
+ * generation tokens/s, at the thread count that generates fastest. Stored in LevelDB keyed by model
+ * file (path, size, mtime) and the node's maximum thread count, so a restart reuses it and a new
+ * file is measured again.
  */
 import { stat } from "node:fs/promises";
 import os from "node:os";
 import type { Level } from "level";
-import type { Logger } from "../common/logger.ts";
-import type { Agent } from "./agent.ts";
-import type { Calibration } from "./cost-model.ts";
+import type { Logger } from "../../common/logger.ts";
+import type { Agent } from "../agents/agent.ts";
+import type { Calibration } from "../cost-model.ts";
 import type { LlamaRuntime } from "./llama-runtime.ts";
 
 // A prompt of ordinary characters (every char-level seed tokenizer has them) long enough that
@@ -48,34 +49,34 @@ export class CalibrationStore {
 }
 
 /**
- * Calibrates through an asleep agent of the model: wake (timed = load + context), evaluate a
- * prompt and generate up to GEN_TOKENS tokens greedily (Agent.measure), sleep.
- * Resident size is the RSS the wake added (a floor: mmap'd weights count once touched).
- */
-/**
- * Calibrates at 1 thread and at `maxThreads`, keeps the faster generation and sets it as the
- * model's thread count. Measured here: a 0.6 MB seed model made 1600 tok/s with 1 thread and
- * 6-12 tok/s with 2 threads on 2 busy cores (threads spin-wait on each other); bigger models gain
- * from more threads on idle cores.
+ * Calibrates at 1 thread and at the runtime's maximum and keeps the faster generation: its thread
+ * count becomes the model's (the store is the one source the runtime and the cost model read).
+ * Measured here: a 0.6 MB seed model made 1600 tok/s with 1 thread and 6-12 tok/s with 2 threads
+ * on 2 busy cores (threads spin-wait on each other); bigger models gain from more threads on idle
+ * cores.
  */
 export async function calibrateBest(agent: Agent, runtime: LlamaRuntime, logger: Logger): Promise<Calibration> {
   const candidates = [...new Set([1, runtime.threads])];
   let best: Calibration | undefined;
   for (const t of candidates) {
-    runtime.setThreadsFor(agent.modelFile, t);
     const c = await calibrate(agent, t, logger);
     if (!best || c.genTokensPerS > best.genTokensPerS) best = { ...c, loadMs: Math.min(c.loadMs, best?.loadMs ?? Infinity) };
   }
-  runtime.setThreadsFor(agent.modelFile, best!.threads);
   return best!;
 }
 
+/**
+ * One measurement through an asleep agent of the model, with `threads` threads: wake (timed =
+ * load + context), evaluate a prompt and generate up to GEN_TOKENS tokens greedily
+ * (Agent.measure), sleep. Resident size is the RSS the wake added (a floor: mmap'd weights count
+ * once touched).
+ */
 export async function calibrate(agent: Agent, threads: number, logger: Logger): Promise<Calibration> {
   const wasAwake = agent.state !== "asleep";
   if (wasAwake) await agent.sleep();
   const rss0 = process.memoryUsage().rss;
   const t0 = performance.now();
-  await agent.wake();
+  await agent.wake({ threads });
   const loadMs = performance.now() - t0;
   const residentMB = Math.max(0, (process.memoryUsage().rss - rss0) / 2 ** 20);
   try {
@@ -96,6 +97,7 @@ export async function calibrate(agent: Agent, threads: number, logger: Logger): 
     logger.info({ agentId: agent.id, model: agent.modelFile, ...c, host: os.hostname() }, "calibrated");
     return c;
   } finally {
-    if (!wasAwake) await agent.sleep();
+    // Asleep again, whatever it was: the next wake uses the model's calibrated thread count.
+    await agent.sleep();
   }
 }

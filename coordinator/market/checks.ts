@@ -1,7 +1,7 @@
 import vm from "node:vm";
 import { Ajv } from "ajv";
-import { ColonyError } from "../common/errors.ts";
-import type { Check } from "../common/protocol.ts";
+import { ColonyError } from "../../common/errors.ts";
+import type { Check } from "../../common/protocol.ts";
 import { MarketErrors } from "./errors.ts";
 
 /**

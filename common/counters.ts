@@ -1,4 +1,4 @@
-import type { Logger } from "../common/logger.ts";
+import type { Logger } from "./logger.ts";
 
 /**
  * Counters for `colony status`, and the one place inbound messages are dropped: each drop is

@@ -1,10 +1,15 @@
 /**
  * Choosing a winner among sealed bids: pure functions (docs/scoring.md explains the maths).
  *
- * The bidder's self-reported accuracy is only a weak prior: the estimate is the mean of a Beta
- * posterior over the agent's recorded successes/failures for the skill, plus a UCB1-style
- * exploration bonus that shrinks as the agent is tried, so new agents get tried and none starves.
+ * The bidder's claim is only a weak, capped prior: the estimate is the mean of a Beta posterior over
+ * the agent's record for the skill (kept by the coordinator alone, one observation per attempt),
+ * plus a UCB1-style exploration bonus that shrinks as the agent is tried, so new agents get tried
+ * and none starves.
  */
+import { posteriorMean, type Record } from "../../common/accuracy.ts";
+
+export { CLAIM_CAP, posteriorMean, PRIOR_STRENGTH, type Record } from "../../common/accuracy.ts";
+
 export interface Weights {
   accuracy: number;
   latency: number;
@@ -12,17 +17,10 @@ export interface Weights {
 }
 export const DEFAULT_WEIGHTS: Readonly<Weights> = Object.freeze({ accuracy: 1, latency: 0.3, energy: 0.1 });
 
-/** How many pseudo-observations the self-reported accuracy is worth (a weak prior). */
-export const PRIOR_STRENGTH = 2;
 /** Scale of the exploration bonus c * sqrt(ln(N + 1) / (n + 1)). */
 export const EXPLORATION = 0.15;
 /** Energy at which the energy penalty is half its weight: E / (E + E_REF). */
 export const ENERGY_REF_J = 10;
-
-export interface Record {
-  successes: number;
-  failures: number;
-}
 
 export interface BidView {
   key: string;
@@ -48,13 +46,6 @@ export interface Scored {
   /** accuracyMean + exploration bonus (capped at 1). */
   accuracyUcb: number;
   score: number;
-}
-
-/** Beta(1 + k*a, 1 + k*(1-a)) prior from the self-report a, updated with the record. */
-export function posteriorMean(selfReported: number, rec: Record, priorStrength = PRIOR_STRENGTH): number {
-  const alpha = 1 + priorStrength * selfReported + rec.successes;
-  const beta = 1 + priorStrength * (1 - selfReported) + rec.failures;
-  return alpha / (alpha + beta);
 }
 
 /** UCB1 bonus: large for an agent tried rarely compared with all trials of the skill. */

@@ -1,4 +1,4 @@
-import type { Bid } from "../common/protocol.ts";
+import type { Bid } from "../../common/protocol.ts";
 
 /**
  * One sealed-bid auction (one attempt of one task): which nodes are expected to answer, the bids

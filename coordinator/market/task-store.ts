@@ -1,6 +1,7 @@
 import { Level } from "level";
-import type { Result, Submit, WireError, BidEstimateSchema } from "../common/protocol.ts";
+import type { Result, Submit, WireError, BidEstimateSchema } from "../../common/protocol.ts";
 import type { z } from "zod";
+import type { AttemptVerdict } from "./events.ts";
 import type { PenaltyState } from "./penalties.ts";
 import type { Record as TrackRecord } from "./scoring.ts";
 
@@ -20,6 +21,8 @@ export interface AttemptRecord {
   error?: WireError;
   /** A done that arrived after this attempt was superseded: recorded, never published as final. */
   late?: { status: "ok" | "error"; at: number };
+  /** How a delivered output was judged: the one observation this attempt adds to the agent's record. */
+  verdict?: AttemptVerdict;
 }
 
 export interface TaskRecord {
@@ -29,6 +32,8 @@ export interface TaskRecord {
   raw: string;
   acceptedAt: number;
   deadlineAt: number;
+  /** Resolved at acceptance (the submit's or the default); absent in tasks stored by older versions. */
+  maxTokens?: number;
   state: "open" | "done";
   attempts: AttemptRecord[];
   result?: Result;

@@ -6,15 +6,21 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { Llama, LlamaModel } from "node-llama-cpp";
-import { ColonyError } from "../common/errors.ts";
-import type { Logger } from "../common/logger.ts";
-import { readGgufHeaderFromFile } from "../gguf/reader.ts";
-import { checkLlamaModel } from "../gguf/llama-check.ts";
-import { NodeErrors } from "./errors.ts";
+import { ColonyError } from "../../common/errors.ts";
+import type { Logger } from "../../common/logger.ts";
+import { readGgufHeaderFromFile } from "../../gguf/reader.ts";
+import { checkLlamaModel } from "../../gguf/llama-check.ts";
+import { metaValue } from "../../gguf/meta.ts";
+import { NodeErrors } from "../errors.ts";
 
 export interface LlamaRuntimeOptions {
-  /** Inference threads for every context (default 4 of node-llama-cpp is up to 90x slower on 2 cores). */
+  /**
+   * The most inference threads a context may use (node-llama-cpp's default of 4 is up to 90x slower
+   * on 2 cores), and the count for a model that has no calibration.
+   */
   threads: number;
+  /** The thread count a model runs with, if one is known: its calibration (calibration.ts), the only source. */
+  calibratedThreads?: ((file: string) => number | undefined) | undefined;
   /** Layers to offload to a GPU; 0 = CPU only (no GPU backend is even probed). */
   gpuLayers: number;
   /** Where `hf:` model URIs are downloaded to. */
@@ -38,8 +44,16 @@ export async function resolveModelPath(spec: string, baseDir: string, modelsDir:
   return path.resolve(baseDir, spec);
 }
 
-/** Refuses a missing file or a bad GGUF header before llama.cpp ever parses it. Returns the size in MB. */
-export async function verifyModelFile(file: string): Promise<number> {
+/** What a verified model file tells before it is loaded. */
+export interface ModelFacts {
+  file: string;
+  sizeMB: number;
+  /** `{arch}.context_length`: the context the model was trained with (undefined if absent). */
+  trainContext?: number | undefined;
+}
+
+/** Refuses a missing file or a bad GGUF header before llama.cpp ever parses it. */
+export async function verifyModelFile(file: string): Promise<ModelFacts> {
   let size: number;
   try {
     size = (await stat(file)).size;
@@ -51,11 +65,13 @@ export async function verifyModelFile(file: string): Promise<number> {
     // Structure, vocabulary and tensor shapes: files that pass the reader but that llama.cpp was
     // seen to crash on (duplicate tokens, damaged byte tokens, missing head counts; docs/gguf.md).
     checkLlamaModel(header);
+    const arch = metaValue(header.metadata, "general.architecture");
+    const ctx = typeof arch === "string" ? metaValue(header.metadata, `${arch}.context_length`) : undefined;
+    return { file, sizeMB: size / 2 ** 20, trainContext: typeof ctx === "number" || typeof ctx === "bigint" ? Number(ctx) : undefined };
   } catch (err) {
     const code = err instanceof ColonyError ? `${err.code}: ` : "";
     throw new ColonyError(NodeErrors.MODEL_FILE_INVALID, `model file ${file} is not a valid GGUF model: ${code}${(err as Error).message}`, { file }, { cause: err });
   }
-  return size / 2 ** 20;
 }
 
 export class LlamaRuntime {
@@ -91,15 +107,10 @@ export class LlamaRuntime {
     return this.opts.threads;
   }
 
-  private readonly perModelThreads = new Map<string, number>();
-
-  /** Threads for contexts of this model: calibration's best, else the maximum. */
+  /** Threads for contexts of this model: its calibration's, else the maximum (never more than the maximum). */
   threadsFor(file: string): number {
-    return this.perModelThreads.get(file) ?? this.opts.threads;
-  }
-
-  setThreadsFor(file: string, threads: number): void {
-    this.perModelThreads.set(file, Math.max(1, Math.min(this.opts.threads, threads)));
+    const t = this.opts.calibratedThreads?.(file);
+    return t === undefined ? this.opts.threads : Math.max(1, Math.min(this.opts.threads, t));
   }
 
   isLoaded(file: string): boolean {
@@ -125,9 +136,9 @@ export class LlamaRuntime {
     } catch {
       // verifyModelFile reports it with a code.
     }
-    const mb = await verifyModelFile(file);
+    const { sizeMB } = await verifyModelFile(file);
     if (stamp) this.verified.set(file, stamp);
-    return mb;
+    return sizeMB;
   }
 
   /** Loads (or shares) a verified model. Every acquire needs one release. */

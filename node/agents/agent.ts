@@ -3,39 +3,18 @@
  * asleep -> loading -> awake <-> busy -> asleep. Asleep means its context is disposed and its share
  * of the model released (the runtime disposes the model when no awake agent uses it).
  */
-import { z } from "zod";
 import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
-import { IdSchema } from "../common/protocol.ts";
-import { ColonyError } from "../common/errors.ts";
-import type { LlamaRuntime } from "./llama-runtime.ts";
-import { NodeErrors } from "./errors.ts";
+import { ColonyError } from "../../common/errors.ts";
+import { claimFor, genomeHash, type Genome } from "../../common/genome.ts";
+import { generationBudget } from "../cost-model.ts";
+import { NodeErrors } from "../errors.ts";
+import type { LlamaRuntime, ModelFacts } from "../llama/llama-runtime.ts";
 
-export const GenomeSchema = z.strictObject({
-  id: IdSchema,
-  parent: IdSchema.optional(),
-  /** Local GGUF path (relative to the agents file) or an `hf:` URI. */
-  model: z.string().min(1).max(512),
-  kind: z.enum(["completion", "chat"]).default("completion"),
-  /** `{prompt}` is replaced by the task's prompt. */
-  promptTemplate: z.string().max(8192).refine((t) => t.includes("{prompt}"), "must contain {prompt}").default("{prompt}"),
-  /** For chat agents. */
-  systemPrompt: z.string().max(8192).optional(),
-  sampling: z
-    .strictObject({
-      /** 0 = greedy (deterministic). */
-      temperature: z.number().min(0).max(5).default(0),
-      topK: z.number().int().min(0).max(1000).optional(),
-      topP: z.number().min(0).max(1).optional(),
-      seed: z.number().int().min(0).optional(),
-    })
-    .default({ temperature: 0 }),
-  skills: z.array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/)).max(64).default([]),
-  /** Context size; default: the model's training context, capped at 2048. */
-  contextSize: z.number().int().min(16).max(131072).optional(),
-  /** Expected accuracy before the agent has a track record. Default 0.5. */
-  accuracyPrior: z.number().min(0).max(1).default(0.5),
-});
-export type Genome = z.infer<typeof GenomeSchema>;
+export type { Genome };
+
+/** Context size when neither the genome nor the model says (and the cap on a model's own). */
+const DEFAULT_CONTEXT = 2048;
+
 
 export type AgentState = "awake" | "asleep" | "busy" | "loading";
 
@@ -59,34 +38,80 @@ export class Agent {
   state: AgentState = "asleep";
   /** Epoch ms of the last task end or wake (LRU for sleeping). */
   lastUsed = 0;
-  private model: LlamaModel | undefined;
+  /** sha256 of the genome: what the coordinator's records are about. */
+  readonly genomeHash: string;
+  private loaded: LlamaModel | undefined;
   private context: LlamaContext | undefined;
   private sequence: LlamaContextSequence | undefined;
   private transition: Promise<void> | undefined;
+  /** One task at a time per agent (one sequence): the tail of the queue of tasks waiting for it. */
+  private turn: Promise<void> = Promise.resolve();
 
-  /** `modelFile` is the resolved local path of genome.model. */
-  constructor(readonly genome: Genome, readonly modelFile: string, private readonly runtime: LlamaRuntime, private readonly now: () => number = Date.now) {}
+  /** `model` is the verified local file of genome.model. */
+  constructor(readonly genome: Genome, readonly model: ModelFacts, private readonly runtime: LlamaRuntime, private readonly now: () => number = Date.now) {
+    this.genomeHash = genomeHash(genome);
+  }
 
   get id(): string {
     return this.genome.id;
   }
 
-  /** Loads (or shares) the model and creates this agent's context. Idempotent. */
-  wake(): Promise<void> {
+  get modelFile(): string {
+    return this.model.file;
+  }
+
+  /** Tokens of this agent's context, known before it wakes: the genome's, else the model's training context (capped). */
+  get contextSize(): number {
+    return this.genome.contextSize ?? Math.min(DEFAULT_CONTEXT, this.model.trainContext ?? DEFAULT_CONTEXT);
+  }
+
+  /** The accuracy the agent claims for a skill (its genome's), sent in bids; never a record. */
+  claim(skill: string | undefined): number {
+    return claimFor(this.genome, skill);
+  }
+
+  /** The prompt as this agent's model sees it (the genome's template around the task's prompt). */
+  render(prompt: string): string {
+    return this.genome.promptTemplate.replaceAll("{prompt}", prompt);
+  }
+
+  /** Threads this agent's context runs with: its model's calibrated count (one source: the calibration store). */
+  get threads(): number {
+    return this.runtime.threadsFor(this.modelFile);
+  }
+
+  /**
+   * Runs `fn` when every task given to this agent before it has finished: an agent has one sequence,
+   * so a second award for a busy agent waits its turn (no polling).
+   */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.turn;
+    let release!: () => void;
+    this.turn = new Promise<void>((r) => (release = r));
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  /** Loads (or shares) the model and creates this agent's context. Idempotent. `threads` overrides the model's (calibration measures both). */
+  wake(opts: { threads?: number } = {}): Promise<void> {
     if (this.state === "awake" || this.state === "busy") return Promise.resolve();
     this.transition ??= (async () => {
       this.state = "loading";
       try {
-        this.model = await this.runtime.acquire(this.modelFile);
+        this.loaded = await this.runtime.acquire(this.modelFile);
         try {
-          this.context = await this.model.createContext({
-            contextSize: this.genome.contextSize ?? Math.min(2048, this.model.trainContextSize),
-            threads: this.runtime.threadsFor(this.modelFile),
+          this.context = await this.loaded.createContext({
+            contextSize: this.contextSize,
+            threads: opts.threads ?? this.threads,
             sequences: 1,
           });
         } catch (err) {
           await this.runtime.release(this.modelFile);
-          this.model = undefined;
+          this.loaded = undefined;
           throw new ColonyError(NodeErrors.MODEL_LOAD_FAILED, `cannot create a context for agent ${this.id}: ${(err as Error).message}`, undefined, { cause: err });
         }
         this.sequence = this.context.getSequence();
@@ -110,20 +135,15 @@ export class Agent {
     const ctx = this.context;
     this.context = undefined;
     this.sequence = undefined;
-    this.model = undefined;
+    this.loaded = undefined;
     await ctx?.dispose();
     await this.runtime.release(this.modelFile);
   }
 
-  /** Tokens the context holds (awake only). */
-  get contextSize(): number {
-    return this.context?.contextSize ?? 0;
-  }
-
   /** Tokens of `text` with this agent's model (awake only); used by calibration. */
   tokenize(text: string): number {
-    if (!this.model) throw new ColonyError(NodeErrors.MODEL_LOAD_FAILED, `agent ${this.id} is asleep`);
-    return this.model.tokenize(text).length;
+    if (!this.loaded) throw new ColonyError(NodeErrors.MODEL_LOAD_FAILED, `agent ${this.id} is asleep`);
+    return this.loaded.tokenize(text).length;
   }
 
   /**
@@ -132,11 +152,11 @@ export class Agent {
    * measure only per-call overhead).
    */
   async measure(prompt: string, genTokens: number): Promise<{ promptTokens: number; promptMs: number; genTokens: number; genMs: number }> {
-    if (!this.sequence || !this.model || this.state !== "awake") throw new ColonyError(NodeErrors.GENERATION_FAILED, `agent ${this.id} is not awake`);
+    if (!this.sequence || !this.loaded || this.state !== "awake") throw new ColonyError(NodeErrors.GENERATION_FAILED, `agent ${this.id} is not awake`);
     this.state = "busy";
     try {
       await this.sequence.clearHistory();
-      const tokens = this.model.tokenize(prompt);
+      const tokens = this.loaded.tokenize(prompt);
       const t0 = performance.now();
       let t1 = 0;
       let n = 0;
@@ -156,7 +176,7 @@ export class Agent {
     await this.wake();
     if (!this.sequence || this.state !== "awake") throw new ColonyError(NodeErrors.GENERATION_FAILED, `agent ${this.id} is not awake`);
     this.state = "busy";
-    const text = this.genome.promptTemplate.replaceAll("{prompt}", prompt);
+    const text = this.render(prompt);
     const s = this.genome.sampling;
     const sampling = { temperature: s.temperature, ...(s.topK !== undefined ? { topK: s.topK } : {}), ...(s.topP !== undefined ? { topP: s.topP } : {}), ...(s.seed !== undefined ? { seed: s.seed } : {}) };
     const start = performance.now();
@@ -177,8 +197,7 @@ export class Agent {
       await this.sequence.clearHistory();
       let stopReason = "unknown";
       // Tiny models have tiny contexts (the seed models: 32 tokens): never ask past the end of it.
-      const room = (this.context?.contextSize ?? 0) - this.tokenize(text) - 1;
-      const maxTokens = Math.max(1, Math.min(opts.maxTokens, room));
+      const maxTokens = generationBudget(opts.maxTokens, this.tokenize(text), this.context?.contextSize ?? this.contextSize);
       if (this.genome.kind === "completion") {
         const completion = new LlamaCompletion({ contextSequence: this.sequence });
         const r = await completion.generateCompletionWithMeta(text, { ...sampling, maxTokens, signal: opts.signal, stopOnAbortSignal: true, onToken, onTextChunk });

@@ -1,4 +1,4 @@
-import { defineErrors } from "../common/errors.ts";
+import { defineErrors } from "../../common/errors.ts";
 
 /**
  * Error codes of the coordinator's market. They reach submitters inside `rejected` events and

@@ -1,4 +1,4 @@
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../../common/clock.ts";
 
 /**
  * Sitting out after failures: an agent that fails an attempt (error, missed ack, missed deadline,

@@ -4,12 +4,13 @@
  * recently used idle agents sleep first; a wake that still does not fit fails with MEMORY_RESERVE.
  */
 import os from "node:os";
-import { ColonyError } from "../common/errors.ts";
-import type { Logger } from "../common/logger.ts";
-import type { AgentInfo } from "../common/protocol.ts";
+import { every, systemClock, type Clock, type Timer } from "../../common/clock.ts";
+import { ColonyError } from "../../common/errors.ts";
+import type { Logger } from "../../common/logger.ts";
+import type { AgentInfo } from "../../common/protocol.ts";
 import { Agent } from "./agent.ts";
-import { NodeErrors } from "./errors.ts";
-import type { LlamaRuntime } from "./llama-runtime.ts";
+import { NodeErrors } from "../errors.ts";
+import type { LlamaRuntime } from "../llama/llama-runtime.ts";
 
 export interface AgentPoolOptions {
   memoryReserveMB: number;
@@ -19,20 +20,20 @@ export interface AgentPoolOptions {
   freeMemMB?: () => number;
   /** Estimated MB a model needs when loaded (calibrated resident size, else file size x 1.1). */
   modelNeedMB: (file: string) => number;
-  now?: () => number;
+  clock?: Clock;
 }
 
 export class AgentPool {
   readonly agents = new Map<string, Agent>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private wakeLock: Promise<unknown> = Promise.resolve();
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly freeMemMB: () => number;
   /** Wake and sleep events, for logs and tests. */
   onChange: ((agent: Agent) => void) | undefined;
 
   constructor(private readonly runtime: LlamaRuntime, private readonly opts: AgentPoolOptions) {
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     this.freeMemMB = opts.freeMemMB ?? (() => os.freemem() / 2 ** 20);
   }
 
@@ -45,9 +46,8 @@ export class AgentPool {
   }
 
   async start(): Promise<void> {
-    const every = Math.max(50, Math.min(1000, Math.floor(this.opts.sleepAfterMs / 4)));
-    this.timer = setInterval(() => void this.sleepIdle().catch((err) => this.opts.logger.error({ err }, "sleeping idle agents failed")), every);
-    this.timer.unref();
+    const ms = Math.max(50, Math.min(1000, Math.floor(this.opts.sleepAfterMs / 4)));
+    this.timer = every(this.clock, ms, () => void this.sleepIdle().catch((err) => this.opts.logger.error({ err }, "sleeping idle agents failed")));
   }
 
   /** MB a wake of `agent` needs: 0 if awake or its model is already loaded by another agent. */
@@ -97,7 +97,7 @@ export class AgentPool {
 
   /** Puts to sleep every agent idle for longer than sleepAfterMs. */
   async sleepIdle(): Promise<void> {
-    const t = this.now();
+    const t = this.clock.now();
     for (const a of this.agents.values()) {
       if (a.state === "awake" && t - a.lastUsed >= this.opts.sleepAfterMs) {
         this.opts.logger.debug({ agentId: a.id }, "agent idle: sleeping");
@@ -114,11 +114,12 @@ export class AgentPool {
       model: a.genome.model.slice(0, 512),
       state: a.state,
       ...(a.genome.parent ? { parent: a.genome.parent } : {}),
+      genome: a.genomeHash,
     }));
   }
 
   async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     await this.wakeLock;
     for (const a of this.agents.values()) await a.sleep().catch(() => {});

@@ -1,0 +1,74 @@
+/**
+ * The typed topic -> payload map: each channel names its topic builder, its payload schema and how
+ * it is published (QoS, retain). Receivers decode with `channel.schema`; senders go through an
+ * `Outbox`, so publishing is type-checked like receiving: `out.send(channels.nodeAward, [nodeId],
+ * award)` does not compile with a Bid in place of the Award or without the node id.
+ */
+import type { z } from "zod";
+import { encode } from "./codec.ts";
+import { CoordinatorStatsSchema, CoordinatorStatusSchema, HeartbeatSchema, NodeStatusSchema } from "./fleet.ts";
+import { AckSchema, AnnounceSchema, AwardSchema, BidSchema, CancelSchema, DoneSchema, ProgressSchema, VerdictSchema } from "./market.ts";
+import { FeedbackSchema, ResultSchema, SubmitSchema, TaskEventSchema } from "./task.ts";
+import { topics } from "./topics.ts";
+
+export interface Channel<A extends string[], S extends z.ZodType> {
+  readonly topic: (...args: A) => string;
+  readonly schema: S;
+  /** QoS 1 where losing the message changes what someone must do; 0 for what the next one supersedes. */
+  readonly qos: 0 | 1;
+  readonly retain: boolean;
+}
+
+function channel<A extends string[], S extends z.ZodType>(topic: (...args: A) => string, schema: S, qos: 0 | 1, retain = false): Channel<A, S> {
+  return Object.freeze({ topic, schema, qos, retain });
+}
+
+export const channels = {
+  // Submitters <-> coordinator
+  submit: channel(() => topics.submit, SubmitSchema, 1),
+  /** accepted, rejected and retry at QoS 1; announced, awarded and progress are informational (callers pass qos 0). */
+  taskEvent: channel((taskId: string) => topics.taskEvents(taskId), TaskEventSchema, 1),
+  /** Retained, so a submitter that subscribes late still gets it. */
+  taskResult: channel((taskId: string) => topics.taskResult(taskId), ResultSchema, 1, true),
+  taskFeedback: channel((taskId: string) => topics.taskFeedback(taskId), FeedbackSchema, 1),
+  coordinatorStatus: channel(() => topics.coordinatorStatus, CoordinatorStatusSchema, 1, true),
+  coordinatorStats: channel(() => topics.coordinatorStats, CoordinatorStatsSchema, 0, true),
+  // Coordinator -> nodes
+  announce: channel(() => topics.announce, AnnounceSchema, 1),
+  nodeAward: channel((nodeId: string) => topics.nodeAward(nodeId), AwardSchema, 1),
+  nodeCancel: channel((nodeId: string) => topics.nodeCancel(nodeId), CancelSchema, 1),
+  nodeVerdict: channel((nodeId: string) => topics.nodeVerdict(nodeId), VerdictSchema, 1),
+  // Node -> coordinator
+  nodeStatus: channel((nodeId: string) => topics.nodeStatus(nodeId), NodeStatusSchema, 1, true),
+  nodeHeartbeat: channel((nodeId: string) => topics.nodeHeartbeat(nodeId), HeartbeatSchema, 0),
+  /** QoS 0: a bid is worth nothing after its window, and a PUBACK round trip is most of its cost. */
+  nodeBid: channel((nodeId: string) => topics.nodeBid(nodeId), BidSchema, 0),
+  nodeAck: channel((nodeId: string) => topics.nodeAck(nodeId), AckSchema, 1),
+  nodeProgress: channel((nodeId: string) => topics.nodeProgress(nodeId), ProgressSchema, 0),
+  nodeDone: channel((nodeId: string) => topics.nodeDone(nodeId), DoneSchema, 1),
+} as const;
+
+export type Payload<C> = C extends Channel<string[], infer S> ? z.infer<S> : never;
+
+/** What an Outbox writes to: an MQTT client's publish, or a recorder in unit tests. */
+export interface RawPublisher {
+  publish(topic: string, payload: string, opts: { qos: 0 | 1; retain?: boolean }): void;
+}
+
+export interface SendOptions {
+  /** Overrides the channel's QoS (task events that are informational go at 0). */
+  qos?: 0 | 1;
+  /** Also publish the same bytes to this topic (a submitter's `replyTo`), without the retain flag. */
+  alsoTo?: string | undefined;
+}
+
+export class Outbox {
+  constructor(private readonly raw: RawPublisher) {}
+
+  send<A extends string[], S extends z.ZodType>(ch: Channel<A, S>, args: A, msg: z.infer<S>, opts: SendOptions = {}): void {
+    const payload = encode(msg);
+    const qos = opts.qos ?? ch.qos;
+    this.raw.publish(ch.topic(...args), payload, { qos, retain: ch.retain });
+    if (opts.alsoTo !== undefined) this.raw.publish(opts.alsoTo, payload, { qos });
+  }
+}

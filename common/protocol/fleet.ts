@@ -1,0 +1,62 @@
+/** The fleet surface: node presence and heartbeats, coordinator presence and its stats snapshot. */
+import { z } from "zod";
+import { DeviceStateSchema, IdSchema, Sha256Schema, SkillSchema } from "./primitives.ts";
+import { PROTOCOL_VERSION } from "./topics.ts";
+
+export const AgentStateSchema = z.enum(["awake", "asleep", "busy", "loading"]);
+
+export const AgentInfoSchema = z.strictObject({
+  agentId: IdSchema,
+  skills: z.array(SkillSchema).max(64),
+  model: z.string().max(512),
+  state: AgentStateSchema,
+  parent: IdSchema.optional(),
+  /** sha256 of the agent's genome (common/genome.ts): what its records are about. */
+  genome: Sha256Schema.optional(),
+});
+export type AgentInfo = z.infer<typeof AgentInfoSchema>;
+
+export const NodeStatusSchema = z.discriminatedUnion("state", [
+  z.strictObject({
+    state: z.literal("online"),
+    nodeId: IdSchema,
+    protocol: z.literal(PROTOCOL_VERSION),
+    deviceClass: z.string().max(64),
+    /** Concurrency slots of the node. */
+    slots: z.number().int().min(1).max(1024),
+    agents: z.array(AgentInfoSchema).max(256),
+    models: z.array(z.string().max(512)).max(256),
+    at: z.number(),
+  }),
+  z.strictObject({ state: z.literal("offline"), nodeId: IdSchema, at: z.number().optional() }),
+]);
+export type NodeStatus = z.infer<typeof NodeStatusSchema>;
+
+export const HeartbeatSchema = z.strictObject({
+  nodeId: IdSchema,
+  at: z.number(),
+  busy: z.number().int().min(0),
+  queued: z.number().int().min(0),
+  agents: z.array(z.strictObject({ agentId: IdSchema, state: AgentStateSchema })).max(256),
+  device: DeviceStateSchema.optional(),
+});
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+
+export const CoordinatorStatusSchema = z.discriminatedUnion("state", [
+  z.strictObject({ state: z.literal("online"), protocol: z.literal(PROTOCOL_VERSION), fleetId: z.string().max(128), startedAt: z.number() }),
+  z.strictObject({ state: z.literal("offline") }),
+]);
+export type CoordinatorStatus = z.infer<typeof CoordinatorStatusSchema>;
+
+/** Payload of `coordinator/stats` (retained). Loose on purpose: it is for people and dashboards. */
+export const CoordinatorStatsSchema = z.strictObject({
+  at: z.number(),
+  startedAt: z.number(),
+  fleetId: z.string(),
+  nodes: z.array(z.strictObject({ nodeId: z.string(), online: z.boolean(), deviceClass: z.string().optional(), slots: z.number().optional(), lastSeen: z.number(), busy: z.number().optional(), agents: z.array(z.strictObject({ agentId: z.string(), skills: z.array(z.string()), model: z.string(), state: z.string() })) })),
+  agents: z.array(z.strictObject({ agentId: z.string(), skill: z.string(), successes: z.number(), failures: z.number(), excludedUntil: z.number().optional(), consecutiveFailures: z.number().optional() })),
+  openAuctions: z.array(z.strictObject({ taskId: z.string(), auctionId: z.string(), attempt: z.number(), bids: z.number(), expected: z.number(), closesAt: z.number() })),
+  runningTasks: z.array(z.strictObject({ taskId: z.string(), nodeId: z.string(), agentId: z.string(), phase: z.string() })),
+  counters: z.record(z.string(), z.number()),
+});
+export type CoordinatorStats = z.infer<typeof CoordinatorStatsSchema>;

@@ -1,0 +1,100 @@
+/**
+ * What the market tells the rest of the coordinator, as typed events (common/events.ts). The market
+ * decides; everything that learns from its decisions subscribes: the agents' reputation (track
+ * records and penalties), the verdicts sent back to nodes, and next the cold cache, lineage, the
+ * architect, metrics and the dashboard. Adding a subscriber edits coordinator/coordinator.ts, never
+ * market.ts.
+ *
+ * `skill` is the track-record key: the task's skill, or "*" for a task without one.
+ */
+import { TypedEmitter } from "../../common/events.ts";
+import type { z } from "zod";
+import type { BidEstimateSchema, EnergySource, Submit, WireError } from "../../common/protocol.ts";
+
+/** How a delivered attempt was judged. One attempt has exactly one verdict at a time. */
+export interface AttemptVerdict {
+  success: boolean;
+  /** `check`: the task's machine check; `delivery`: no check, an output arrived (provisional); `feedback`: the submitter's word. */
+  source: "check" | "delivery" | "feedback";
+}
+
+export interface TaskAccepted {
+  taskId: string;
+  skill: string;
+  submit: Submit;
+  maxTokens: number;
+  deadlineAt: number;
+  at: number;
+}
+
+export interface AttemptAwarded {
+  taskId: string;
+  skill: string;
+  attempt: number;
+  auctionId: string;
+  nodeId: string;
+  agentId: string;
+  bid: z.infer<typeof BidEstimateSchema>;
+  score: number;
+  bids: number;
+  at: number;
+}
+
+/** An attempt failed through the agent's fault (error, missed ack, refusal, timeout, node offline, deadline). */
+export interface AttemptFailed {
+  taskId: string;
+  skill: string;
+  attempt: number;
+  nodeId: string;
+  agentId: string;
+  outcome: string;
+  error: WireError;
+  at: number;
+}
+
+export interface DeliveredAttempt {
+  attempt: number;
+  nodeId: string;
+  agentId: string;
+  /** The agent's genome hash as its node registered it, when known. */
+  genome?: string | undefined;
+  output: string;
+  verdict: AttemptVerdict;
+  cost: { energyJ?: number | undefined; energySource?: EnergySource | undefined; tokens?: number | undefined; promptMs?: number | undefined; generateMs?: number | undefined };
+}
+
+/** The task's one final result was stored and published. */
+export interface TaskFinished {
+  taskId: string;
+  skill: string;
+  prompt: string;
+  status: "ok" | "error";
+  error?: WireError | undefined;
+  attempts: number;
+  /** The attempt that delivered an output (ok, or a failed check), if any. */
+  delivered?: DeliveredAttempt | undefined;
+  totalMs: number;
+  at: number;
+}
+
+/** The submitter's feedback replaced the verdict of the delivering attempt. */
+export interface FeedbackApplied {
+  taskId: string;
+  skill: string;
+  nodeId: string;
+  agentId: string;
+  verdict: AttemptVerdict;
+  previous: AttemptVerdict;
+  score?: number | undefined;
+  at: number;
+}
+
+export interface MarketEvents {
+  taskAccepted: TaskAccepted;
+  attemptAwarded: AttemptAwarded;
+  attemptFailed: AttemptFailed;
+  taskFinished: TaskFinished;
+  feedback: FeedbackApplied;
+}
+
+export class MarketEventBus extends TypedEmitter<MarketEvents> {}

@@ -1,0 +1,352 @@
+import { randomBytes } from "node:crypto";
+import type { Ack, Bid, Done, Progress, Result, WireError } from "../../common/protocol.ts";
+import { Auction } from "./auction.ts";
+import { compileCheck } from "./checks.ts";
+import { MarketErrors } from "./errors.ts";
+import type { DeliveredAttempt } from "./events.ts";
+import { takeSubmit } from "./intake.ts";
+import { MarketOutbox } from "./outbox.ts";
+import type { MarketParts } from "./parts.ts";
+import { loadStoredTasks } from "./recovery.ts";
+import { deliveredEvent, deliveredResult, failedResult, firstVerdict } from "./results.ts";
+import { RunTable, type Current, type MarketSnapshot, type Run } from "./runs.ts";
+import { pickWinner } from "./scoring.ts";
+import type { AttemptRecord, TaskRecord } from "./task-store.ts";
+
+/** The track-record key of a task: its skill, or "*" for a task without one. */
+const skillKey = (rec: TaskRecord) => rec.submit.skill ?? "*";
+
+/**
+ * The market: submit -> store -> accepted -> announce -> sealed bids -> score -> award -> ack ->
+ * progress -> done -> check -> exactly one result, with re-auctions on failure (docs/protocol.md,
+ * docs/scoring.md). The attempt state machine lives in this one file; what the market decides goes
+ * out as typed events (events.ts) to the parts that learn from it. Every inbound message arrives
+ * already decoded and checked against its topic (inbound.ts), except submits (intake.ts), because a
+ * bad submit with a readable id gets a `rejected` event.
+ */
+export class Market {
+  private readonly runs = new RunTable();
+  private readonly out: MarketOutbox;
+  private closed = false;
+
+  constructor(private readonly p: MarketParts) {
+    this.out = new MarketOutbox(p.out);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  /** Republishes recent results and resumes unfinished tasks after `resumeDelayMs` (recovery.ts). */
+  async start(opts: { resumeDelayMs?: number } = {}): Promise<void> {
+    const stored = await loadStoredTasks(this.p.store, this.p.settings.defaultMaxTokens);
+    for (const id of stored.ids) this.runs.noteStored(id);
+    for (const r of stored.recentResults) this.out.result(r);
+    for (const rec of stored.unfinished) {
+      const run = this.newRun(rec);
+      if (rec.submit.check) run.check = compileCheck(rec.submit.check);
+      this.p.counters.inc("tasks.resumed");
+      this.persist(run);
+      // Wait for the retained node statuses to arrive before re-auctioning.
+      run.auctionTimer = this.p.clock.setTimer(opts.resumeDelayMs ?? 0, () => this.startAttempt(run));
+    }
+    if (stored.unfinished.length) this.p.logger.info({ tasks: stored.unfinished.length }, "resuming unfinished tasks");
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const run of this.runs.all()) this.clearTimers(run);
+    await Promise.all(this.runs.all().map((r) => r.writes));
+  }
+
+  /** Whether a task is still being worked on (feedback waits for its result). */
+  isRunning(taskId: string): boolean {
+    return this.runs.get(taskId) !== undefined;
+  }
+
+  private newRun(rec: Run["rec"]): Run {
+    const run = this.runs.add(rec);
+    run.deadlineTimer = this.p.clock.setTimer(rec.deadlineAt - this.p.clock.now(), () => this.onTaskDeadline(run));
+    return run;
+  }
+
+  private clearTimers(run: Run): void {
+    run.auctionTimer?.cancel();
+    run.deadlineTimer?.cancel();
+    run.current?.timer?.cancel();
+  }
+
+  /**
+   * Stores the task's current state. The store group-commits: writes land in order, and several
+   * writes of one task before its batch goes out become one (task-store.ts).
+   */
+  private persist(run: Run): Promise<void> {
+    run.writes = this.p.store.putTask(run.rec).catch((err) => this.p.logger.error({ err, taskId: run.rec.id }, "task store write failed"));
+    return run.writes;
+  }
+
+  private reject(id: string, error: WireError): void {
+    this.p.counters.inc("tasks.rejected");
+    this.out.taskEvent(id, { type: "rejected", id, at: this.p.clock.now(), error });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Submit
+
+  async onSubmit(payload: Buffer): Promise<void> {
+    if (this.closed) return;
+    const t = takeSubmit(payload, this.p.settings);
+    if (t.kind === "drop") return this.p.counters.drop(t.reason);
+    if (t.kind === "reject") return this.reject(t.id, t.error);
+    const { id } = t;
+    // Synchronous for a new id: concurrent identical submits must see each other's run.
+    const existing = this.runs.get(id)?.rec ?? (this.runs.isStored(id) ? await this.runs.find(id, this.p.store) : undefined);
+    if (existing) {
+      const rec = existing;
+      if (rec.raw !== t.raw) return this.reject(id, { code: MarketErrors.DUPLICATE_TASK, message: `task ${id} already exists with a different payload` });
+      // Exact re-send (a submitter retrying after a lost connection): idempotent, nothing re-runs.
+      this.p.counters.inc("tasks.resent");
+      this.out.taskEvent(id, { type: "accepted", id, at: rec.acceptedAt });
+      if (rec.result) this.out.result(rec.result);
+      return;
+    }
+    const now = this.p.clock.now();
+    const rec = { id, submit: t.submit, raw: t.raw, acceptedAt: now, deadlineAt: now + t.deadlineMs, maxTokens: t.maxTokens, state: "open" as const, attempts: [] };
+    const run = this.newRun(rec);
+    run.check = t.check;
+    // Stored BEFORE `accepted`: an accepted task survives a SIGKILL of the coordinator. A store
+    // failure means the task is not accepted at all.
+    try {
+      await (run.writes = this.p.store.putTask(rec));
+    } catch (err) {
+      this.clearTimers(run);
+      this.runs.remove(run, true);
+      this.p.logger.error({ err, taskId: id }, "task store write failed; submit rejected");
+      return this.reject(id, { code: "INTERNAL", message: `the task could not be stored: ${(err as Error).message}` });
+    }
+    if (this.closed) return;
+    this.p.counters.inc("tasks.accepted");
+    this.out.taskEvent(id, { type: "accepted", id, at: now });
+    this.p.events.emit("taskAccepted", { taskId: id, skill: skillKey(rec), submit: rec.submit, maxTokens: rec.maxTokens, deadlineAt: rec.deadlineAt, at: now });
+    this.startAttempt(run);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Auction
+
+  private startAttempt(run: Run): void {
+    if (run.finished || this.closed) return;
+    const { rec } = run;
+    const now = this.p.clock.now();
+    const attempt = rec.attempts.length + 1;
+    if (now >= rec.deadlineAt) return this.finishError(run, MarketErrors.DEADLINE_EXCEEDED, "the task's deadline passed before any attempt delivered");
+    if (attempt > this.p.settings.maxAttempts) {
+      return this.finishError(run, MarketErrors.ATTEMPTS_EXHAUSTED, `all ${this.p.settings.maxAttempts} attempts failed: ${rec.attempts.map((a) => `#${a.attempt} ${a.agentId ?? "-"} ${a.outcome}`).join(", ")}`);
+    }
+    const auctionId = `au-${randomBytes(8).toString("hex")}`;
+    const excluded = new Set([...this.p.reputation.excludedNow(), ...run.failedAgents]);
+    const expected = this.p.registry.eligibleNodes(rec.submit.skill, excluded);
+    const closesAt = Math.min(now + this.p.settings.bidWindowMs, rec.deadlineAt);
+    const a: AttemptRecord = { attempt, auctionId, outcome: "pending" };
+    rec.attempts.push(a);
+    if (expected.length === 0) {
+      a.outcome = "no-bidders";
+      return this.finishError(run, MarketErrors.NO_BIDDERS, `no online node has an agent for skill ${rec.submit.skill ?? "(any)"} that is not excluded (${excluded.size} excluded)`);
+    }
+    this.runs.setAuction(run, new Auction(auctionId, rec.id, attempt, now, closesAt, expected, excluded));
+    this.persist(run);
+    this.p.counters.inc("auctions.opened");
+    this.out.taskEvent(rec.id, { type: "announced", id: rec.id, at: now, attempt, auctionId });
+    this.out.announce(rec, { auctionId, attempt, closesAt, excluded }, now);
+    run.auctionTimer = this.p.clock.setTimer(closesAt - now, () => this.closeAuction(run));
+  }
+
+  onBid(bid: Bid): void {
+    const run = this.runs.byAuctionId(bid.auctionId);
+    if (!run || !run.auction || run.auction.auctionId !== bid.auctionId) return this.p.counters.drop("bid.unknown-auction");
+    const outcome = run.auction.offer(bid);
+    if (outcome === "accepted" || outcome === "declined") this.p.counters.inc(`bids.${outcome}`);
+    else return this.p.counters.drop(`bid.${outcome}`);
+    if (run.auction.complete) this.closeAuction(run);
+  }
+
+  private closeAuction(run: Run): void {
+    const auction = run.auction;
+    if (!auction || !auction.isOpen || run.finished) return;
+    run.auctionTimer?.cancel();
+    auction.close();
+    this.p.counters.inc("auctions.closed");
+    const now = this.p.clock.now();
+    const skill = skillKey(run.rec);
+    const bids = auction.bids.filter((b) => this.p.registry.isOnline(b.nodeId));
+    const { winner, scored } = pickWinner(
+      bids.map((b) => ({ key: b.nodeId, agentId: b.agentId, ...b.estimate })),
+      (agentId) => this.p.reputation.record(agentId, skill),
+      this.p.reputation.totalTrials(skill),
+      { budgetMs: run.rec.deadlineAt - now, minAccuracy: run.rec.submit.minAccuracy, weights: run.rec.submit.weights },
+      this.p.rng,
+    );
+    const a = run.rec.attempts.at(-1)!;
+    if (!winner) {
+      a.outcome = "no-bidders";
+      const reasons = scored.map((s) => s.reason).filter(Boolean);
+      return this.finishError(run, MarketErrors.NO_BIDDERS, `no eligible bid: ${bids.length} bids (${reasons.length} ineligible: ${[...new Set(reasons)].join(", ") || "-"}), ${auction.declines.length} declines, ${auction.expectedCount} nodes asked`);
+    }
+    const bid = bids.find((b) => b.nodeId === winner.key)!;
+    a.nodeId = bid.nodeId;
+    a.agentId = bid.agentId;
+    a.bid = bid.estimate;
+    a.outcome = "awarded";
+    this.persist(run);
+    run.current = { auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, phase: "awaiting-ack" };
+    run.current.timer = this.p.clock.setTimer(this.p.settings.ackWithinMs, () =>
+      this.failAttempt(run, "ack-timeout", { code: MarketErrors.ACK_TIMEOUT, message: `no ack within ${this.p.settings.ackWithinMs} ms` }, true),
+    );
+    this.p.counters.inc("auctions.awarded");
+    this.out.award(run.rec, { auctionId: auction.auctionId, attempt: auction.attempt, nodeId: bid.nodeId, agentId: bid.agentId, ackWithinMs: this.p.settings.ackWithinMs }, now);
+    this.out.taskEvent(run.rec.id, { type: "awarded", id: run.rec.id, at: now, attempt: auction.attempt, auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, score: winner.score, bid: bid.estimate, bids: bids.length });
+    this.p.events.emit("attemptAwarded", { taskId: run.rec.id, skill, attempt: auction.attempt, auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, bid: bid.estimate, score: winner.score, bids: bids.length, at: now });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // After the award
+
+  /** The run whose CURRENT attempt this message belongs to, or undefined. */
+  private currentRun(msg: { auctionId: string; taskId: string; nodeId: string }): Run | undefined {
+    const run = this.runs.get(msg.taskId);
+    if (!run || run.finished || !run.current || run.current.auctionId !== msg.auctionId || run.current.nodeId !== msg.nodeId) return undefined;
+    return run;
+  }
+
+  onAck(ack: Ack): void {
+    const run = this.currentRun(ack);
+    if (!run || run.current!.phase !== "awaiting-ack") return this.p.counters.drop("ack.unexpected");
+    const cur = run.current!;
+    cur.timer?.cancel();
+    if (!ack.accepted) return this.failAttempt(run, "refused", { code: MarketErrors.AWARD_REFUSED, message: `award refused: ${ack.reason ?? "no reason given"}` }, false);
+    cur.phase = "running";
+    const a = run.rec.attempts.at(-1)!;
+    // Not written: after a crash "awarded" and "running" resume alike, and one write per task less
+    // is measurable in bench/auction.ts.
+    a.outcome = "running";
+    // An attempt may take about twice its own estimate (plus 1 s of slack) before it is given up.
+    const now = this.p.clock.now();
+    const dueIn = Math.min(run.rec.deadlineAt - now, 2 * (a.bid?.latencyMs ?? 0) + 1000);
+    cur.timer = this.p.clock.setTimer(dueIn, () =>
+      this.failAttempt(run, "attempt-timeout", { code: MarketErrors.ATTEMPT_TIMEOUT, message: `no result within ${Math.round(dueIn)} ms of the ack (estimate ${a.bid?.latencyMs} ms)` }, true),
+    );
+  }
+
+  onProgress(p: Progress): void {
+    const run = this.currentRun(p);
+    if (!run) return this.p.counters.drop("progress.unexpected");
+    this.out.taskEvent(run.rec.id, { type: "progress", id: run.rec.id, at: this.p.clock.now(), attempt: run.rec.attempts.length, tokens: p.tokens, text: p.text });
+  }
+
+  onDone(done: Done): void {
+    const run = this.currentRun(done);
+    if (!run) return void this.lateDone(done);
+    const a = run.rec.attempts.at(-1)!;
+    run.current!.timer?.cancel();
+    if (done.status === "error") {
+      return this.failAttempt(run, "error", { code: MarketErrors.AGENT_ERROR, message: `agent error: ${done.error ? `${done.error.code}: ${done.error.message}` : "unspecified"}` }, false);
+    }
+    const checked = run.check ? run.check(done.output ?? "") : undefined;
+    a.outcome = checked === false ? "check-failed" : "ok";
+    const verdict = (a.verdict = firstVerdict(checked));
+    void this.finish(run, deliveredResult(run.rec, a, done, checked, this.p.clock.now()), deliveredEvent(a, verdict, done, this.p.registry.genomeOf(a.nodeId!, a.agentId!)));
+  }
+
+  /** A done for an attempt that was superseded (or a finished task): recorded, never final. */
+  private async lateDone(done: Done): Promise<void> {
+    const run = this.runs.get(done.taskId);
+    const rec = run?.rec ?? (await this.p.store.getTask(done.taskId).catch(() => undefined));
+    const a = rec?.attempts.find((x) => x.auctionId === done.auctionId && x.nodeId === done.nodeId);
+    if (!rec || !a) return this.p.counters.drop("done.unknown");
+    a.late = { status: done.status, at: this.p.clock.now() };
+    this.p.counters.inc("done.late");
+    if (run) this.persist(run);
+    else await this.p.store.putTask(rec);
+  }
+
+  /** The current attempt failed: tell the learners (penalty, record), stop the node if asked, re-auction. */
+  private failAttempt(run: Run, outcome: string, error: WireError, cancel: boolean): void {
+    const cur = run.current;
+    if (!cur || run.finished) return;
+    cur.timer?.cancel();
+    run.current = undefined;
+    const a = run.rec.attempts.at(-1)!;
+    a.outcome = outcome;
+    a.error = error;
+    run.failedAgents.add(cur.agentId);
+    this.p.counters.inc(`attempts.failed.${outcome}`);
+    if (cancel) this.out.cancel(cur.nodeId, cur.auctionId, run.rec.id, `${error.code}: superseded`);
+    this.persist(run);
+    // Before the re-auction, so the new auction already excludes the agent.
+    this.emitFailed(run, cur, a);
+    this.out.taskEvent(run.rec.id, { type: "retry", id: run.rec.id, at: this.p.clock.now(), attempt: a.attempt, error });
+    this.startAttempt(run);
+  }
+
+  private emitFailed(run: Run, cur: Current, a: AttemptRecord): void {
+    this.p.events.emit("attemptFailed", { taskId: run.rec.id, skill: skillKey(run.rec), attempt: a.attempt, nodeId: cur.nodeId, agentId: cur.agentId, outcome: a.outcome, error: a.error!, at: this.p.clock.now() });
+  }
+
+  onNodeOffline(nodeId: string): void {
+    for (const run of this.runs.all()) {
+      if (run.auction?.isOpen) {
+        run.auction.nodeGone(nodeId);
+        if (run.auction.complete) this.closeAuction(run);
+      }
+      if (run.current?.nodeId === nodeId) this.failAttempt(run, "offline", { code: MarketErrors.NODE_OFFLINE, message: `node ${nodeId} went offline` }, false);
+    }
+  }
+
+  private onTaskDeadline(run: Run): void {
+    if (run.finished) return;
+    const cur = run.current;
+    if (cur) {
+      this.out.cancel(cur.nodeId, cur.auctionId, run.rec.id, "deadline");
+      const a = run.rec.attempts.at(-1)!;
+      a.outcome = "deadline";
+      a.error = { code: MarketErrors.DEADLINE_EXCEEDED, message: "the task's deadline passed during this attempt" };
+      this.emitFailed(run, cur, a);
+    }
+    this.finishError(run, MarketErrors.DEADLINE_EXCEEDED, "the task's deadline passed before any attempt delivered");
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The one final result
+
+  private finishError(run: Run, code: string, message: string): void {
+    void this.finish(run, failedResult(run.rec, code, message, this.p.clock.now()));
+  }
+
+  /**
+   * `taskFinished` goes out as soon as the result is decided, so the next auction already scores
+   * with it; the result is stored before it is published, so a result someone saw is always one
+   * `colony task` can show.
+   */
+  private async finish(run: Run, result: Result, delivered?: DeliveredAttempt): Promise<void> {
+    if (run.finished) return;
+    run.finished = true;
+    this.clearTimers(run);
+    run.rec.state = "done";
+    run.rec.result = result;
+    this.p.events.emit("taskFinished", {
+      taskId: run.rec.id, skill: skillKey(run.rec), prompt: run.rec.submit.prompt, status: result.status, error: result.error,
+      attempts: run.rec.attempts.length, delivered, totalMs: result.timings.totalMs, at: result.timings.finishedAt,
+    });
+    await this.persist(run);
+    this.runs.remove(run);
+    this.p.counters.inc(`tasks.${result.status}`);
+    this.out.result(result, run.rec.submit.replyTo);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Status
+
+  snapshot(): MarketSnapshot {
+    return this.runs.snapshot();
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Everything the market publishes, built in one place from the task's record: task events (with
+ * the QoS rule), announces, awards, cancels and the one final result. The market decides when;
+ * this file decides what the messages say.
+ */
+import { channels, type Announce, type Award, type Outbox, type Result, type TaskEvent } from "../../common/protocol.ts";
+import type { Run } from "./runs.ts";
+
+export class MarketOutbox {
+  constructor(private readonly out: Outbox) {}
+
+  /**
+   * accepted, rejected and retry change what a submitter should do: QoS 1. announced, awarded and
+   * progress are informational: QoS 0 saves two PUBACK round trips each (bench/auction.ts: socket
+   * writes are most of the market's CPU time).
+   */
+  taskEvent(taskId: string, ev: TaskEvent): void {
+    const qos = ev.type === "announced" || ev.type === "awarded" || ev.type === "progress" ? 0 : 1;
+    this.out.send(channels.taskEvent, [taskId], ev, { qos });
+  }
+
+  /** Every time is on the coordinator's clock; `sentAt` lets a node convert them to its own. */
+  announce(rec: Run["rec"], a: { auctionId: string; attempt: number; closesAt: number; excluded: ReadonlySet<string> }, now: number): void {
+    const s = rec.submit;
+    const msg: Announce = {
+      auctionId: a.auctionId, taskId: rec.id, attempt: a.attempt, prompt: s.prompt,
+      ...(s.skill ? { skill: s.skill } : {}),
+      maxTokens: rec.maxTokens,
+      deadlineAt: rec.deadlineAt,
+      ...(s.minAccuracy !== undefined ? { minAccuracy: s.minAccuracy } : {}),
+      closesAt: a.closesAt,
+      sentAt: now,
+      ...(a.excluded.size ? { excludedAgents: [...a.excluded].slice(0, 1024) } : {}),
+    };
+    this.out.send(channels.announce, [], msg);
+  }
+
+  award(rec: Run["rec"], a: { auctionId: string; attempt: number; nodeId: string; agentId: string; ackWithinMs: number }, now: number): void {
+    const msg: Award = {
+      auctionId: a.auctionId, taskId: rec.id, attempt: a.attempt, agentId: a.agentId, prompt: rec.submit.prompt,
+      ...(rec.submit.skill ? { skill: rec.submit.skill } : {}),
+      maxTokens: rec.maxTokens,
+      deadlineAt: rec.deadlineAt, sentAt: now, ackWithinMs: a.ackWithinMs,
+    };
+    this.out.send(channels.nodeAward, [a.nodeId], msg);
+  }
+
+  cancel(nodeId: string, auctionId: string, taskId: string, reason: string): void {
+    this.out.send(channels.nodeCancel, [nodeId], { auctionId, taskId, reason });
+  }
+
+  /** Retained on the task's result topic, and a copy to the submitter's `replyTo`. */
+  result(result: Result, replyTo?: string): void {
+    this.out.send(channels.taskResult, [result.id], result, { alsoTo: replyTo });
+  }
+}

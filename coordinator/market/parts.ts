@@ -1,0 +1,31 @@
+/** What the market is built from (coordinator/coordinator.ts wires it; unit tests wire fakes). */
+import type { Clock } from "../../common/clock.ts";
+import type { Counters } from "../../common/counters.ts";
+import type { Logger } from "../../common/logger.ts";
+import type { Outbox } from "../../common/protocol.ts";
+import type { Registry } from "../registry.ts";
+import type { MarketEventBus } from "./events.ts";
+import type { Reputation } from "./reputation.ts";
+import type { TaskStore } from "./task-store.ts";
+
+export interface MarketSettings {
+  bidWindowMs: number;
+  maxAttempts: number;
+  ackWithinMs: number;
+  defaultDeadlineMs: number;
+  defaultMaxTokens: number;
+}
+
+export interface MarketParts {
+  settings: MarketSettings;
+  clock: Clock;
+  rng: () => number;
+  store: TaskStore;
+  registry: Registry;
+  /** Read only: the market scores with records and skips excluded agents; it never writes them. */
+  reputation: Pick<Reputation, "record" | "totalTrials" | "excludedNow">;
+  events: MarketEventBus;
+  counters: Counters;
+  out: Outbox;
+  logger: Logger;
+}

@@ -1,0 +1,100 @@
+/**
+ * What the market has learned about each agent: its track record per skill and its penalty. The
+ * one owner of both, fed only by market events (events.ts), so the market never writes them and a
+ * node never keeps a record of its own (it gets this one in verdicts).
+ *
+ * - attemptFailed: one failure, and the agent sits out a doubling penalty;
+ * - taskFinished with a delivered output: one observation with the attempt's verdict (the check's,
+ *   or a provisional success for plain delivery), and a delivered result heals the penalty;
+ * - feedback: the submitter's verdict replaces that observation (the count does not grow).
+ *
+ * Records are written in batches at most every `flushEveryMs` (a crash loses at most that much
+ * statistics, never a task); penalties are written when they change.
+ */
+import type { Clock, Timer } from "../../common/clock.ts";
+import type { Lifecycle } from "../../common/lifecycle.ts";
+import type { Logger } from "../../common/logger.ts";
+import type { AttemptFailed, FeedbackApplied, MarketEventBus, TaskFinished } from "./events.ts";
+import { Penalties, type PenaltyState } from "./penalties.ts";
+import type { Record } from "./scoring.ts";
+import type { TaskStore } from "./task-store.ts";
+import { TrackRecords } from "./track-record.ts";
+
+export interface ReputationOptions {
+  store: TaskStore;
+  clock: Clock;
+  events: MarketEventBus;
+  logger: Logger;
+  penaltyBaseMs: number;
+  penaltyMaxMs: number;
+  /** Default 100 ms. */
+  flushEveryMs?: number;
+}
+
+export class Reputation implements Lifecycle {
+  readonly records: TrackRecords;
+  readonly penalties: Penalties;
+  private readonly dirty = new Map<string, { agentId: string; skill: string; rec: Record }>();
+  private flushTimer: Timer | undefined;
+  private unsubscribe: (() => void)[] = [];
+
+  constructor(private readonly o: ReputationOptions) {
+    this.records = new TrackRecords((agentId, skill, rec) => {
+      this.dirty.set(`${agentId}|${skill}`, { agentId, skill, rec });
+      this.flushTimer ??= o.clock.setTimer(o.flushEveryMs ?? 100, () => void this.flush());
+    });
+    this.penalties = new Penalties(o.clock, o.penaltyBaseMs, o.penaltyMaxMs);
+  }
+
+  async start(): Promise<void> {
+    for await (const { agentId, skill, rec } of this.o.store.records()) this.records.load(agentId, skill, rec);
+    for await (const { agentId, state } of this.o.store.penalties()) this.penalties.load(agentId, state);
+    const ev = this.o.events;
+    this.unsubscribe = [ev.on("attemptFailed", (e) => this.onFailed(e)), ev.on("taskFinished", (e) => this.onFinished(e)), ev.on("feedback", (e) => this.onFeedback(e))];
+  }
+
+  async close(): Promise<void> {
+    for (const off of this.unsubscribe.splice(0)) off();
+    this.flushTimer?.cancel();
+    await this.flush();
+  }
+
+  // What the market reads to score bids and exclude agents.
+  record(agentId: string, skill: string): Record {
+    return this.records.get(agentId, skill);
+  }
+  totalTrials(skill: string): number {
+    return this.records.total(skill);
+  }
+  excludedNow(): string[] {
+    return this.penalties.excludedNow();
+  }
+
+  private onFailed(e: AttemptFailed): void {
+    this.records.note(e.agentId, e.skill, false);
+    this.savePenalty(e.agentId, this.penalties.fail(e.agentId));
+  }
+
+  private onFinished(e: TaskFinished): void {
+    const d = e.delivered;
+    if (!d) return;
+    this.records.note(d.agentId, e.skill, d.verdict.success);
+    // Only a change is written: most deliveries follow deliveries.
+    if ((this.penalties.get(d.agentId)?.consecutive ?? 0) > 0) this.savePenalty(d.agentId, this.penalties.succeed(d.agentId));
+  }
+
+  private onFeedback(e: FeedbackApplied): void {
+    this.records.correct(e.agentId, e.skill, e.previous.success, e.verdict.success);
+  }
+
+  private savePenalty(agentId: string, s: PenaltyState): void {
+    this.o.store.putPenalty(agentId, s).catch((err) => this.o.logger.error({ err }, "penalty write failed"));
+  }
+
+  private async flush(): Promise<void> {
+    this.flushTimer = undefined;
+    const batch = [...this.dirty.values()];
+    this.dirty.clear();
+    await this.o.store.putRecords(batch).catch((err) => this.o.logger.error({ err }, "track record write failed"));
+  }
+}

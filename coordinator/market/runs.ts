@@ -1,0 +1,112 @@
+/**
+ * The market's in-memory state: every unfinished task (a Run) by task id and by its open auction,
+ * and every task id the store holds. Plain bookkeeping; the state machine that moves Runs is
+ * market.ts.
+ */
+import type { Timer } from "../../common/clock.ts";
+import type { Auction } from "./auction.ts";
+import type { CheckFn } from "./checks.ts";
+import { FAULTS } from "./results.ts";
+import type { TaskRecord, TaskStore } from "./task-store.ts";
+
+/** The attempt that holds the task: its award is waiting for an ack, or it runs. */
+export interface Current {
+  auctionId: string;
+  nodeId: string;
+  agentId: string;
+  phase: "awaiting-ack" | "running";
+  timer?: Timer;
+}
+
+/** In-memory state of an unfinished task; `rec` is what the store holds. */
+export interface Run {
+  rec: TaskRecord & { maxTokens: number };
+  check?: CheckFn | undefined;
+  auction?: Auction | undefined;
+  auctionTimer?: Timer | undefined;
+  current?: Current | undefined;
+  deadlineTimer?: Timer | undefined;
+  /** Agents that failed this task: they sit out its later auctions. */
+  failedAgents: Set<string>;
+  /** The latest store write of this task (close() waits for it). */
+  writes: Promise<void>;
+  finished: boolean;
+}
+
+export interface MarketSnapshot {
+  openAuctions: { taskId: string; auctionId: string; attempt: number; bids: number; expected: number; closesAt: number }[];
+  runningTasks: { taskId: string; nodeId: string; agentId: string; phase: string }[];
+}
+
+export class RunTable {
+  private readonly byTask = new Map<string, Run>();
+  private readonly byAuction = new Map<string, Run>();
+  /**
+   * Every task id in the store (this process owns the LevelDB exclusively), so a new id is
+   * recognised without a store read on the submit path (~40 bytes per task).
+   */
+  private readonly known = new Set<string>();
+
+  add(rec: Run["rec"]): Run {
+    const run: Run = { rec, failedAgents: new Set(rec.attempts.flatMap((a) => (a.agentId && FAULTS.has(a.outcome) ? [a.agentId] : []))), writes: Promise.resolve(), finished: false };
+    this.byTask.set(rec.id, run);
+    this.known.add(rec.id);
+    return run;
+  }
+
+  /** The task is finished (or was never accepted, `forget`: its id is free again). */
+  remove(run: Run, forget = false): void {
+    this.byTask.delete(run.rec.id);
+    if (run.auction) this.byAuction.delete(run.auction.auctionId);
+    if (forget) this.known.delete(run.rec.id);
+  }
+
+  /** The run's auction is now `auction` (its previous one, if any, is forgotten). */
+  setAuction(run: Run, auction: Auction): void {
+    if (run.auction) this.byAuction.delete(run.auction.auctionId);
+    run.auction = auction;
+    this.byAuction.set(auction.auctionId, run);
+  }
+
+  noteStored(id: string): void {
+    this.known.add(id);
+  }
+
+  isStored(id: string): boolean {
+    return this.known.has(id);
+  }
+
+  /**
+   * The task stored under `id`, unfinished (from memory) or finished (from the store), if any. Call
+   * it for ids `isStored` knows: a new id is recognised without a read (and without an await).
+   */
+  async find(id: string, store: Pick<TaskStore, "getTask">): Promise<TaskRecord | undefined> {
+    const running = this.byTask.get(id)?.rec;
+    if (running || !this.known.has(id)) return running;
+    const stored = await store.getTask(id);
+    // Re-check after the await: an identical submit may have been accepted meanwhile.
+    return this.byTask.get(id)?.rec ?? stored;
+  }
+
+  get(taskId: string): Run | undefined {
+    return this.byTask.get(taskId);
+  }
+
+  byAuctionId(auctionId: string): Run | undefined {
+    return this.byAuction.get(auctionId);
+  }
+
+  all(): Run[] {
+    return [...this.byTask.values()];
+  }
+
+  snapshot(): MarketSnapshot {
+    const snap: MarketSnapshot = { openAuctions: [], runningTasks: [] };
+    for (const run of this.byTask.values()) {
+      const a = run.auction;
+      if (a?.isOpen) snap.openAuctions.push({ taskId: run.rec.id, auctionId: a.auctionId, attempt: a.attempt, bids: a.bids.length, expected: a.expectedCount, closesAt: a.closesAt });
+      if (run.current) snap.runningTasks.push({ taskId: run.rec.id, nodeId: run.current.nodeId, agentId: run.current.agentId, phase: run.current.phase });
+    }
+    return snap;
+  }
+}

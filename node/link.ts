@@ -1,0 +1,146 @@
+/**
+ * The node's MQTT session with the coordinator: connect (last will = retained `offline` status),
+ * subscribe, decode every inbound message once against its channel's schema and hand it to one
+ * handler, and publish through a typed Outbox, the only port the other parts get. Messages that
+ * fail to decode are counted and logged at most once per reason per 10 s (common/counters.ts).
+ * Reconnects are mqtt.js's (backoff 200 ms doubling to 5 s); `onConnect` listeners re-register.
+ * Announces and awards carry the coordinator's clock (`sentAt`); the link learns from them where
+ * that clock stands against the node's (common/clock.ts SenderClock), so a node whose clock is off
+ * by minutes still meets every window, and a message that sat in a queue still shows up late.
+ */
+import { SenderClock, type Clock } from "../common/clock.ts";
+import type { Counters } from "../common/counters.ts";
+import type { Lifecycle } from "../common/lifecycle.ts";
+import type { Logger } from "../common/logger.ts";
+import { connectMqtt, type MqttClient } from "../common/mqtt-connect.ts";
+import { channels, decode, encode, Outbox, type Announce, type Award, type Cancel, type CoordinatorStatus, type NodeStatus, type Verdict } from "../common/protocol.ts";
+
+/**
+ * What the node does with each inbound message. Announce and award times are on the coordinator's
+ * clock: `link.coordinatorClock` has already seen the message and converts them.
+ */
+export interface NodeInbound {
+  announce(a: Announce): void;
+  award(a: Award): void;
+  cancel(c: Cancel): void;
+  verdict(v: Verdict): void;
+  coordinatorStatus(s: CoordinatorStatus): void;
+}
+
+export interface NodeLinkOptions {
+  nodeId: string;
+  url: string;
+  username?: string | undefined;
+  password?: string | undefined;
+  clock: Clock;
+  counters: Counters;
+  logger: Logger;
+}
+
+export class NodeLink implements Lifecycle {
+  private client: MqttClient | undefined;
+  private handlers: NodeInbound | undefined;
+  private readonly connectListeners: (() => void)[] = [];
+  private closing = false;
+  readonly outbox: Outbox;
+  /** The coordinator's clock against ours, from the `sentAt` of every announce and award. */
+  readonly coordinatorClock = new SenderClock();
+
+  constructor(private readonly o: NodeLinkOptions) {
+    this.outbox = new Outbox({
+      publish: (topic, payload, opts) => {
+        // mqtt.js queues while reconnecting; before the first connection there is nobody to tell.
+        this.client?.publish(topic, payload, opts, (err) => {
+          if (err && !this.closing) o.logger.warn({ topic, err: { message: err.message } }, "publish failed");
+        });
+      },
+    });
+  }
+
+  /** Set once, before start(), by the root that wires the parts. */
+  route(handlers: NodeInbound): void {
+    this.handlers = handlers;
+  }
+
+  /** Called after every (re)connection, the first included. */
+  onConnect(fn: () => void): void {
+    this.connectListeners.push(fn);
+  }
+
+  get connected(): boolean {
+    return this.client?.connected === true;
+  }
+
+  async start(): Promise<void> {
+    const { nodeId } = this.o;
+    const offline: NodeStatus = { state: "offline", nodeId };
+    const will = channels.nodeStatus;
+    const client = await connectMqtt({
+      url: this.o.url, username: this.o.username, password: this.o.password, logger: this.o.logger, clientId: `node-${nodeId}`,
+      will: { topic: will.topic(nodeId), payload: encode(offline), qos: will.qos, retain: will.retain },
+      reconnectMinMs: 200, reconnectMaxMs: 5000,
+    });
+    this.client = client;
+    // mqtt.js leaves Nagle on; with delayed ACKs that adds ~40 ms per small message.
+    const noDelay = () => (client.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true);
+    client.on("message", (topic, payload) => this.dispatch(topic, payload));
+    client.on("connect", () => {
+      noDelay();
+      for (const fn of this.connectListeners) fn();
+    });
+    noDelay();
+    const subs = [channels.announce.topic(), channels.coordinatorStatus.topic(), channels.nodeAward.topic(nodeId), channels.nodeCancel.topic(nodeId), channels.nodeVerdict.topic(nodeId)];
+    await client.subscribeAsync(subs, { qos: 1 });
+    for (const fn of this.connectListeners) fn();
+  }
+
+  /** Publishes the retained offline status itself (a clean shutdown fires no will) and disconnects. */
+  async close(): Promise<void> {
+    const c = this.client;
+    if (!c || this.closing) return;
+    this.closing = true;
+    const offline: NodeStatus = { state: "offline", nodeId: this.o.nodeId, at: this.o.clock.now() };
+    await c.publishAsync(channels.nodeStatus.topic(this.o.nodeId), encode(offline), { qos: 1, retain: true }).catch(() => {});
+    await c.endAsync().catch(() => {});
+  }
+
+  private decode<S extends Parameters<typeof decode>[0]>(schema: S, kind: string, payload: Buffer) {
+    const m = decode(schema, payload);
+    if (!m.ok) this.o.counters.drop(`${kind}.${m.code}`, { why: m.message.slice(0, 200) });
+    return m.ok ? m.value : undefined;
+  }
+
+  private dispatch(topic: string, payload: Buffer): void {
+    const h = this.handlers;
+    if (!h || this.closing) return;
+    const receivedAt = this.o.clock.now();
+    const id = this.o.nodeId;
+    try {
+      if (topic === channels.announce.topic()) {
+        const a = this.decode(channels.announce.schema, "announce", payload);
+        if (!a) return;
+        this.coordinatorClock.observe(a.sentAt, receivedAt);
+        h.announce(a);
+      } else if (topic === channels.nodeAward.topic(id)) {
+        const a = this.decode(channels.nodeAward.schema, "award", payload);
+        if (!a) return;
+        this.coordinatorClock.observe(a.sentAt, receivedAt);
+        h.award(a);
+      } else if (topic === channels.nodeCancel.topic(id)) {
+        const c = this.decode(channels.nodeCancel.schema, "cancel", payload);
+        if (c) h.cancel(c);
+      } else if (topic === channels.nodeVerdict.topic(id)) {
+        const v = this.decode(channels.nodeVerdict.schema, "verdict", payload);
+        if (v) h.verdict(v);
+      } else if (topic === channels.coordinatorStatus.topic()) {
+        // An empty retained payload clears the status (MQTT 3.1.1 §3.3.1.3): nothing to do.
+        if (payload.length === 0) return;
+        const s = this.decode(channels.coordinatorStatus.schema, "coordinator-status", payload);
+        if (s) h.coordinatorStatus(s);
+      } else this.o.counters.drop("unknown-topic", { topic: topic.slice(0, 200) });
+    } catch (err) {
+      // Nothing a peer sends may take the node down.
+      this.o.counters.drop("handler-error", { topic: topic.slice(0, 200), err: { message: (err as Error).message } });
+    }
+  }
+}
