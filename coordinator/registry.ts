@@ -1,4 +1,5 @@
 import type { Heartbeat, NodeStatus } from "../common/protocol.ts";
+import { recordKey, type AgentRef } from "./market/agent-ref.ts";
 import type { Clock, Timer } from "../common/clock.ts";
 
 type OnlineStatus = Extract<NodeStatus, { state: "online" }>;
@@ -89,22 +90,34 @@ export class Registry {
   }
 
   /**
-   * Online nodes with at least one agent that can take `skill` and is not excluded. An agent with
-   * an empty skills list is a generalist (takes any skill); a task with no skill suits any agent.
+   * Online nodes with at least one agent that can take `skill` and whose record key is not in
+   * `excluded`. An agent with an empty skills list is a generalist (takes any skill); a task with no
+   * skill suits any agent.
    */
   eligibleNodes(skill: string | undefined, excluded: ReadonlySet<string>): string[] {
     const out: string[] = [];
     for (const n of this.nodes.values()) {
       if (!n.online || !n.status) continue;
-      const ok = n.status.agents.some((a) => !excluded.has(a.agentId) && (skill === undefined || a.skills.length === 0 || a.skills.includes(skill)));
+      const ok = n.status.agents.some((a) => !excluded.has(recordKey({ nodeId: n.nodeId, agentId: a.agentId, genome: a.genome })) && (skill === undefined || a.skills.length === 0 || a.skills.includes(skill)));
       if (ok) out.push(n.nodeId);
     }
     return out;
   }
 
-  /** The genome hash a node registered for one of its agents, if it sent one. */
-  genomeOf(nodeId: string, agentId: string): string | undefined {
-    return this.nodes.get(nodeId)?.status?.agents.find((a) => a.agentId === agentId)?.genome;
+  /** An agent as its node registered it (with its genome hash), or undefined: an agent id is valid only for the node that registered it. */
+  ref(nodeId: string, agentId: string): AgentRef | undefined {
+    const a = this.nodes.get(nodeId)?.status?.agents.find((x) => x.agentId === agentId);
+    return a ? { nodeId, agentId, genome: a.genome } : undefined;
+  }
+
+  /** The registered agents whose record key is in `keys` (an announce names them: they must not bid). */
+  agentsWithKeys(keys: ReadonlySet<string>): { nodeId: string; agentId: string }[] {
+    const out: { nodeId: string; agentId: string }[] = [];
+    if (keys.size === 0) return out;
+    for (const n of this.nodes.values()) {
+      for (const a of n.status?.agents ?? []) if (keys.has(recordKey({ nodeId: n.nodeId, agentId: a.agentId, genome: a.genome }))) out.push({ nodeId: n.nodeId, agentId: a.agentId });
+    }
+    return out;
   }
 
   list(): NodeEntry[] {

@@ -31,9 +31,11 @@ export function fleetStats(s: StatsSources, now: number): CoordinatorStats {
       ...(n.heartbeat ? { busy: n.heartbeat.busy } : {}),
       agents: (n.status?.agents ?? []).map((a) => ({ agentId: a.agentId, skills: a.skills, model: a.model, state: n.heartbeat?.agents.find((h) => h.agentId === a.agentId)?.state ?? a.state })),
     })),
-    agents: s.reputation.records.all().map((r) => {
-      const p = s.reputation.penalties.get(r.agentId);
-      return { ...r, ...(p && p.until > now ? { excludedUntil: p.until } : {}), ...(p ? { consecutiveFailures: p.consecutive } : {}) };
+    agents: s.reputation.records.all().map(({ key, ...r }) => {
+      // Records are kept per node and genome (agent-ref.ts); show them under the agent ids registered now.
+      const [who] = s.registry.agentsWithKeys(new Set([key]));
+      const p = s.reputation.penalties.get(key);
+      return { agentId: who?.agentId ?? key, ...(who ? { nodeId: who.nodeId } : {}), ...r, ...(p && p.until > now ? { excludedUntil: p.until } : {}), ...(p ? { consecutiveFailures: p.consecutive } : {}) };
     }),
     ...s.market.snapshot(),
     counters: s.counters.snapshot(),

@@ -70,7 +70,8 @@ export function decideBid(a: Announce, node: BidderNode, now: number): Decision 
   const { profile, snapshot: s } = node;
   const skilled = node.agents.filter((ag) => a.skill === undefined || ag.skills.includes(a.skill));
   if (skilled.length === 0) return decline(a, node.nodeId, "no-skill", `no agent with skill ${a.skill}`);
-  const excluded = new Set(a.excludedAgents ?? []);
+  // Exclusions name the node: another node's agent of the same id is another agent.
+  const excluded = new Set((a.excludedAgents ?? []).filter((x) => x.nodeId === node.nodeId).map((x) => x.agentId));
   const eligible = skilled.filter((ag) => !excluded.has(ag.agentId));
   if (eligible.length === 0) return decline(a, node.nodeId, "excluded", "every agent with the skill sits out a penalty");
 

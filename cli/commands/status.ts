@@ -55,7 +55,7 @@ export function register(program: Command): void {
       process.stdout.write(`nodes (${st.nodes.filter((n) => n.online).length} online / ${st.nodes.length}):\n`);
       for (const n of st.nodes) process.stdout.write(`  ${n.nodeId} ${n.online ? "online" : "offline"} ${n.deviceClass ?? ""} slots=${n.slots ?? "-"} agents=${n.agents.map((a) => `${a.agentId}[${a.skills.join(",")}:${a.state}]`).join(" ")}\n`);
       process.stdout.write(`agents (track record per skill):\n`);
-      for (const a of st.agents) process.stdout.write(`  ${a.agentId} ${a.skill}: ${a.successes} ok / ${a.failures} failed${a.excludedUntil ? ` (excluded for ${Math.max(0, a.excludedUntil - st.at)} ms)` : ""}\n`);
+      for (const a of st.agents) process.stdout.write(`  ${a.nodeId ? `${a.nodeId}/` : ""}${a.agentId} ${a.skill}: ${a.successes} ok / ${a.failures} failed${a.excludedUntil ? ` (excluded for ${Math.max(0, a.excludedUntil - st.at)} ms)` : ""}\n`);
       process.stdout.write(`open auctions: ${st.openAuctions.length}\n`);
       for (const a of st.openAuctions) process.stdout.write(`  ${a.taskId} attempt ${a.attempt}: ${a.bids}/${a.expected} bids\n`);
       process.stdout.write(`running tasks: ${st.runningTasks.length}\n`);

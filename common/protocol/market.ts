@@ -39,8 +39,11 @@ export const AnnounceSchema = z.strictObject({
   closesAt: z.number(),
   /** The coordinator's clock when this announce was sent. */
   sentAt: z.number(),
-  /** Agents that must not bid (sitting out a penalty); the coordinator also ignores their bids. */
-  excludedAgents: z.array(IdSchema).max(1024).optional(),
+  /**
+   * Agents that must not bid (sitting out a penalty, or already failed this task), each named with
+   * its node: two nodes may host agents of the same id. The coordinator also ignores their bids.
+   */
+  excludedAgents: z.array(z.strictObject({ nodeId: IdSchema, agentId: IdSchema })).max(1024).optional(),
 });
 export type Announce = z.infer<typeof AnnounceSchema>;
 

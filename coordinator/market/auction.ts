@@ -8,7 +8,10 @@ import type { Bid } from "../../common/protocol.ts";
  * network round trip (bench/auction.ts).
  */
 export type BidMessage = Extract<Bid, { type: "bid" }>;
-export type OfferOutcome = "accepted" | "declined" | "closed" | "duplicate" | "excluded" | "wrong-task";
+export type OfferOutcome = "accepted" | "declined" | "closed" | "duplicate" | "excluded" | "unregistered-agent" | "wrong-task";
+
+/** Why a bid's agent may not take part: not registered by the bidding node, or excluded. */
+export type AgentScreen = (nodeId: string, agentId: string) => "excluded" | "unregistered-agent" | undefined;
 
 export class Auction {
   readonly bids: BidMessage[] = [];
@@ -24,7 +27,7 @@ export class Auction {
     readonly openedAt: number,
     readonly closesAt: number,
     expectedNodes: Iterable<string>,
-    readonly excludedAgents: ReadonlySet<string>,
+    private readonly screen: AgentScreen,
   ) {
     this.waitingFor = new Set(expectedNodes);
   }
@@ -53,7 +56,8 @@ export class Auction {
       this.declines.push(msg);
       return "declined";
     }
-    if (this.excludedAgents.has(msg.agentId)) return "excluded";
+    const refused = this.screen(msg.nodeId, msg.agentId);
+    if (refused) return refused;
     this.bids.push(msg);
     return "accepted";
   }

@@ -5,7 +5,8 @@
  * architect, metrics and the dashboard. Adding a subscriber edits coordinator/coordinator.ts, never
  * market.ts.
  *
- * `skill` is the track-record key: the task's skill, or "*" for a task without one.
+ * `skill` is the track-record key: the task's skill, or "*" for a task without one. An agent is
+ * named by its node, its id and its genome hash (agent-ref.ts: records are kept per node and genome).
  */
 import { TypedEmitter } from "../../common/events.ts";
 import type { z } from "zod";
@@ -34,6 +35,7 @@ export interface AttemptAwarded {
   auctionId: string;
   nodeId: string;
   agentId: string;
+  genome?: string | undefined;
   bid: z.infer<typeof BidEstimateSchema>;
   score: number;
   bids: number;
@@ -47,6 +49,7 @@ export interface AttemptFailed {
   attempt: number;
   nodeId: string;
   agentId: string;
+  genome?: string | undefined;
   outcome: string;
   error: WireError;
   at: number;
@@ -83,6 +86,7 @@ export interface FeedbackApplied {
   skill: string;
   nodeId: string;
   agentId: string;
+  genome?: string | undefined;
   verdict: AttemptVerdict;
   previous: AttemptVerdict;
   score?: number | undefined;

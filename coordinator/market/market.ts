@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Ack, Bid, Done, Progress, Result, WireError } from "../../common/protocol.ts";
+import { recordKey, type AgentRef } from "./agent-ref.ts";
 import { Auction } from "./auction.ts";
 import { compileCheck } from "./checks.ts";
 import { MarketErrors } from "./errors.ts";
@@ -144,6 +145,7 @@ export class Market {
       return this.finishError(run, MarketErrors.ATTEMPTS_EXHAUSTED, `all ${this.p.settings.maxAttempts} attempts failed: ${rec.attempts.map((a) => `#${a.attempt} ${a.agentId ?? "-"} ${a.outcome}`).join(", ")}`);
     }
     const auctionId = `au-${randomBytes(8).toString("hex")}`;
+    // Record keys (agent-ref.ts): agents sitting out a penalty, and those that failed this task.
     const excluded = new Set([...this.p.reputation.excludedNow(), ...run.failedAgents]);
     const expected = this.p.registry.eligibleNodes(rec.submit.skill, excluded);
     const closesAt = Math.min(now + this.p.settings.bidWindowMs, rec.deadlineAt);
@@ -153,11 +155,16 @@ export class Market {
       a.outcome = "no-bidders";
       return this.finishError(run, MarketErrors.NO_BIDDERS, `no online node has an agent for skill ${rec.submit.skill ?? "(any)"} that is not excluded (${excluded.size} excluded)`);
     }
-    this.runs.setAuction(run, new Auction(auctionId, rec.id, attempt, now, closesAt, expected, excluded));
+    const screen = (nodeId: string, agentId: string) => {
+      const ref = this.p.registry.ref(nodeId, agentId);
+      if (!ref) return "unregistered-agent" as const;
+      return excluded.has(recordKey(ref)) ? ("excluded" as const) : undefined;
+    };
+    this.runs.setAuction(run, new Auction(auctionId, rec.id, attempt, now, closesAt, expected, screen));
     this.persist(run);
     this.p.counters.inc("auctions.opened");
     this.out.taskEvent(rec.id, { type: "announced", id: rec.id, at: now, attempt, auctionId });
-    this.out.announce(rec, { auctionId, attempt, closesAt, excluded }, now);
+    this.out.announce(rec, { auctionId, attempt, closesAt, excluded: this.p.registry.agentsWithKeys(excluded) }, now);
     run.auctionTimer = this.p.clock.setTimer(closesAt - now, () => this.closeAuction(run));
   }
 
@@ -181,7 +188,7 @@ export class Market {
     const bids = auction.bids.filter((b) => this.p.registry.isOnline(b.nodeId));
     const { winner, scored } = pickWinner(
       bids.map((b) => ({ key: b.nodeId, agentId: b.agentId, ...b.estimate })),
-      (agentId) => this.p.reputation.record(agentId, skill),
+      (b) => this.p.reputation.record(this.refOf(b.key, b.agentId), skill),
       this.p.reputation.totalTrials(skill),
       { budgetMs: run.rec.deadlineAt - now, minAccuracy: run.rec.submit.minAccuracy, weights: run.rec.submit.weights },
       this.p.rng,
@@ -195,17 +202,24 @@ export class Market {
     const bid = bids.find((b) => b.nodeId === winner.key)!;
     a.nodeId = bid.nodeId;
     a.agentId = bid.agentId;
+    // The genome the agent had when it won: its record and penalty key (agent-ref.ts).
+    a.genome = this.refOf(bid.nodeId, bid.agentId).genome;
     a.bid = bid.estimate;
     a.outcome = "awarded";
     this.persist(run);
-    run.current = { auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, phase: "awaiting-ack" };
+    run.current = { auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, genome: a.genome, phase: "awaiting-ack" };
     run.current.timer = this.p.clock.setTimer(this.p.settings.ackWithinMs, () =>
       this.failAttempt(run, "ack-timeout", { code: MarketErrors.ACK_TIMEOUT, message: `no ack within ${this.p.settings.ackWithinMs} ms` }, true),
     );
     this.p.counters.inc("auctions.awarded");
     this.out.award(run.rec, { auctionId: auction.auctionId, attempt: auction.attempt, nodeId: bid.nodeId, agentId: bid.agentId, ackWithinMs: this.p.settings.ackWithinMs }, now);
     this.out.taskEvent(run.rec.id, { type: "awarded", id: run.rec.id, at: now, attempt: auction.attempt, auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, score: winner.score, bid: bid.estimate, bids: bids.length });
-    this.p.events.emit("attemptAwarded", { taskId: run.rec.id, skill, attempt: auction.attempt, auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, bid: bid.estimate, score: winner.score, bids: bids.length, at: now });
+    this.p.events.emit("attemptAwarded", { taskId: run.rec.id, skill, attempt: auction.attempt, auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, genome: a.genome, bid: bid.estimate, score: winner.score, bids: bids.length, at: now });
+  }
+
+  /** The agent as registered (with its genome); a bid's agent was checked when it was offered. */
+  private refOf(nodeId: string, agentId: string): AgentRef {
+    return this.p.registry.ref(nodeId, agentId) ?? { nodeId, agentId };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -254,7 +268,7 @@ export class Market {
     const checked = run.check ? run.check(done.output ?? "") : undefined;
     a.outcome = checked === false ? "check-failed" : "ok";
     const verdict = (a.verdict = firstVerdict(checked));
-    void this.finish(run, deliveredResult(run.rec, a, done, checked, this.p.clock.now()), deliveredEvent(a, verdict, done, this.p.registry.genomeOf(a.nodeId!, a.agentId!)));
+    void this.finish(run, deliveredResult(run.rec, a, done, checked, this.p.clock.now()), deliveredEvent(a, verdict, done));
   }
 
   /** A done for an attempt that was superseded (or a finished task): recorded, never final. */
@@ -278,7 +292,7 @@ export class Market {
     const a = run.rec.attempts.at(-1)!;
     a.outcome = outcome;
     a.error = error;
-    run.failedAgents.add(cur.agentId);
+    run.failedAgents.add(recordKey(cur));
     this.p.counters.inc(`attempts.failed.${outcome}`);
     if (cancel) this.out.cancel(cur.nodeId, cur.auctionId, run.rec.id, `${error.code}: superseded`);
     this.persist(run);
@@ -289,7 +303,7 @@ export class Market {
   }
 
   private emitFailed(run: Run, cur: Current, a: AttemptRecord): void {
-    this.p.events.emit("attemptFailed", { taskId: run.rec.id, skill: skillKey(run.rec), attempt: a.attempt, nodeId: cur.nodeId, agentId: cur.agentId, outcome: a.outcome, error: a.error!, at: this.p.clock.now() });
+    this.p.events.emit("attemptFailed", { taskId: run.rec.id, skill: skillKey(run.rec), attempt: a.attempt, nodeId: cur.nodeId, agentId: cur.agentId, genome: cur.genome, outcome: a.outcome, error: a.error!, at: this.p.clock.now() });
   }
 
   onNodeOffline(nodeId: string): void {

@@ -20,7 +20,7 @@ export class MarketOutbox {
   }
 
   /** Every time is on the coordinator's clock; `sentAt` lets a node convert them to its own. */
-  announce(rec: Run["rec"], a: { auctionId: string; attempt: number; closesAt: number; excluded: ReadonlySet<string> }, now: number): void {
+  announce(rec: Run["rec"], a: { auctionId: string; attempt: number; closesAt: number; excluded: { nodeId: string; agentId: string }[] }, now: number): void {
     const s = rec.submit;
     const msg: Announce = {
       auctionId: a.auctionId, taskId: rec.id, attempt: a.attempt, prompt: s.prompt,
@@ -30,7 +30,7 @@ export class MarketOutbox {
       ...(s.minAccuracy !== undefined ? { minAccuracy: s.minAccuracy } : {}),
       closesAt: a.closesAt,
       sentAt: now,
-      ...(a.excluded.size ? { excludedAgents: [...a.excluded].slice(0, 1024) } : {}),
+      ...(a.excluded.length ? { excludedAgents: a.excluded.slice(0, 1024) } : {}),
     };
     this.out.send(channels.announce, [], msg);
   }

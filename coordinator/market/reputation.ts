@@ -1,7 +1,9 @@
 /**
  * What the market has learned about each agent: its track record per skill and its penalty. The
  * one owner of both, fed only by market events (events.ts), so the market never writes them and a
- * node never keeps a record of its own (it gets this one in verdicts).
+ * node never keeps a record of its own (it gets this one in verdicts). Both are kept per node and
+ * genome (agent-ref.ts recordKey): renaming an agent sheds nothing, and no node can borrow another
+ * node's record or shift its failures onto it.
  *
  * - attemptFailed: one failure, and the agent sits out a doubling penalty;
  * - taskFinished with a delivered output: one observation with the attempt's verdict (the check's,
@@ -14,6 +16,7 @@
 import type { Clock, Timer } from "../../common/clock.ts";
 import type { Lifecycle } from "../../common/lifecycle.ts";
 import type { Logger } from "../../common/logger.ts";
+import { recordKey, type AgentRef } from "./agent-ref.ts";
 import type { AttemptFailed, FeedbackApplied, MarketEventBus, TaskFinished } from "./events.ts";
 import { Penalties, type PenaltyState } from "./penalties.ts";
 import type { Record } from "./scoring.ts";
@@ -60,31 +63,37 @@ export class Reputation implements Lifecycle {
   }
 
   // What the market reads to score bids and exclude agents.
-  record(agentId: string, skill: string): Record {
-    return this.records.get(agentId, skill);
+  record(agent: AgentRef, skill: string): Record {
+    return this.records.get(recordKey(agent), skill);
   }
   totalTrials(skill: string): number {
     return this.records.total(skill);
   }
+  /** Record keys of the agents sitting out a penalty now. */
   excludedNow(): string[] {
     return this.penalties.excludedNow();
   }
+  penaltyOf(agent: AgentRef): PenaltyState | undefined {
+    return this.penalties.get(recordKey(agent));
+  }
 
   private onFailed(e: AttemptFailed): void {
-    this.records.note(e.agentId, e.skill, false);
-    this.savePenalty(e.agentId, this.penalties.fail(e.agentId));
+    const key = recordKey(e);
+    this.records.note(key, e.skill, false);
+    this.savePenalty(key, this.penalties.fail(key));
   }
 
   private onFinished(e: TaskFinished): void {
     const d = e.delivered;
     if (!d) return;
-    this.records.note(d.agentId, e.skill, d.verdict.success);
+    const key = recordKey(d);
+    this.records.note(key, e.skill, d.verdict.success);
     // Only a change is written: most deliveries follow deliveries.
-    if ((this.penalties.get(d.agentId)?.consecutive ?? 0) > 0) this.savePenalty(d.agentId, this.penalties.succeed(d.agentId));
+    if ((this.penalties.get(key)?.consecutive ?? 0) > 0) this.savePenalty(key, this.penalties.succeed(key));
   }
 
   private onFeedback(e: FeedbackApplied): void {
-    this.records.correct(e.agentId, e.skill, e.previous.success, e.verdict.success);
+    this.records.correct(recordKey(e), e.skill, e.previous.success, e.verdict.success);
   }
 
   private savePenalty(agentId: string, s: PenaltyState): void {

@@ -59,10 +59,10 @@ export function deliveredAttempt(rec: TaskRecord): { attempt: AttemptRecord; ver
 }
 
 /** The `delivered` part of a taskFinished event, from the attempt and its done message. */
-export function deliveredEvent(a: AttemptRecord, verdict: AttemptVerdict, done: Done, genome: string | undefined): DeliveredAttempt {
+export function deliveredEvent(a: AttemptRecord, verdict: AttemptVerdict, done: Done): DeliveredAttempt {
   const t = done.timings;
   return {
-    attempt: a.attempt, nodeId: a.nodeId!, agentId: a.agentId!, genome, output: done.output ?? "", verdict,
+    attempt: a.attempt, nodeId: a.nodeId!, agentId: a.agentId!, genome: a.genome, output: done.output ?? "", verdict,
     cost: { energyJ: done.cost?.energyJ, energySource: done.cost?.energySource, tokens: t?.tokens, promptMs: t?.promptMs, generateMs: t?.generateMs },
   };
 }

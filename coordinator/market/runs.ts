@@ -4,6 +4,7 @@
  * market.ts.
  */
 import type { Timer } from "../../common/clock.ts";
+import { recordKey } from "./agent-ref.ts";
 import type { Auction } from "./auction.ts";
 import type { CheckFn } from "./checks.ts";
 import { FAULTS } from "./results.ts";
@@ -14,6 +15,7 @@ export interface Current {
   auctionId: string;
   nodeId: string;
   agentId: string;
+  genome?: string | undefined;
   phase: "awaiting-ack" | "running";
   timer?: Timer;
 }
@@ -26,7 +28,7 @@ export interface Run {
   auctionTimer?: Timer | undefined;
   current?: Current | undefined;
   deadlineTimer?: Timer | undefined;
-  /** Agents that failed this task: they sit out its later auctions. */
+  /** Record keys of the agents that failed this task (agent-ref.ts): they sit out its later auctions. */
   failedAgents: Set<string>;
   /** The latest store write of this task (close() waits for it). */
   writes: Promise<void>;
@@ -48,7 +50,8 @@ export class RunTable {
   private readonly known = new Set<string>();
 
   add(rec: Run["rec"]): Run {
-    const run: Run = { rec, failedAgents: new Set(rec.attempts.flatMap((a) => (a.agentId && FAULTS.has(a.outcome) ? [a.agentId] : []))), writes: Promise.resolve(), finished: false };
+    const failed = rec.attempts.flatMap((a) => (a.nodeId && a.agentId && FAULTS.has(a.outcome) ? [recordKey({ nodeId: a.nodeId, agentId: a.agentId, genome: a.genome })] : []));
+    const run: Run = { rec, failedAgents: new Set(failed), writes: Promise.resolve(), finished: false };
     this.byTask.set(rec.id, run);
     this.known.add(rec.id);
     return run;

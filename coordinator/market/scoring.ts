@@ -74,12 +74,12 @@ export function scoreBid(bid: BidView, rec: Record, totalTrials: number, task: T
  */
 export function pickWinner(
   bids: readonly BidView[],
-  recordOf: (agentId: string) => Record,
+  recordOf: (bid: BidView) => Record,
   totalTrials: number,
   task: TaskView,
   rng: () => number,
 ): { winner: Scored | undefined; scored: Scored[] } {
-  const scored = bids.map((b) => scoreBid(b, recordOf(b.agentId), totalTrials, task));
+  const scored = bids.map((b) => scoreBid(b, recordOf(b), totalTrials, task));
   const eligible = scored.filter((s) => s.eligible);
   if (eligible.length === 0) return { winner: undefined, scored };
   const best = Math.max(...eligible.map((s) => s.score));

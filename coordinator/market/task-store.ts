@@ -15,6 +15,8 @@ export interface AttemptRecord {
   auctionId: string;
   nodeId?: string;
   agentId?: string;
+  /** The agent's genome hash when it won (its record and penalty key: agent-ref.ts). */
+  genome?: string;
   bid?: z.infer<typeof BidEstimateSchema>;
   /** pending | running | ok | check-failed | error | ack-timeout | refused | attempt-timeout | offline | no-bidders | deadline | restarted */
   outcome: string;

@@ -1,9 +1,10 @@
 import type { Record } from "./scoring.ts";
 
 /**
- * Each agent's record per skill: one observation per task attempt (docs/scoring.md). Pure state;
- * `onChange` hands every change to the owner that persists it (reputation.ts). Skill "*" is used
- * for tasks without a skill.
+ * Each agent's record per skill: one observation per task attempt (docs/scoring.md), under the
+ * agent's record key (agent-ref.ts; named `agentId` below for brevity). Pure state; `onChange` hands
+ * every change to the owner that persists it (reputation.ts). Skill "*" is used for tasks without a
+ * skill.
  */
 export class TrackRecords {
   private readonly recs = new Map<string, Record>();
@@ -55,11 +56,11 @@ export class TrackRecords {
     return rec;
   }
 
-  /** For `colony status`: every agent's record. */
-  all(): { agentId: string; skill: string; successes: number; failures: number }[] {
+  /** For `colony status`: every record, by key and skill. */
+  all(): { key: string; skill: string; successes: number; failures: number }[] {
     return [...this.recs].map(([k, r]) => {
-      const [agentId, skill] = k.split("|") as [string, string];
-      return { agentId, skill, ...r };
+      const [key, skill] = k.split("|") as [string, string];
+      return { key, skill, ...r };
     });
   }
 }

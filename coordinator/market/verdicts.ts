@@ -6,6 +6,7 @@
  */
 import type { Lifecycle } from "../../common/lifecycle.ts";
 import { channels, type Outbox, type Verdict } from "../../common/protocol.ts";
+import type { AgentRef } from "./agent-ref.ts";
 import type { MarketEventBus } from "./events.ts";
 import type { Reputation } from "./reputation.ts";
 
@@ -18,11 +19,11 @@ export class VerdictRelay implements Lifecycle {
     this.unsubscribe = [
       ev.on("taskFinished", (e) => {
         const d = e.delivered;
-        if (d) this.send(d.nodeId, { taskId: e.taskId, agentId: d.agentId, success: d.verdict.success, source: d.verdict.source }, e.skill);
+        if (d) this.send(d, { taskId: e.taskId, agentId: d.agentId, success: d.verdict.success, source: d.verdict.source }, e.skill);
       }),
-      ev.on("attemptFailed", (e) => this.send(e.nodeId, { taskId: e.taskId, agentId: e.agentId, success: false, source: "failure" }, e.skill)),
+      ev.on("attemptFailed", (e) => this.send(e, { taskId: e.taskId, agentId: e.agentId, success: false, source: "failure" }, e.skill)),
       ev.on("feedback", (e) =>
-        this.send(e.nodeId, { taskId: e.taskId, agentId: e.agentId, success: e.verdict.success, source: "feedback", ...(e.score !== undefined ? { score: e.score } : {}) }, e.skill),
+        this.send(e, { taskId: e.taskId, agentId: e.agentId, success: e.verdict.success, source: "feedback", ...(e.score !== undefined ? { score: e.score } : {}) }, e.skill),
       ),
     ];
   }
@@ -31,8 +32,8 @@ export class VerdictRelay implements Lifecycle {
     for (const off of this.unsubscribe.splice(0)) off();
   }
 
-  private send(nodeId: string, v: Omit<Verdict, "skill" | "record">, skill: string): void {
-    const msg: Verdict = { ...v, ...(skill !== "*" ? { skill } : {}), record: this.reputation.record(v.agentId, skill) };
-    this.out.send(channels.nodeVerdict, [nodeId], msg);
+  private send(agent: AgentRef, v: Omit<Verdict, "skill" | "record">, skill: string): void {
+    const msg: Verdict = { ...v, ...(skill !== "*" ? { skill } : {}), record: this.reputation.record(agent, skill) };
+    this.out.send(channels.nodeVerdict, [agent.nodeId], msg);
   }
 }

@@ -88,7 +88,7 @@ test("a task is won and answered by the agent whose skill fits; sleep frees the 
     // cache and in its hot cache; the number of observations stays one.
     await submitter.publishAsync(topics.taskFeedback("task-add-1"), encode({ success: false }), { qos: 1 });
     for (let i = 0; i < 100 && d.records.get("adder-1", "add").failures === 0; i++) await new Promise((r) => setTimeout(r, 20));
-    assert.deepEqual(h.coordinator.reputation.record("adder-1", "add"), { successes: 0, failures: 1 });
+    assert.deepEqual(h.coordinator.reputation.record(h.coordinator.registry.ref("n-skill", "adder-1")!, "add"), { successes: 0, failures: 1 });
     assert.deepEqual(d.records.get("adder-1", "add"), { successes: 0, failures: 1 });
     for (let i = 0; i < 100 && (await experience("task-add-1"))?.verdictSource !== "feedback"; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal((await experience("task-add-1"))?.success, false);

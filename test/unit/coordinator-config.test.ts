@@ -7,6 +7,7 @@ import { ColonyError } from "../../common/errors.ts";
 import { loadCoordinatorConfig } from "../../coordinator/config.ts";
 import { FakeClock } from "../../common/clock.ts";
 import { Registry } from "../../coordinator/registry.ts";
+import { recordKey } from "../../coordinator/market/agent-ref.ts";
 
 test("config precedence: defaults < file < COLONY_* env < flags, then frozen", () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "colony-cfg-"));
@@ -46,7 +47,9 @@ test("registry: a silent node goes offline after heartbeatTimeoutMs; a last will
   r.onStatus(status("b"));
   assert.deepEqual(r.eligibleNodes("math", new Set()), ["a", "b"]);
   assert.deepEqual(r.eligibleNodes("sort", new Set()), []);
-  assert.deepEqual(r.eligibleNodes("math", new Set(["a.a"])), ["b"]);
+  // Exclusions are record keys: node and agent (agent-ref.ts).
+  assert.deepEqual(r.eligibleNodes("math", new Set([recordKey({ nodeId: "a", agentId: "a.a" })])), ["b"]);
+  assert.deepEqual(r.eligibleNodes("math", new Set([recordKey({ nodeId: "b", agentId: "a.a" })])), ["a", "b"]);
   clock.advance(2000);
   r.onHeartbeat({ nodeId: "b", at: 2000, busy: 0, queued: 0, agents: [] });
   clock.advance(2000);

@@ -47,8 +47,8 @@ async function setup(settings: Partial<MarketSettings> = {}, dir?: string) {
   await market.start();
   const h = {
     dir: ownDir, store, clock, out, market, registry, counters, reputation, bus: events, feedback,
-    node(nodeId: string, agentId = `${nodeId}.a`, skills: string[] = []) {
-      registry.onStatus({ state: "online", nodeId, protocol: 1, deviceClass: "sim", slots: 1, agents: [{ agentId, skills, model: "m", state: "awake" }], models: ["m"], at: clock.now() });
+    node(nodeId: string, agentId = `${nodeId}.a`, skills: string[] = [], genome?: string) {
+      registry.onStatus({ state: "online", nodeId, protocol: 1, deviceClass: "sim", slots: 1, agents: [{ agentId, skills, model: "m", state: "awake", ...(genome ? { genome } : {}) }], models: ["m"], at: clock.now() });
     },
     async submit(s: Record<string, unknown>) {
       await market.onSubmit(Buffer.from(JSON.stringify(s)));
@@ -171,7 +171,7 @@ test("missed ack: cancel, penalty, re-auction with a new auctionId and the agent
   const a2 = h.announces()[1];
   assert.equal(a2.attempt, 2);
   assert.notEqual(a2.auctionId, a1.auctionId);
-  assert.deepEqual(a2.excludedAgents, ["n1.a"]);
+  assert.deepEqual(a2.excludedAgents, [{ nodeId: "n1", agentId: "n1.a" }]);
   // n1's bid for the new auction is ignored (excluded); n2 wins.
   h.bid("n1", a2, { latencyMs: 1 });
   h.bid("n2", a2, { latencyMs: 800 });
@@ -201,7 +201,7 @@ test("attempt limit: every attempt errors -> ATTEMPTS_EXHAUSTED listing each att
   await h.submit({ id: "t6", prompt: "p" });
   for (let i = 0; i < 2; i++) {
     const a = h.announces()[i];
-    for (const n of ["n1", "n2", "n3"]) if (!(a.excludedAgents ?? []).includes(`${n}.a`)) h.bid(n, a);
+    for (const n of ["n1", "n2", "n3"]) if (!(a.excludedAgents ?? []).some((x: any) => x.nodeId === n)) h.bid(n, a);
     const winner = ["n1", "n2", "n3"].find((n) => h.award(n).some((w) => w.auctionId === a.auctionId))!;
     const aw = h.award(winner).find((w) => w.auctionId === a.auctionId);
     h.ack(winner, aw);
@@ -384,7 +384,7 @@ test("one observation per attempt: feedback REPLACES the delivery verdict instea
   await h.until(() => h.results("t15").length === 1, "result");
   // No check: delivery counts as a provisional success, and the node hears it with the record.
   const one = { successes: 1, failures: 0 };
-  assert.deepEqual(h.reputation.record(aw.agentId, "math"), one);
+  assert.deepEqual(h.reputation.record({ nodeId: "n1", agentId: aw.agentId }, "math"), one);
   assert.deepEqual(h.on(topics.nodeVerdict("n1")).map((m) => m.msg), [{ taskId: "t15", agentId: aw.agentId, success: true, source: "delivery", skill: "math", record: one }]);
   await h.feedback.onFeedback("t15", { success: false, score: 0.2 });
   await h.feedback.onFeedback("t15", { success: false });
@@ -392,7 +392,7 @@ test("one observation per attempt: feedback REPLACES the delivery verdict instea
   assert.equal(h.counters.get("dropped.feedback.repeated"), 1);
   // Still ONE observation, now a failure (it was 1 success + 1 failure when feedback was added on top).
   const corrected = { successes: 0, failures: 1 };
-  assert.deepEqual(h.reputation.record(aw.agentId, "math"), corrected);
+  assert.deepEqual(h.reputation.record({ nodeId: "n1", agentId: aw.agentId }, "math"), corrected);
   assert.deepEqual(h.on(topics.nodeVerdict("n1")).map((m) => m.msg).at(-1), { taskId: "t15", agentId: aw.agentId, success: false, source: "feedback", score: 0.2, skill: "math", record: corrected });
   // The stored attempt carries its verdict, so a restarted coordinator agrees.
   const stored = await h.store.getTask("t15");
@@ -416,7 +416,7 @@ test("market events: accepted, awarded, failed and finished reach a subscriber a
   h.ack("n1", aw1, false);
   // Re-auctioned without n1's agent: n2 wins the second auction.
   const [, a2] = h.announces();
-  assert.deepEqual(a2.excludedAgents, ["n1.a"]);
+  assert.deepEqual(a2.excludedAgents, [{ nodeId: "n1", agentId: "n1.a" }]);
   h.bid("n2", a2, { latencyMs: 900 });
   h.decline("n1", a2);
   const aw2 = h.award("n2")[0];
@@ -431,9 +431,69 @@ test("market events: accepted, awarded, failed and finished reach a subscriber a
   assert.deepEqual([f.delivered.nodeId, f.delivered.agentId, f.delivered.output], ["n2", "n2.a", "ok"]);
   assert.deepEqual(f.delivered.verdict, { success: true, source: "check" });
   // The refusal cost n1's agent one failure and a penalty; n2's agent has one success.
-  assert.deepEqual(h.reputation.record("n1.a", "echo"), { successes: 0, failures: 1 });
-  assert.deepEqual(h.reputation.record("n2.a", "echo"), { successes: 1, failures: 0 });
-  assert.ok(h.reputation.excludedNow().includes("n1.a"));
+  assert.deepEqual(h.reputation.record({ nodeId: "n1", agentId: "n1.a" }, "echo"), { successes: 0, failures: 1 });
+  assert.deepEqual(h.reputation.record({ nodeId: "n2", agentId: "n2.a" }, "echo"), { successes: 1, failures: 0 });
+  assert.ok(h.reputation.penaltyOf({ nodeId: "n1", agentId: "n1.a" })!.until > h.clock.now());
+  await h.close();
+});
+
+test("agents are named by their node: the same agent id on two nodes is two agents; a failure on one does not exclude the other", async () => {
+  const h = await setup();
+  // The README's LAN setup: two nodes that both host the seed agents under the same ids.
+  h.node("pi-a", "seed-add", ["add"], "a".repeat(64));
+  h.node("pi-b", "seed-add", ["add"], "a".repeat(64));
+  await h.submit({ id: "t-dup", prompt: "add 1 2 =", skill: "add" });
+  const [a1] = h.announces();
+  h.bid("pi-a", a1, { latencyMs: 10 }, "seed-add");
+  h.bid("pi-b", a1, { latencyMs: 900 }, "seed-add");
+  const aw1 = h.award("pi-a")[0];
+  // pi-a dies holding the task.
+  h.registry.onStatus({ state: "offline", nodeId: "pi-a" });
+  const [, a2] = h.announces();
+  assert.ok(a2, "re-auctioned");
+  assert.deepEqual(a2.excludedAgents, [{ nodeId: "pi-a", agentId: "seed-add" }], "only pi-a's agent is excluded");
+  h.bid("pi-b", a2, { latencyMs: 900 }, "seed-add");
+  const aw2 = h.award("pi-b")[0];
+  assert.ok(aw2, "pi-b's seed-add won the re-auction");
+  h.ack("pi-b", aw2);
+  h.done("pi-b", aw2, "3");
+  await h.until(() => h.results("t-dup").length === 1, "result");
+  const r = h.results("t-dup")[0];
+  assert.equal(r.status, "ok");
+  assert.deepEqual(r.attempts.map((x: any) => [x.nodeId, x.outcome]), [["pi-a", "offline"], ["pi-b", "ok"]]);
+  // Two records: pi-a's failure is not pi-b's.
+  assert.deepEqual(h.reputation.record({ nodeId: "pi-a", agentId: "seed-add", genome: "a".repeat(64) }, "add"), { successes: 0, failures: 1 });
+  assert.deepEqual(h.reputation.record({ nodeId: "pi-b", agentId: "seed-add", genome: "a".repeat(64) }, "add"), { successes: 1, failures: 0 });
+  void aw1;
+  await h.close();
+});
+
+test("a node cannot bid with an agent it did not register, nor shed a penalty by renaming its agent", async () => {
+  const h = await setup();
+  const g = "b".repeat(64);
+  h.node("good", "star", ["x"], "c".repeat(64));
+  h.node("evil", "evil.a", ["x"], g);
+  await h.submit({ id: "t-borrow", prompt: "p", skill: "x" });
+  const [a] = h.announces();
+  // evil bids under good's well-rated agent id: the bid is refused (it names no agent of evil's).
+  h.bid("evil", a, { latencyMs: 1 }, "star");
+  assert.equal(h.counters.get("dropped.bid.unregistered-agent"), 1);
+  h.bid("good", a, { latencyMs: 500 }, "star");
+  assert.equal(h.award("good").length, 1);
+  assert.equal(h.award("evil").length, 0);
+  // evil's agent fails a task and sits out a penalty...
+  await h.submit({ id: "t-fail", prompt: "p", skill: "x" });
+  const b = h.announces().find((x: any) => x.taskId === "t-fail");
+  h.bid("evil", b, { latencyMs: 1 }, "evil.a");
+  h.decline("good", b);
+  h.ack("evil", h.award("evil")[0], false);
+  assert.ok(h.reputation.penaltyOf({ nodeId: "evil", agentId: "evil.a", genome: g })!.until > h.clock.now());
+  // ...then re-registers the same genome under a new name: still excluded, same record.
+  h.node("evil", "evil.renamed", ["x"], g);
+  await h.submit({ id: "t-after", prompt: "p", skill: "x" });
+  const c = h.announces().find((x: any) => x.taskId === "t-after");
+  assert.deepEqual(c.excludedAgents, [{ nodeId: "evil", agentId: "evil.renamed" }]);
+  assert.deepEqual(h.reputation.record({ nodeId: "evil", agentId: "evil.renamed", genome: g }, "x"), { successes: 0, failures: 1 });
   await h.close();
 });
 

@@ -72,7 +72,7 @@ test("simulated market: a lying agent stops being preferred and a new agent stil
   for (let i = 0; i < 200; i++) {
     const bids = [bid("liar", { accuracy: 0.99 }), bid("honest", { accuracy: 0.8 })];
     if (i >= 100) bids.push(bid("newcomer", { accuracy: 0.7 }));
-    const { winner } = pickWinner(bids, (a) => recs.get(a, "s"), recs.total("s"), { budgetMs: 1000 }, () => rng.next());
+    const { winner } = pickWinner(bids, (b) => recs.get(b.agentId, "s"), recs.total("s"), { budgetMs: 1000 }, () => rng.next());
     wins.push(winner!.key);
     recs.note(winner!.key, "s", rng.next() < truth[winner!.key]!);
   }

@@ -99,7 +99,9 @@ test("declines: no-skill, excluded, queue-full, deadline, memory", () => {
     return d.type === "decline" ? d.reason : "bid";
   };
   assert.equal(reason({ ...announce, skill: "sort" }, node()), "no-skill");
-  assert.equal(reason({ ...announce, excludedAgents: ["ag1"] }, node()), "excluded");
+  assert.equal(reason({ ...announce, excludedAgents: [{ nodeId: "n1", agentId: "ag1" }] }, node()), "excluded");
+  // The same agent id on ANOTHER node is another agent: not excluded here.
+  assert.equal(reason({ ...announce, excludedAgents: [{ nodeId: "n2", agentId: "ag1" }] }, node()), "bid");
   const p = resolveProfile("x86-laptop");
   assert.equal(reason(announce, node({ running: p.slots, queued: p.queueLimit })), "queue-full");
   assert.equal(reason({ ...announce, deadlineAt: now + 50 }, node()), "deadline");
