@@ -76,7 +76,8 @@ export class NodeLink implements Lifecycle {
     const offline: NodeStatus = { state: "offline", nodeId };
     const will = channels.nodeStatus;
     const client = await connectMqtt({
-      url: this.o.url, username: this.o.username, password: this.o.password, logger: this.o.logger, clientId: `node-${nodeId}`,
+      // A client id carries the credential's username (the broker refuses any other, docs/security.md).
+      url: this.o.url, username: this.o.username, password: this.o.password, logger: this.o.logger, clientId: this.o.username ? `${this.o.username}:daemon` : `node-${nodeId}`,
       will: { topic: will.topic(nodeId), payload: encode(offline), qos: will.qos, retain: will.retain },
       reconnectMinMs: 200, reconnectMaxMs: 5000,
     });

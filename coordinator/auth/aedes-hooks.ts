@@ -79,9 +79,10 @@ export function createAedesAuthHooks(opts: AedesAuthOptions): AedesAuthHooks {
       }
     }
     // Client ids are not secret, and MQTT lets a new connection with an existing id take over the
-    // old one [MQTT-3.1.4-2]: without this check any credential could kick the coordinator off,
-    // or resume a node's persistent session (its subscriptions and queued awards).
-    const idProblem = checkClientId(client, principal, username);
+    // old one [MQTT-3.1.4-2]: if any credential could use any id, it could kick the coordinator off,
+    // lock a node out by connecting first under the node's id, or resume a node's persistent
+    // session (its subscriptions and queued awards). So a client id belongs to one credential.
+    const idProblem = checkClientId(client, username);
     if (idProblem) {
       refusals.note(`user:${username}`, { username, clientId: client.id.slice(0, 160), action: "connect", reason: idProblem });
       return done(authError(idProblem, IDENTIFIER_REJECTED), false);
@@ -90,18 +91,10 @@ export function createAedesAuthHooks(opts: AedesAuthOptions): AedesAuthHooks {
     return done(null, true);
   };
 
-  const checkClientId = (client: Client, principal: Principal, username: string): string | undefined => {
-    const existing = (client as unknown as { broker?: { clients?: Record<string, Client | undefined> } }).broker?.clients?.[client.id];
-    const owner = existing ? principals.get(existing) : undefined;
-    if (owner && (owner.role !== principal.role || owner.name !== principal.name)) {
-      return `client id ${client.id.slice(0, 160)} is in use by another identity`;
-    }
-    // A persistent session (clean = false) is bound to its client id, so that id must carry the
-    // username: `{username}` or `{username}:{anything}` (':' cannot occur in a username).
-    if (!client.clean && principal.role !== "coordinator" && client.id !== username && !client.id.startsWith(`${username}:`)) {
-      return `a persistent session (clean = false) needs a client id of "${username}" or "${username}:..."`;
-    }
-    return undefined;
+  /** A client id must carry its username: `{username}` or `{username}:{anything}` (':' cannot occur in a username). */
+  const checkClientId = (client: Client, username: string): string | undefined => {
+    if (client.id === username || client.id.startsWith(`${username}:`)) return undefined;
+    return `client id ${JSON.stringify(client.id.slice(0, 160))} does not belong to ${username}: use "${username}" or "${username}:..."`;
   };
 
   const refuse = (client: Client, action: string, topic: string, decision: AclDecision & { allowed: false }) => {

@@ -119,11 +119,21 @@ test("insecure mode lets anonymous clients in with full rights", async () => {
   }
 });
 
-test("a client id in use by another identity cannot be taken over; the same identity may reconnect", async () => {
+test("a client id belongs to its credential: no one can take over or squat another's id; the same identity may reconnect", async () => {
   const coordinator = await as("coordinator", "coordinator", { clientId: "coordinator:main" });
   await assert.rejects(as("submitter", "mallory", { clientId: "coordinator:main" }), (e: Error & { code?: number }) => e.code === 2);
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(coordinator.connected, true, "the coordinator was not kicked off");
+  // Squatting: a valid credential connecting FIRST under a node's client id (the daemon's
+  // "node.{id}:daemon", or the old "node-{id}") is refused, so the real node is never locked out.
+  for (const clientId of ["node.pi-k:daemon", "node-pi-k", "node.pi-k", "submitter.mallory-x:1"]) {
+    await assert.rejects(as("submitter", "mallory", { clientId }), (e: Error & { code?: number }) => e.code === 2, clientId);
+  }
+  const real = await as("node", "pi-k", { clientId: "node.pi-k:daemon" });
+  assert.equal(real.connected, true);
+  // Its own username, bare or with a suffix, is fine for every role.
+  assert.equal((await as("submitter", "mallory", { clientId: "submitter.mallory:cli-1" })).connected, true);
+  assert.equal((await as("submitter", "mallory", { clientId: "submitter.mallory" })).connected, true);
   const first = await as("node", "pi-t", { clientId: "node.pi-t:1" });
   const second = await as("node", "pi-t", { clientId: "node.pi-t:1" });
   assert.equal(second.connected, true, "a node may replace its own stale connection");
