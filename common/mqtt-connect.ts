@@ -174,6 +174,25 @@ export function connectMqtt(opts: ConnectMqttOptions): Promise<MqttClient> {
   });
 }
 
+/**
+ * Ends a client, first publishing its last words (a retained `offline` status) when it is
+ * connected. Bounded: with the broker gone a QoS 1 publish would wait for a PUBACK forever, and a
+ * process must be able to shut down while its broker is down.
+ */
+export async function closeClient(client: MqttClient, lastWords?: { topic: string; payload: string; retain: boolean }, timeoutMs = 1000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), timeoutMs)));
+  let outcome: unknown = "skipped";
+  if (lastWords && client.connected) {
+    outcome = await Promise.race([client.publishAsync(lastWords.topic, lastWords.payload, { qos: 1, retain: lastWords.retain }).catch(() => "failed"), timeout]);
+  }
+  // Force the end when the last words did not get through: nothing else is waiting to be sent.
+  const ended = client.endAsync(outcome === "timeout" || !client.connected).catch(() => {});
+  await Promise.race([ended, timeout]);
+  clearTimeout(timer);
+  if (!client.disconnected) await client.endAsync(true).catch(() => {});
+}
+
 /** Drops any password embedded in a URL before it is logged or put in an error message. */
 function redactUrl(url: string): string {
   try {

@@ -7,3 +7,4 @@ export { issueCredential, verifyCredential, parseUsername, usernameFor, ROLES, t
 export { createAedesAuthHooks, type AedesAuthHooks, type AedesAuthOptions } from "./auth/aedes-hooks.ts";
 export { checkPublish, checkSubscribe } from "./auth/acl.ts";
 export { AuthErrors } from "./auth/errors.ts";
+export { renderMosquittoFiles, writeMosquittoFiles, mosquittoPasswordHash, type MosquittoFleet, type IssuedUser, type MosquittoTls, type MosquittoListenerOptions } from "./auth/mosquitto-config.ts";

@@ -35,8 +35,11 @@ export class Inbound implements Lifecycle {
     this.feedback = routes.feedback;
   }
 
-  private readonly onMessage = (topic: string, payload: Buffer): void => {
+  private readonly onMessage = (topic: string, payload: Buffer, packet?: { retain?: boolean }): void => {
     try {
+      // A retained message is an old one the broker replays to every new subscriber: a retained
+      // submit would re-run on every coordinator restart. Only node presence is retained by design.
+      if (packet?.retain && !topic.endsWith("/status")) return this.counters.drop("retained", { topic: topic.slice(0, 200) });
       this.route(topic, payload);
     } catch (err) {
       // Nothing a peer sends may take the coordinator down.

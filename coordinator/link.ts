@@ -7,7 +7,7 @@
 import type { Duplex } from "node:stream";
 import type { Lifecycle } from "../common/lifecycle.ts";
 import type { Logger } from "../common/logger.ts";
-import { connectMqtt, type MqttClient } from "../common/mqtt-connect.ts";
+import { closeClient, connectMqtt, type MqttClient } from "../common/mqtt-connect.ts";
 import { channels, encode, Outbox, type CoordinatorStatus } from "../common/protocol.ts";
 
 export interface CoordinatorLinkOptions {
@@ -61,7 +61,6 @@ export class CoordinatorLink implements Lifecycle {
     if (!c) return;
     this.c = undefined;
     const offline: CoordinatorStatus = { state: "offline" };
-    await c.publishAsync(channels.coordinatorStatus.topic(), encode(offline), { qos: 1, retain: true }).catch(() => {});
-    await c.endAsync().catch(() => {});
+    await closeClient(c, { topic: channels.coordinatorStatus.topic(), payload: encode(offline), retain: true });
   }
 }

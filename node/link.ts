@@ -12,7 +12,7 @@ import { SenderClock, type Clock } from "../common/clock.ts";
 import type { Counters } from "../common/counters.ts";
 import type { Lifecycle } from "../common/lifecycle.ts";
 import type { Logger } from "../common/logger.ts";
-import { connectMqtt, type MqttClient } from "../common/mqtt-connect.ts";
+import { closeClient, connectMqtt, type MqttClient } from "../common/mqtt-connect.ts";
 import { channels, decode, encode, Outbox, type Announce, type Award, type Cancel, type CoordinatorStatus, type NodeStatus, type Verdict } from "../common/protocol.ts";
 
 /**
@@ -84,7 +84,7 @@ export class NodeLink implements Lifecycle {
     this.client = client;
     // mqtt.js leaves Nagle on; with delayed ACKs that adds ~40 ms per small message.
     const noDelay = () => (client.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true);
-    client.on("message", (topic, payload) => this.dispatch(topic, payload));
+    client.on("message", (topic, payload, packet) => this.dispatch(topic, payload, packet.retain));
     client.on("connect", () => {
       noDelay();
       for (const fn of this.connectListeners) fn();
@@ -101,8 +101,7 @@ export class NodeLink implements Lifecycle {
     if (!c || this.closing) return;
     this.closing = true;
     const offline: NodeStatus = { state: "offline", nodeId: this.o.nodeId, at: this.o.clock.now() };
-    await c.publishAsync(channels.nodeStatus.topic(this.o.nodeId), encode(offline), { qos: 1, retain: true }).catch(() => {});
-    await c.endAsync().catch(() => {});
+    await closeClient(c, { topic: channels.nodeStatus.topic(this.o.nodeId), payload: encode(offline), retain: true });
   }
 
   private decode<S extends Parameters<typeof decode>[0]>(schema: S, kind: string, payload: Buffer) {
@@ -111,9 +110,12 @@ export class NodeLink implements Lifecycle {
     return m.ok ? m.value : undefined;
   }
 
-  private dispatch(topic: string, payload: Buffer): void {
+  private dispatch(topic: string, payload: Buffer, retained: boolean): void {
     const h = this.handlers;
     if (!h || this.closing) return;
+    // Only the coordinator's presence is retained by design; a retained announce or award would be
+    // replayed to the node on every reconnect.
+    if (retained && topic !== channels.coordinatorStatus.topic()) return this.o.counters.drop("retained", { topic: topic.slice(0, 200) });
     const receivedAt = this.o.clock.now();
     const id = this.o.nodeId;
     try {

@@ -80,7 +80,7 @@ export function register(program: Command): void {
       const { intArg } = await import("../../common/config.ts");
       const { ColonyError, CommonErrors } = await import("../../common/errors.ts");
       const { loadOrCreateFleetSecret } = await import("../../coordinator/auth.ts");
-      const { writeMosquittoFiles } = await import("../../coordinator/mosquitto-config.ts");
+      const { writeMosquittoFiles } = await import("../../coordinator/auth.ts");
       const { cliEnv } = await import("../env.ts");
       const port = intArg("--port", opts.port)!;
       if (port < 1 || port > 65535) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "--port must be 1-65535");

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { issueCredential } from "../../coordinator/auth.ts";
-import { writeMosquittoFiles } from "../../coordinator/mosquitto-config.ts";
+import { writeMosquittoFiles } from "../../coordinator/auth.ts";
 import { connectMqtt } from "../../common/mqtt-connect.ts";
 import { ColonyError } from "../../common/errors.ts";
 import { silentLogger } from "../../common/logger.ts";

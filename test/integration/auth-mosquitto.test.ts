@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import type { MqttClient } from "mqtt";
 import { issueCredential, type Role } from "../../coordinator/auth.ts";
-import { writeMosquittoFiles, mosquittoPasswordHash } from "../../coordinator/mosquitto-config.ts";
+import { writeMosquittoFiles, mosquittoPasswordHash } from "../../coordinator/auth.ts";
 import { topics } from "../../common/protocol.ts";
 import { startMosquitto, type MosquittoInstance } from "../fixtures/mosquitto.ts";
 import { rawConnect, canSubscribe, deliveredTo, endAll } from "../fixtures/auth-broker.ts";

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { randomBytes } from "node:crypto";
-import { connectMqtt } from "../../common/mqtt-connect.ts";
+import { closeClient, connectMqtt } from "../../common/mqtt-connect.ts";
 import { ColonyError } from "../../common/errors.ts";
 import { silentLogger } from "../../common/logger.ts";
 import { issueCredential } from "../../coordinator/auth.ts";
@@ -80,4 +80,26 @@ test("after a broker restart the client reconnects with growing delays and gets 
     await endAll(client, coordinator);
     await broker.close();
   }
+});
+
+test("closeClient: last words reach a live broker; with the broker gone it still returns within its timeout", async () => {
+  const secret = randomBytes(32);
+  const broker = await startAuthBroker({ secret });
+  const observer = await connectMqtt({ url: broker.url, ...issueCredential(secret, "coordinator"), logger: silentLogger });
+  const got: string[] = [];
+  observer.on("message", (_t, p) => got.push(p.toString()));
+  await observer.subscribeAsync("colony/v1/nodes/pi-c/status", { qos: 1 });
+  const a = await connectMqtt({ url: broker.url, ...issueCredential(secret, "node", "pi-c"), logger: silentLogger });
+  await closeClient(a, { topic: "colony/v1/nodes/pi-c/status", payload: '{"state":"offline","nodeId":"pi-c"}', retain: true });
+  for (let i = 0; i < 50 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(got, ['{"state":"offline","nodeId":"pi-c"}']);
+  assert.ok(a.disconnected);
+  // The broker dies; a QoS 1 publish would wait for its PUBACK forever.
+  const b = await connectMqtt({ url: broker.url, ...issueCredential(secret, "node", "pi-d"), logger: silentLogger, reconnectMinMs: 50 });
+  await endAll(observer);
+  await broker.close();
+  const t0 = Date.now();
+  await closeClient(b, { topic: "colony/v1/nodes/pi-d/status", payload: "{}", retain: true }, 500);
+  assert.ok(Date.now() - t0 < 2000, `closeClient took ${Date.now() - t0} ms`);
+  assert.ok(b.disconnected);
 });

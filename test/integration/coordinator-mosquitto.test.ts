@@ -1,5 +1,5 @@
 import path from "node:path";
-import { writeMosquittoFiles } from "../../coordinator/mosquitto-config.ts";
+import { writeMosquittoFiles } from "../../coordinator/auth.ts";
 import { marketSuite } from "../fixtures/market-suite.ts";
 import { startMosquitto } from "../fixtures/mosquitto.ts";
 
