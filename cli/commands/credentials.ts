@@ -50,7 +50,8 @@ export function register(program: Command): void {
         process.stdout.write(JSON.stringify(file) + "\n");
         return;
       }
-      const hostArgs = `-h ${shellQuote(url.hostname)} -p ${url.port || "1883"} -V mqttv311 -u ${shellQuote(cred.username)} -P ${shellQuote(cred.password)}`;
+      // The client id must carry the username (docs/security.md): mosquitto's clients pick their own otherwise.
+      const hostArgs = `-h ${shellQuote(url.hostname)} -p ${url.port || "1883"} -V mqttv311 -u ${shellQuote(cred.username)} -P ${shellQuote(cred.password)} -i ${shellQuote(`${cred.username}:try`)}`;
       const example =
         opts.node !== undefined
           ? `mosquitto_sub ${hostArgs} -t ${shellQuote(`colony/v1/nodes/${opts.node}/#`)} -v`

@@ -66,26 +66,37 @@ export function register(program: Command): void {
       const port = coordinator.port;
       const agents = node.daemon.pool.info();
       const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-      const auth = `-h ${host} -p ${port} -u ${q(sub.username)} -P ${q(sub.password)}`;
+      // -i: a client id must carry the username (docs/security.md); mosquitto's clients pick their own otherwise.
+      const auth = (role: string) => `-h ${host} -p ${port} -u ${q(sub.username)} -P ${q(sub.password)} -i ${q(`${sub.username}:${role}`)}`;
       const { getSkill, hasSkill } = await import("../../skills/index.ts");
       const { Rng } = await import("../../common/random.ts");
       const skill = agents.flatMap((a) => a.skills).find((s) => hasSkill(s)) ?? agents[0]?.skills[0] ?? "reverse";
       const example = hasSkill(skill) ? getSkill(skill).generate(new Rng(Date.now())).prompt : "hello";
-      const json = JSON.stringify({ id: "demo-1", prompt: example, skill, maxTokens: 16 });
+      // A fresh id at every start: a task id is used once, and a pasted pair from an earlier start
+      // must not print that run's retained result.
+      const { randomBytes } = await import("node:crypto");
+      const demoId = `demo-${randomBytes(4).toString("hex")}`;
+      const json = JSON.stringify({ id: demoId, prompt: example, skill, maxTokens: 16 });
+      // The CLI reads the credential from a file (0600), not from a password on the command line.
+      const { chmodSync, writeFileSync } = await import("node:fs");
+      const credFile = path.join(dataDir, "submitter-demo.json");
+      writeFileSync(credFile, JSON.stringify({ ...sub, url: coordinator.brokerUrl }) + "\n", { mode: 0o600 });
+      chmodSync(credFile, 0o600);
       const lines = [
         `Colony fleet ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: broker ${coordinator.brokerUrl}, node ${nodeId} with ${agents.length} agents:`,
         ...agents.map((a) => `  ${a.agentId}  skills: ${a.skills.join(", ")}`),
         ``,
-        `Submit a task and read its result with mosquitto (submitter credential "demo"):`,
-        `  mosquitto_sub ${auth} -t 'colony/v1/tasks/demo-1/result' -C 1 &`,
-        `  mosquitto_pub ${auth} -q 1 -t 'colony/v1/tasks/submit' -m ${q(json)}`,
+        `Submit a task and follow it with mosquitto (submitter credential "demo"; the events show`,
+        `accepted or rejected, the winner, then the result; the subscriber stops after 20 s):`,
+        `  mosquitto_sub ${auth("sub")} -v -t 'colony/v1/tasks/${demoId}/+' -W 20 &`,
+        `  mosquitto_pub ${auth("pub")} -q 1 -t 'colony/v1/tasks/submit' -m ${q(json)}`,
         ``,
-        `or with the colony CLI:`,
-        `  colony submit --url ${coordinator.brokerUrl} --username ${q(sub.username)} --password ${q(sub.password)} --skill ${skill} ${q(example)}`,
+        `or with the colony CLI (from this clone; the credential is in ${credFile}):`,
+        `  npx colony submit --credentials ${q(credFile)} --skill ${skill} ${q(example)}`,
         ``,
         `Ctrl-C stops the fleet.`,
       ];
       process.stderr.write(lines.join("\n") + "\n");
-      process.stdout.write(JSON.stringify({ ready: true, url: coordinator.brokerUrl, port, nodeId, agents: agents.map((a) => a.agentId), submitter: sub }) + "\n");
+      process.stdout.write(JSON.stringify({ ready: true, url: coordinator.brokerUrl, port, nodeId, agents: agents.map((a) => a.agentId), submitter: sub, submitterFile: credFile, demoTaskId: demoId }) + "\n");
     });
 }

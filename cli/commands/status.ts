@@ -27,6 +27,7 @@ export function register(program: Command): void {
       }
       const env = cliEnv();
       const logger = createLogger({ level: env.logLevel ?? "warn", name: "status" });
+      (await import("../warnings.ts")).warnPasswordFlag(o.password);
       const client = await connectClient({ url: s(o.url), username, password, credentials: s(o.credentials) ?? env.credentials, defaultUrl: env.broker, logger });
       const got: Record<string, unknown> = {};
       try {

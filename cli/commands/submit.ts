@@ -44,6 +44,7 @@ export function register(program: Command): void {
       if (!parsed.success) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
       const env = cliEnv();
       const logger = createLogger({ level: env.logLevel ?? "warn", name: "submit" });
+      (await import("../warnings.ts")).warnPasswordFlag(o.password);
       const client = await connectClient({ url: s(o.url), username: s(o.username), password: s(o.password), credentials: s(o.credentials) ?? env.credentials, defaultUrl: env.broker, logger });
       try {
         if (o.waitCoordinator !== false) {

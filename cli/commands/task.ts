@@ -35,6 +35,7 @@ export function register(program: Command): void {
         const { connectClient, fetchResult } = await import("../../coordinator/submitter.ts");
         const { cliEnv } = await import("../env.ts");
         const env = cliEnv();
+        (await import("../warnings.ts")).warnPasswordFlag(o.password);
         const client = await connectClient({ url: s(o.url), username: s(o.username), password: s(o.password), credentials: s(o.credentials) ?? env.credentials, defaultUrl: env.broker, logger: createLogger({ level: "warn", name: "task" }) });
         try {
           result = await fetchResult(client, id, 1500);
