@@ -17,8 +17,8 @@ function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
 test("colony submit/task/status warn about --password and point to --credentials", async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "colony-pw-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  // Nothing listens on port 1: each command fails to connect, after the warning.
-  const url = "mqtt://127.0.0.1:1";
+  // An unsupported URL scheme: each command fails at once (MQTT_CONNECT_FAILED), after the warning.
+  const url = "bogus://127.0.0.1:1";
   for (const args of [["submit", "hi"], ["task", "t-1"], ["status"]]) {
     const r = await cli([...args, "--url", url, "--username", "submitter.x", "--password", "secret"]);
     assert.notEqual(r.code, 0, args[0]);
