@@ -1,4 +1,5 @@
 import net from "node:net";
+import os from "node:os";
 import http from "node:http";
 import { once } from "node:events";
 import { Aedes } from "aedes";
@@ -7,6 +8,16 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "../common/logger.ts";
 import { memoryDuplexPair } from "../common/memory-duplex.ts";
 import type { AedesAuthHooks } from "./auth.ts";
+
+/** 0.0.0.0 and :: listen on every address: no client can dial them. */
+export function isWildcard(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "";
+}
+
+/** An IPv6 literal goes in brackets inside a URL. */
+function urlHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
 
 export interface EmbeddedBrokerOptions {
   host: string;
@@ -73,9 +84,19 @@ export class EmbeddedBroker {
     return clientEnd;
   }
 
-  /** URL for clients on this machine. */
+  /** URL for clients on this machine: the address listened on (127.0.0.1 when that is every address). */
   get localUrl(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
+    return `mqtt://${urlHost(isWildcard(this.opts.host) ? "127.0.0.1" : this.opts.host)}:${this.port}`;
+  }
+
+  /**
+   * URL for clients on other machines: the address listened on, or, when that is every address, the
+   * first non-internal IPv4 address of this host (127.0.0.1 on a host without one).
+   */
+  get lanUrl(): string {
+    if (!isWildcard(this.opts.host)) return this.localUrl;
+    const lan = Object.values(os.networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal);
+    return `mqtt://${lan?.address ?? "127.0.0.1"}:${this.port}`;
   }
 
   close(): Promise<void> {

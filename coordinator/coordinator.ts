@@ -8,7 +8,7 @@ import type { Logger } from "../common/logger.ts";
 import type { CoordinatorStats } from "../common/protocol.ts";
 import { Rng } from "../common/random.ts";
 import { createAedesAuthHooks, issueCredential, loadOrCreateFleetSecret } from "./auth.ts";
-import { EmbeddedBroker } from "./broker.ts";
+import { EmbeddedBroker, isWildcard } from "./broker.ts";
 import type { CoordinatorConfig } from "./config.ts";
 import { Inbound } from "./inbound.ts";
 import { CoordinatorLink } from "./link.ts";
@@ -52,9 +52,14 @@ export class Coordinator implements Lifecycle {
     this.events = new MarketEventBus((err, event) => this.logger.error({ err, event }, "a market event subscriber failed"));
   }
 
-  /** URL the coordinator's own client uses (embedded: 127.0.0.1 and the bound port). */
+  /** URL the coordinator's own client uses (embedded: the address listened on and the bound port). */
   get brokerUrl(): string {
     return this.link?.url ?? "";
+  }
+
+  /** URL for nodes and submitters on other machines (the external broker's, or the embedded one's LAN address). */
+  get lanUrl(): string {
+    return this.broker?.lanUrl ?? this.brokerUrl;
   }
 
   get port(): number | undefined {
@@ -130,7 +135,10 @@ export class Coordinator implements Lifecycle {
       start: async () => {
         try {
           const { MdnsAdvertiser } = await import("./advertise.ts");
-          adv = new MdnsAdvertiser({ port: this.broker!.port, wsPort: this.broker!.wsPort, fleetId: this.config.fleetId, logger: this.logger, upTimeoutMs: 1500 });
+          // Bound to one address: announce on that interface, with that address in the TXT url.
+          const host = this.config.host;
+          const specific = !isWildcard(host) ? { interface: host, brokerUrl: this.broker!.localUrl } : {};
+          adv = new MdnsAdvertiser({ port: this.broker!.port, wsPort: this.broker!.wsPort, fleetId: this.config.fleetId, logger: this.logger, upTimeoutMs: 1500, ...specific });
           await adv.start();
         } catch (err) {
           this.logger.warn({ err: { message: (err as Error).message } }, "mDNS advertisement failed; nodes need the broker URL");

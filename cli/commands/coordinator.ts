@@ -50,6 +50,7 @@ export function register(program: Command): void {
       });
       await coordinator.start();
       // Machine-readable line for scripts and tests that start the coordinator on port 0.
-      process.stdout.write(JSON.stringify({ ready: true, url: coordinator.brokerUrl, port: coordinator.port, wsPort: coordinator.wsPort }) + "\n");
+      // `url` is what other machines dial: the address listened on (for 0.0.0.0, this host's LAN address).
+      process.stdout.write(JSON.stringify({ ready: true, url: coordinator.lanUrl, localUrl: coordinator.brokerUrl, port: coordinator.port, wsPort: coordinator.wsPort }) + "\n");
     });
 }

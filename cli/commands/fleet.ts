@@ -62,7 +62,7 @@ export function register(program: Command): void {
         throw err;
       }
       const sub = issueCredential(secret, "submitter", "demo");
-      const host = cconfig.host === "0.0.0.0" ? "127.0.0.1" : cconfig.host;
+      const host = new URL(coordinator.brokerUrl).hostname.replace(/^\[|\]$/g, "");
       const port = coordinator.port;
       const agents = node.daemon.pool.info();
       const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
