@@ -125,14 +125,14 @@ export function discoverCoordinator(opts: DiscoverOptions = {}): Promise<Discove
         // Another protocol only matters for the fleet we look for; for other fleets it is noise.
         const relevant = r.protocolMismatch && (opts.fleetId === undefined || r.fleetId === opts.fleetId);
         (relevant ? mismatches : skipped).push(`${service.name}: ${r.skip}`);
-        logger?.debug({ name: service.name, reason: r.skip }, "mDNS: skipped a _colony._tcp answer");
+        logger?.debug({ service: service.name, reason: r.skip }, "mDNS: skipped a _colony._tcp answer");
         return;
       }
       if (opts.fleetId !== undefined && r.fleetId !== opts.fleetId) {
         skipped.push(`${service.name}: fleet ${r.fleetId}`);
         return;
       }
-      logger?.info({ url: r.url, fleetId: r.fleetId, name: r.name }, "discovered coordinator over mDNS");
+      logger?.info({ url: r.url, fleetId: r.fleetId, service: r.name }, "discovered coordinator over mDNS");
       finish(undefined, r);
     });
   });

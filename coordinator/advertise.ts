@@ -83,14 +83,14 @@ export class MdnsAdvertiser {
     this.service = service;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
-        logger.warn({ name, waitedMs: this.opts.upTimeoutMs ?? 3000 }, "mDNS announcement not confirmed yet; continuing");
+        logger.warn({ service: name, waitedMs: this.opts.upTimeoutMs ?? 3000 }, "mDNS announcement not confirmed yet; continuing");
         resolve();
       }, this.opts.upTimeoutMs ?? 3000);
       timer.unref();
       service.once("up", () => {
         clearTimeout(timer);
         this.up = true;
-        logger.info({ name, type: `_${COLONY_SERVICE_TYPE}._tcp`, port: this.opts.port, fleetId: this.opts.fleetId }, "advertising coordinator over mDNS");
+        logger.info({ service: name, type: `_${COLONY_SERVICE_TYPE}._tcp`, port: this.opts.port, fleetId: this.opts.fleetId }, "advertising coordinator over mDNS");
         resolve();
       });
     });

@@ -37,7 +37,8 @@ export function register(program: Command): void {
         flags: { port: intArg("--port", str(o.port)), host: str(o.host) ?? "127.0.0.1", dataDir, mdns: o.mdns === true },
       });
       const logger = createLogger({ level: cconfig.logLevel, name: "fleet" });
-      const coordinator = new Coordinator(cconfig, { logger: logger.child({ part: "coordinator" }) });
+      // `role`, not `part`: the coordinator's own parts log under `part` (a key must appear once per line).
+      const coordinator = new Coordinator(cconfig, { logger: logger.child({ role: "coordinator" }) });
       await coordinator.start();
       let node: Awaited<ReturnType<typeof bootNode>> | undefined;
       onShutdownSignal(async () => {
@@ -56,7 +57,7 @@ export function register(program: Command): void {
         },
       });
       try {
-        node = await bootNode(nconfig, logger.child({ part: "node" }));
+        node = await bootNode(nconfig, logger.child({ role: "node" }));
       } catch (err) {
         await coordinator.close();
         throw err;

@@ -6,6 +6,8 @@ const PER_WINDOW = 5;
 const WINDOW_MS = 60_000;
 /** Bound on tracked keys, so a flood of made-up usernames cannot grow memory without limit. */
 const MAX_KEYS = 1024;
+/** At most this many refusal lines per window over all keys: a flood of made-up usernames (a new key each) is summarised too. */
+const ALL_PER_WINDOW = 50;
 
 /**
  * Rate-limited warning log for refused connects, publishes and subscribes. The caller passes only
@@ -13,10 +15,19 @@ const MAX_KEYS = 1024;
  */
 export class RefusalLog {
   private readonly windows = new Map<string, { start: number; count: number; suppressed: number }>();
+  private all = { start: 0, count: 0, suppressed: 0 };
   constructor(private readonly logger: Logger, private readonly now: () => number = Date.now) {}
 
   note(key: string, fields: Record<string, unknown>): void {
     const t = this.now();
+    if (t - this.all.start >= WINDOW_MS) {
+      if (this.all.suppressed > 0) this.logger.warn({ suppressed: this.all.suppressed, keys: "all" }, "MQTT refusals suppressed in the last window");
+      this.all = { start: t, count: 0, suppressed: 0 };
+    }
+    if (++this.all.count > ALL_PER_WINDOW) {
+      this.all.suppressed++;
+      return;
+    }
     let w = this.windows.get(key);
     if (w && t - w.start >= WINDOW_MS) {
       if (w.suppressed > 0) this.logger.warn({ key, suppressed: w.suppressed }, "MQTT refusals suppressed in the last window");

@@ -33,6 +33,19 @@ test("at most 5 refusal lines per identity per minute, then a count of the suppr
   assert.equal(lines.at(-1).i, 99);
 });
 
+test("a flood of made-up usernames (a new key each) is capped too: 50 lines per minute in all, then a count", () => {
+  const { logger, lines } = captureLogger();
+  let now = 0;
+  const log = new RefusalLog(logger, () => now);
+  for (let i = 0; i < 1000; i++) log.note(`user:node.fake-${i}`, { i });
+  assert.equal(lines.filter((l) => l.msg === "MQTT access refused").length, 50);
+  now += 60_001;
+  log.note("user:node.real", { i: -1 });
+  const summary = lines.find((l) => l.msg === "MQTT refusals suppressed in the last window" && l.keys === "all");
+  assert.equal(summary?.suppressed, 950);
+  assert.equal(lines.at(-1).i, -1);
+});
+
 test("a refused connect is logged with the username but without the password", async () => {
   const { logger, lines } = captureLogger();
   const secret = randomBytes(32);
