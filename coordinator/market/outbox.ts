@@ -10,12 +10,14 @@ export class MarketOutbox {
   constructor(private readonly out: Outbox) {}
 
   /**
-   * accepted, rejected and retry change what a submitter should do: QoS 1. announced, awarded and
-   * progress are informational: QoS 0 saves two PUBACK round trips each (bench/auction.ts: socket
-   * writes are most of the market's CPU time).
+   * Every event of the life of a task at QoS 1, so they arrive in the documented order: a broker
+   * forwards a QoS 0 message at once while a QoS 1 message goes through its persistence first, so a
+   * QoS 0 `announced` overtook the QoS 1 `accepted` every time (test/integration/task-events.test.ts).
+   * Progress stays QoS 0: there may be many, each superseded by the next, and it only follows
+   * `awarded`, after a round trip to the node.
    */
   taskEvent(taskId: string, ev: TaskEvent): void {
-    const qos = ev.type === "announced" || ev.type === "awarded" || ev.type === "progress" ? 0 : 1;
+    const qos = ev.type === "progress" ? 0 : 1;
     this.out.send(channels.taskEvent, [taskId], ev, { qos });
   }
 
