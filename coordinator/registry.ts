@@ -1,5 +1,6 @@
 import type { Heartbeat, NodeStatus } from "../common/protocol.ts";
 import { recordKey, type AgentRef } from "./market/agent-ref.ts";
+import type { AgentScreen } from "./market/auction.ts";
 import type { Clock, Timer } from "../common/clock.ts";
 
 type OnlineStatus = Extract<NodeStatus, { state: "online" }>;
@@ -108,6 +109,20 @@ export class Registry {
   ref(nodeId: string, agentId: string): AgentRef | undefined {
     const a = this.nodes.get(nodeId)?.status?.agents.find((x) => x.agentId === agentId);
     return a ? { nodeId, agentId, genome: a.genome } : undefined;
+  }
+
+  /** The agent as registered; a bid's agent was screened when offered, so its bare name is only a fallback. */
+  refOrName(nodeId: string, agentId: string): AgentRef {
+    return this.ref(nodeId, agentId) ?? { nodeId, agentId };
+  }
+
+  /** An auction's screen (auction.ts): a bid must name an agent its node registered, not one whose record key is excluded. */
+  screen(excluded: ReadonlySet<string>): AgentScreen {
+    return (nodeId, agentId) => {
+      const ref = this.ref(nodeId, agentId);
+      if (!ref) return "unregistered-agent";
+      return excluded.has(recordKey(ref)) ? "excluded" : undefined;
+    };
   }
 
   /** The registered agents whose record key is in `keys` (an announce names them: they must not bid). */

@@ -5,7 +5,7 @@
  */
 import { posteriorMean, type Record } from "../common/accuracy.ts";
 import type { Announce, Bid } from "../common/protocol.ts";
-import { estimateCost, UNCALIBRATED, type Calibration, type CostEstimate } from "./cost-model.ts";
+import { estimateCost, estimatePromptTokens, UNCALIBRATED, type Calibration, type CostEstimate } from "./cost-model.ts";
 import type { DeviceProfile } from "./profile.ts";
 import type { ProbeSnapshot } from "./probe.ts";
 
@@ -90,8 +90,15 @@ export function decideBid(a: Announce, node: BidderNode, now: number): Decision 
   let best: { agent: BidderAgent; est: CostEstimate; claim: number; score: number } | undefined;
   let memoryBlocked = 0;
   let tooSlow = 0;
+  let tooLong = 0;
   const budgetMs = Math.max(1, a.deadlineAt - now);
   for (const agent of eligible) {
+    // A prompt that leaves no room for one generated token cannot be answered by this agent.
+    const cal = agent.calibration ?? UNCALIBRATED;
+    if (estimatePromptTokens(a.prompt.length + agent.templateChars, cal.charsPerToken) + 1 >= agent.contextSize) {
+      tooLong++;
+      continue;
+    }
     const asleep = agent.state === "asleep" || agent.state === "loading";
     if (asleep && agent.wakeNeedMB > headroomMB) {
       memoryBlocked++;
@@ -119,6 +126,7 @@ export function decideBid(a: Announce, node: BidderNode, now: number): Decision 
     if (!best || score > best.score) best = { agent, est, claim, score };
   }
   if (!best) {
+    if (tooLong === eligible.length) return decline(a, node.nodeId, "context", `the prompt does not fit the context of any agent (largest ${Math.max(...eligible.map((x) => x.contextSize))} tokens)`);
     if (memoryBlocked > 0 && tooSlow === 0) return decline(a, node.nodeId, "memory", `waking would leave less than the ${profile.memoryReserveMB} MB reserve`);
     return decline(a, node.nodeId, "deadline", `no agent can finish within ${budgetMs} ms`);
   }

@@ -14,5 +14,6 @@ export const NodeErrors = defineErrors("node", {
   TASK_CANCELLED: "The task was cancelled by the coordinator while it ran or waited.",
   TASK_DEADLINE: "The task's deadline passed before it finished on this node.",
   GENERATION_FAILED: "llama.cpp failed while generating the output.",
+  PROMPT_EXCEEDS_CONTEXT: "The prompt (after the agent's prompt template) leaves no room in the agent's context for an answer.",
   NODE_NO_COORDINATOR: "Neither --coordinator nor mDNS discovery gave a broker URL.",
 });

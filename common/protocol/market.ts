@@ -62,7 +62,8 @@ export const BidSchema = z.discriminatedUnion("type", [
     auctionId: IdSchema,
     taskId: IdSchema,
     nodeId: IdSchema,
-    reason: z.enum(["no-skill", "memory", "battery", "thermal", "queue-full", "deadline", "excluded", "other"]),
+    /** `context`: the prompt does not fit the context of any agent that has the skill. */
+    reason: z.enum(["no-skill", "memory", "battery", "thermal", "queue-full", "deadline", "excluded", "context", "other"]),
     detail: z.string().max(512).optional(),
   }),
 ]);

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Ack, Bid, Done, Progress, Result, WireError } from "../../common/protocol.ts";
-import { recordKey, type AgentRef } from "./agent-ref.ts";
+import { recordKey } from "./agent-ref.ts";
 import { Auction } from "./auction.ts";
 import { compileCheck } from "./checks.ts";
 import { MarketErrors } from "./errors.ts";
@@ -9,7 +9,7 @@ import { takeSubmit } from "./intake.ts";
 import { MarketOutbox } from "./outbox.ts";
 import type { MarketParts } from "./parts.ts";
 import { loadStoredTasks } from "./recovery.ts";
-import { deliveredEvent, deliveredResult, failedResult, firstVerdict } from "./results.ts";
+import { deliveredEvent, deliveredResult, failedResult, firstVerdict, noWinnerError } from "./results.ts";
 import { RunTable, type Current, type MarketSnapshot, type Run } from "./runs.ts";
 import { pickWinner } from "./scoring.ts";
 import type { AttemptRecord, TaskRecord } from "./task-store.ts";
@@ -155,12 +155,7 @@ export class Market {
       a.outcome = "no-bidders";
       return this.finishError(run, MarketErrors.NO_BIDDERS, `no online node has an agent for skill ${rec.submit.skill ?? "(any)"} that is not excluded (${excluded.size} excluded)`);
     }
-    const screen = (nodeId: string, agentId: string) => {
-      const ref = this.p.registry.ref(nodeId, agentId);
-      if (!ref) return "unregistered-agent" as const;
-      return excluded.has(recordKey(ref)) ? ("excluded" as const) : undefined;
-    };
-    this.runs.setAuction(run, new Auction(auctionId, rec.id, attempt, now, closesAt, expected, screen));
+    this.runs.setAuction(run, new Auction(auctionId, rec.id, attempt, now, closesAt, expected, this.p.registry.screen(excluded)));
     this.persist(run);
     this.p.counters.inc("auctions.opened");
     this.out.taskEvent(rec.id, { type: "announced", id: rec.id, at: now, attempt, auctionId });
@@ -188,7 +183,7 @@ export class Market {
     const bids = auction.bids.filter((b) => this.p.registry.isOnline(b.nodeId));
     const { winner, scored } = pickWinner(
       bids.map((b) => ({ key: b.nodeId, agentId: b.agentId, ...b.estimate })),
-      (b) => this.p.reputation.record(this.refOf(b.key, b.agentId), skill),
+      (b) => this.p.reputation.record(this.p.registry.refOrName(b.key, b.agentId), skill),
       this.p.reputation.totalTrials(skill),
       { budgetMs: run.rec.deadlineAt - now, minAccuracy: run.rec.submit.minAccuracy, weights: run.rec.submit.weights },
       this.p.rng,
@@ -196,14 +191,14 @@ export class Market {
     const a = run.rec.attempts.at(-1)!;
     if (!winner) {
       a.outcome = "no-bidders";
-      const reasons = scored.map((s) => s.reason).filter(Boolean);
-      return this.finishError(run, MarketErrors.NO_BIDDERS, `no eligible bid: ${bids.length} bids (${reasons.length} ineligible: ${[...new Set(reasons)].join(", ") || "-"}), ${auction.declines.length} declines, ${auction.expectedCount} nodes asked`);
+      const e = noWinnerError(auction, bids.length, scored);
+      return this.finishError(run, e.code, e.message);
     }
     const bid = bids.find((b) => b.nodeId === winner.key)!;
     a.nodeId = bid.nodeId;
     a.agentId = bid.agentId;
     // The genome the agent had when it won: its record and penalty key (agent-ref.ts).
-    a.genome = this.refOf(bid.nodeId, bid.agentId).genome;
+    a.genome = this.p.registry.refOrName(bid.nodeId, bid.agentId).genome;
     a.bid = bid.estimate;
     a.outcome = "awarded";
     this.persist(run);
@@ -215,11 +210,6 @@ export class Market {
     this.out.award(run.rec, { auctionId: auction.auctionId, attempt: auction.attempt, nodeId: bid.nodeId, agentId: bid.agentId, ackWithinMs: this.p.settings.ackWithinMs }, now);
     this.out.taskEvent(run.rec.id, { type: "awarded", id: run.rec.id, at: now, attempt: auction.attempt, auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, score: winner.score, bid: bid.estimate, bids: bids.length });
     this.p.events.emit("attemptAwarded", { taskId: run.rec.id, skill, attempt: auction.attempt, auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, genome: a.genome, bid: bid.estimate, score: winner.score, bids: bids.length, at: now });
-  }
-
-  /** The agent as registered (with its genome); a bid's agent was checked when it was offered. */
-  private refOf(nodeId: string, agentId: string): AgentRef {
-    return this.p.registry.ref(nodeId, agentId) ?? { nodeId, agentId };
   }
 
   // ------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-import type { Done, Result } from "../../common/protocol.ts";
+import type { Done, Result, WireError } from "../../common/protocol.ts";
+import type { Auction } from "./auction.ts";
 import { MarketErrors } from "./errors.ts";
 import type { AttemptVerdict, DeliveredAttempt } from "./events.ts";
 import type { AttemptRecord, TaskRecord } from "./task-store.ts";
@@ -42,6 +43,19 @@ export function deliveredResult(rec: TaskRecord, a: AttemptRecord, done: Done, c
 
 export function failedResult(rec: TaskRecord, code: string, message: string, now: number): Result {
   return { id: rec.id, status: "error", error: { code, message }, attempts: wireAttempts(rec.attempts), timings: { acceptedAt: rec.acceptedAt, finishedAt: now, totalMs: now - rec.acceptedAt } };
+}
+
+/**
+ * Why an auction ended without a winner: PROMPT_TOO_LONG when every answer was a `context` decline
+ * (the prompt fits no agent that has the skill), else NO_BIDDERS with the counts.
+ */
+export function noWinnerError(auction: Pick<Auction, "declines" | "expectedCount">, bids: number, scored: readonly { reason?: string | undefined }[]): WireError {
+  const { declines } = auction;
+  if (bids === 0 && declines.length > 0 && declines.every((d) => d.reason === "context")) {
+    return { code: MarketErrors.PROMPT_TOO_LONG, message: `the prompt does not fit the context of any agent that has the skill: ${declines.map((d) => `${d.nodeId}: ${d.detail ?? "context"}`).join("; ")}`.slice(0, 1000) };
+  }
+  const reasons = scored.map((s) => s.reason).filter(Boolean);
+  return { code: MarketErrors.NO_BIDDERS, message: `no eligible bid: ${bids} bids (${reasons.length} ineligible: ${[...new Set(reasons)].join(", ") || "-"}), ${declines.length} declines, ${auction.expectedCount} nodes asked` };
 }
 
 /** The verdict of a delivered output before any feedback: the check's, else provisional delivery. */

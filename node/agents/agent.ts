@@ -196,8 +196,14 @@ export class Agent {
       // Each task starts from an empty sequence: no state leaks between tasks or submitters.
       await this.sequence.clearHistory();
       let stopReason = "unknown";
-      // Tiny models have tiny contexts (the seed models: 32 tokens): never ask past the end of it.
-      const maxTokens = generationBudget(opts.maxTokens, this.tokenize(text), this.context?.contextSize ?? this.contextSize);
+      // Tiny models have tiny contexts (the seed models: 32 tokens): never ask past the end of it,
+      // and refuse a prompt that leaves no room (it used to return "ok" with an empty output).
+      // The agent's own limit (the genome's, or the model's training context), which its bids price:
+      // llama.cpp may pad the context it allocates beyond it.
+      const promptTokens = this.tokenize(text);
+      const contextSize = this.contextSize;
+      if (promptTokens + 1 >= contextSize) throw new ColonyError(NodeErrors.PROMPT_EXCEEDS_CONTEXT, `the prompt is ${promptTokens} tokens; agent ${this.id}'s context holds ${contextSize}`);
+      const maxTokens = generationBudget(opts.maxTokens, promptTokens, contextSize);
       if (this.genome.kind === "completion") {
         const completion = new LlamaCompletion({ contextSequence: this.sequence });
         const r = await completion.generateCompletionWithMeta(text, { ...sampling, maxTokens, signal: opts.signal, stopOnAbortSignal: true, onToken, onTextChunk });

@@ -21,7 +21,7 @@ let progress = 0;
 before(async () => {
   h = await startHarness();
   const model = await writeRandomModel(dir, "small", SMALL, 6);
-  node = await startNode({ nodeId: "n-aw", url: h.url, cred: await h.nodeCred("n-aw"), dataDir: path.join(dir, "node"), genomes: [genome("aw-agent", model, ["aw"])] });
+  node = await startNode({ nodeId: "n-aw", url: h.url, cred: await h.nodeCred("n-aw"), dataDir: path.join(dir, "node"), genomes: [genome("aw-agent", model, ["aw"]), genome("aw-small", model, ["aw-small"], { contextSize: 32 })] });
   sup = await h.superClient();
   sup.on("message", (t, p) => {
     if (t === topics.nodeAck("n-aw")) {
@@ -64,6 +64,20 @@ test("a redelivered award is acked again but runs once", async () => {
   assert.ok(acks.filter((x) => x.taskId === "dup-1").every((x) => x.accepted));
 });
 
+test("a prompt that leaves no room in the agent's context is an error (PROMPT_EXCEEDS_CONTEXT), not an empty ok", async () => {
+  await sup.publishAsync(topics.nodeAward("n-aw"), encode(award("long-1", { agentId: "aw-small", skill: "aw-small", prompt: "abcdefghij ".repeat(6) })), { qos: 1 });
+  await until(() => dones.some((d) => d.taskId === "long-1"));
+  const d = dones.find((x) => x.taskId === "long-1")!;
+  assert.equal(d.status, "error");
+  assert.equal(d.error?.code, "PROMPT_EXCEEDS_CONTEXT");
+  // A prompt that fits still runs on the same agent.
+  await sup.publishAsync(topics.nodeAward("n-aw"), encode(award("short-1", { agentId: "aw-small", skill: "aw-small", prompt: "abc", maxTokens: 100 })), { qos: 1 });
+  await until(() => dones.some((d) => d.taskId === "short-1"));
+  const ok = dones.find((x) => x.taskId === "short-1")!;
+  assert.equal(ok.status, "ok");
+  assert.ok(ok.timings!.tokens! >= 1 && ok.timings!.tokens! < 32, "generation stops at the context's end");
+});
+
 test("an award for an unknown agent is refused in the ack", async () => {
   await sup.publishAsync(topics.nodeAward("n-aw"), encode(award("unknown-1", { agentId: "nobody" })), { qos: 1 });
   await until(() => acks.some((x) => x.taskId === "unknown-1"));
@@ -94,6 +108,8 @@ test("an idle node re-measures a stale calibration, never one of an awake agent"
   const d = node.daemon;
   const agent = d.pool.get("aw-agent")!;
   const before = d.calibrations.get(agent.modelFile)!;
+  // Every agent of the model asleep (aw-small shares it), then one wakes.
+  for (const a of d.pool.agents.values()) await a.sleep();
   await agent.wake();
   assert.equal(await d.recalibrator.runIfIdle(0), false, "agent awake: left alone");
   await agent.sleep();

@@ -437,6 +437,20 @@ test("market events: accepted, awarded, failed and finished reach a subscriber a
   await h.close();
 });
 
+test("PROMPT_TOO_LONG when every node declines because the prompt fits none of its agents' contexts", async () => {
+  const h = await setup();
+  h.node("n1");
+  h.node("n2");
+  await h.submit({ id: "t-long", prompt: "x".repeat(500) });
+  const [a] = h.announces();
+  for (const n of ["n1", "n2"]) h.market.onBid({ type: "decline", auctionId: a.auctionId, taskId: a.taskId, nodeId: n, reason: "context", detail: "largest 32 tokens" });
+  await h.until(() => h.results("t-long").length === 1, "result");
+  const r = h.results("t-long")[0];
+  assert.equal(r.error.code, "PROMPT_TOO_LONG");
+  assert.match(r.error.message, /n1: largest 32 tokens/);
+  await h.close();
+});
+
 test("agents are named by their node: the same agent id on two nodes is two agents; a failure on one does not exclude the other", async () => {
   const h = await setup();
   // The README's LAN setup: two nodes that both host the seed agents under the same ids.

@@ -135,6 +135,16 @@ test("the bid carries the agent's claim, not a record; the node picks its agent 
   assert.equal(d.type === "bid" && d.estimate.accuracy, 0.6);
 });
 
+test("a prompt that fits no agent's context is declined with reason context; an agent it fits bids", () => {
+  const long = { ...announce, prompt: "x".repeat(40) };
+  const small = agent({ agentId: "small", contextSize: 32 });
+  const d = decideBid(long, node({ agents: [small] }), now).bid;
+  assert.equal(d.type === "decline" && d.reason, "context");
+  const big = agent({ agentId: "big", contextSize: 512 });
+  const d2 = decideBid(long, node({ agents: [small, big] }), now).bid;
+  assert.equal(d2.type === "bid" && d2.agentId, "big");
+});
+
 test("a bid prices only the tokens the agent's context can produce", () => {
   // A 32-token context (the seed models'): 8192 asked tokens cannot run; the prompt (9 chars + BOS)
   // leaves 32 - 10 - 1 = 21.
