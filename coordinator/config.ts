@@ -42,6 +42,11 @@ export const CoordinatorConfigSchema = z.strictObject({
   penaltyBaseMs: z.number().int().min(0).default(5000),
   /** Cap of the exclusion. Default 600000 (10 min). */
   penaltyMaxMs: z.number().int().min(0).default(600_000),
+  /**
+   * After a restart, how long auctions wait at most for the nodes that were online before (they come
+   * back after their reconnect backoff: the node daemon's grows to 5 s, +-20%). Default 8000.
+   */
+  resumeGraceMs: z.number().int().min(0).max(600_000).default(8000),
   /** A node with no status or heartbeat for this long is offline (the last will is the fast path). Default 30000. */
   heartbeatTimeoutMs: z.number().int().min(100).default(30_000),
   /** Minimum interval between two retained stats publications. Default 1000. */

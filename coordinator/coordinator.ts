@@ -20,13 +20,14 @@ import { TaskStore } from "./market/task-store.ts";
 import { VerdictRelay } from "./market/verdicts.ts";
 import { Presence } from "./presence.ts";
 import { Registry } from "./registry.ts";
+import { Roster } from "./roster.ts";
 import { fleetStats, StatsPublisher } from "./stats.ts";
 
 /**
  * The coordinator process's root: it wires named parts and starts them in order, closing them in
  * reverse (common/lifecycle.ts):
  *
- *   broker -> store -> link -> registry -> reputation -> verdicts -> market -> inbound -> presence -> stats -> mdns
+ *   broker -> store -> link -> registry -> reputation -> verdicts -> roster -> market -> inbound -> presence -> stats -> mdns
  *
  * The market decides; the parts that learn from it subscribe to its typed events (`events`):
  * reputation (track records and penalties) first, then verdicts to nodes, which send the updated
@@ -97,7 +98,8 @@ export class Coordinator implements Lifecycle {
     }));
     parts.push(["link", link]);
 
-    this.registry = new Registry(this.clock, cfg.heartbeatTimeoutMs, (nodeId, why) => {
+    this.registry = new Registry(this.clock, cfg.heartbeatTimeoutMs, (err, event) => log.error({ err, event }, "a registry event subscriber failed"));
+    this.registry.events.on("nodeOffline", ({ nodeId, why }) => {
       log.info({ nodeId, why }, "node offline");
       this.counters.inc(`nodes.offline.${why}`);
       this.market.onNodeOffline(nodeId);
@@ -114,8 +116,10 @@ export class Coordinator implements Lifecycle {
       settings: cfg, clock: this.clock, rng: () => rng.next(), store, registry: this.registry, reputation: this.reputation, events: this.events,
       counters: this.counters, logger: log.child({ part: "market" }), out: link.outbox,
     });
-    // Resume after retained node statuses had time to arrive (they follow the SUBACK).
-    parts.push(["market", { start: () => this.market.start({ resumeDelayMs: 300 }), close: () => this.market.close() }]);
+    // No auction before the nodes that were online before a restart are back (or a grace period).
+    const roster = new Roster({ store, registry: this.registry, clock: this.clock, logger: log.child({ part: "roster" }), graceMs: cfg.resumeGraceMs });
+    parts.push(["roster", roster]);
+    parts.push(["market", { start: () => this.market.start({ gate: roster.ready }), close: () => this.market.close() }]);
     const feedback = new FeedbackDesk(store, this.events, this.clock, this.counters, (taskId) => this.market.isRunning(taskId));
     parts.push(["inbound", new Inbound(link, { registry: this.registry, market: this.market, feedback }, this.counters)]);
     parts.push(["presence", new Presence(link, { fleetId: cfg.fleetId, startedAt: () => this.startedAt })]);

@@ -2,6 +2,13 @@ import type { Heartbeat, NodeStatus } from "../common/protocol.ts";
 import { recordKey, type AgentRef } from "./market/agent-ref.ts";
 import type { AgentScreen } from "./market/auction.ts";
 import type { Clock, Timer } from "../common/clock.ts";
+import { TypedEmitter } from "../common/events.ts";
+
+/** A node came online (its first status, or a status after it was offline) or went offline. */
+export interface RegistryEvents {
+  nodeOnline: { nodeId: string };
+  nodeOffline: { nodeId: string; why: string };
+}
 
 type OnlineStatus = Extract<NodeStatus, { state: "online" }>;
 
@@ -16,18 +23,22 @@ export interface NodeEntry {
 /**
  * The fleet as the coordinator sees it, from retained `nodes/{id}/status` (last will = offline,
  * which arrives within milliseconds of a dead TCP connection) and heartbeats. A node silent for
- * heartbeatTimeoutMs is also taken offline: the slow path, for a half-open connection.
+ * heartbeatTimeoutMs is also taken offline: the slow path, for a half-open connection. Who must
+ * know subscribes to `events` (the market: a node that goes offline loses its task; the roster).
  */
 export class Registry {
   private readonly nodes = new Map<string, NodeEntry>();
   private sweep: Timer | undefined;
   private closed = false;
+  readonly events: TypedEmitter<RegistryEvents>;
 
   constructor(
     private readonly clock: Clock,
     private readonly heartbeatTimeoutMs: number,
-    private readonly onOffline: (nodeId: string, why: string) => void,
-  ) {}
+    onListenerError: (err: unknown, event: keyof RegistryEvents) => void = () => {},
+  ) {
+    this.events = new TypedEmitter<RegistryEvents>(onListenerError);
+  }
 
   async start(): Promise<void> {
     this.schedule();
@@ -52,7 +63,7 @@ export class Registry {
   private setOffline(n: NodeEntry, why: string): void {
     if (!n.online) return;
     n.online = false;
-    this.onOffline(n.nodeId, why);
+    this.events.emit("nodeOffline", { nodeId: n.nodeId, why });
   }
 
   onStatus(status: NodeStatus): void {
@@ -63,11 +74,13 @@ export class Registry {
       else this.nodes.set(status.nodeId, { nodeId: status.nodeId, online: false, lastSeen: now });
       return;
     }
-    const entry: NodeEntry = prev ?? { nodeId: status.nodeId, online: true, lastSeen: now };
+    const entry: NodeEntry = prev ?? { nodeId: status.nodeId, online: false, lastSeen: now };
+    const cameOnline = !entry.online;
     entry.online = true;
     entry.status = status;
     entry.lastSeen = now;
     this.nodes.set(status.nodeId, entry);
+    if (cameOnline) this.events.emit("nodeOnline", { nodeId: status.nodeId });
   }
 
   onHeartbeat(hb: Heartbeat): void {
@@ -77,7 +90,10 @@ export class Registry {
     if (!entry || !entry.status) return;
     entry.heartbeat = hb;
     entry.lastSeen = this.clock.now();
-    if (!entry.online) entry.online = true;
+    if (!entry.online) {
+      entry.online = true;
+      this.events.emit("nodeOnline", { nodeId: hb.nodeId });
+    }
   }
 
   /** Any valid message from a node proves it alive (a busy node may send bids between heartbeats). */

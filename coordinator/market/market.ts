@@ -27,6 +27,8 @@ const skillKey = (rec: TaskRecord) => rec.submit.skill ?? "*";
  */
 export class Market {
   private readonly runs = new RunTable();
+  /** Tasks whose first auction waits for the start gate; undefined once it opened. */
+  private waiting: Run[] | undefined;
   private readonly out: MarketOutbox;
   private closed = false;
 
@@ -37,8 +39,19 @@ export class Market {
   // ------------------------------------------------------------------------------------------
   // Lifecycle
 
-  /** Republishes recent results and resumes unfinished tasks after `resumeDelayMs` (recovery.ts). */
-  async start(opts: { resumeDelayMs?: number } = {}): Promise<void> {
+  /**
+   * Republishes recent results and resumes unfinished tasks (recovery.ts). No auction opens before
+   * `gate` resolves (roster.ts: the nodes known before a restart are back); accepted tasks wait.
+   */
+  async start(opts: { gate?: Promise<void> } = {}): Promise<void> {
+    if (opts.gate) {
+      this.waiting = [];
+      void opts.gate.then(() => {
+        const runs = this.waiting ?? [];
+        this.waiting = undefined;
+        for (const run of runs) this.startAttempt(run);
+      });
+    }
     const stored = await loadStoredTasks(this.p.store, this.p.settings.defaultMaxTokens);
     for (const id of stored.ids) this.runs.noteStored(id);
     for (const r of stored.recentResults) this.out.result(r);
@@ -47,8 +60,7 @@ export class Market {
       if (rec.submit.check) run.check = compileCheck(rec.submit.check);
       this.p.counters.inc("tasks.resumed");
       this.persist(run);
-      // Wait for the retained node statuses to arrive before re-auctioning.
-      run.auctionTimer = this.p.clock.setTimer(opts.resumeDelayMs ?? 0, () => this.startAttempt(run));
+      this.startAttempt(run);
     }
     if (stored.unfinished.length) this.p.logger.info({ tasks: stored.unfinished.length }, "resuming unfinished tasks");
   }
@@ -137,6 +149,7 @@ export class Market {
 
   private startAttempt(run: Run): void {
     if (run.finished || this.closed) return;
+    if (this.waiting) return void this.waiting.push(run);
     const { rec } = run;
     const now = this.p.clock.now();
     const attempt = rec.attempts.length + 1;

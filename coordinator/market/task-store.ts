@@ -45,6 +45,7 @@ export interface TaskRecord {
 const TASK = "task:";
 const REC = "rec:";
 const PEN = "pen:";
+const NODE = "node:";
 
 /**
  * Task writes are group-committed: every putTask made while a batch is being written, or in the
@@ -135,6 +136,19 @@ export class TaskStore {
 
   putPenalty(agentId: string, s: PenaltyState): Promise<void> {
     return this.d.put(PEN + agentId, s);
+  }
+
+  /** Nodes online now (roster.ts): after a crash, the coordinator waits for them before it auctions. */
+  putNodeOnline(nodeId: string, since: number): Promise<void> {
+    return this.d.put(NODE + nodeId, { since });
+  }
+
+  deleteNodeOnline(nodeId: string): Promise<void> {
+    return this.d.del(NODE + nodeId);
+  }
+
+  async *nodesOnline(): AsyncGenerator<string> {
+    for await (const k of this.d.keys({ gte: NODE, lt: NODE + "\xff" })) yield k.slice(NODE.length);
   }
 
   async *penalties(): AsyncGenerator<{ agentId: string; state: PenaltyState }> {

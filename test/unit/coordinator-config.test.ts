@@ -40,7 +40,8 @@ test("invalid config reports every problem at once with CONFIG_INVALID", () => {
 test("registry: a silent node goes offline after heartbeatTimeoutMs; a last will at once", async () => {
   const clock = new FakeClock(0);
   const offline: string[] = [];
-  const r = new Registry(clock, 3000, (id, why) => offline.push(`${id}:${why}`));
+  const r = new Registry(clock, 3000);
+  r.events.on("nodeOffline", ({ nodeId, why }) => offline.push(`${nodeId}:${why}`));
   await r.start();
   const status = (nodeId: string) => ({ state: "online" as const, nodeId, protocol: 1 as const, deviceClass: "x", slots: 1, agents: [{ agentId: `${nodeId}.a`, skills: ["math"], model: "m", state: "awake" as const }], models: [], at: 0 });
   r.onStatus(status("a"));

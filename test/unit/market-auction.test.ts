@@ -29,7 +29,8 @@ async function setup(settings: Partial<MarketSettings> = {}, dir?: string) {
   const clock = new FakeClock();
   const out: Msg[] = [];
   let market!: Market;
-  const registry = new Registry(clock, 30_000, (id) => market.onNodeOffline(id));
+  const registry = new Registry(clock, 30_000);
+  registry.events.on("nodeOffline", ({ nodeId }) => market.onNodeOffline(nodeId));
   const counters = new Counters(silentLogger, () => clock.now());
   const rng = new Rng(1);
   // Wired as coordinator/coordinator.ts wires them: the learners subscribe to the market's events.
