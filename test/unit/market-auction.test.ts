@@ -45,7 +45,9 @@ async function setup(settings: Partial<MarketSettings> = {}, dir?: string) {
     settings: { bidWindowMs: 300, maxAttempts: 3, ackWithinMs: 1000, defaultDeadlineMs: 60_000, defaultMaxTokens: 64, ...settings },
     clock, rng: () => rng.next(), store, registry, reputation, events, counters, logger: silentLogger, out: outbox,
   });
-  await market.start();
+  // A restarted market (a store given): auctions open when the fake clock first moves, as the
+  // roster's gate opens once the known nodes are back.
+  await market.start(dir ? { gate: new Promise<void>((r) => clock.setTimer(0, r)) } : {});
   const h = {
     dir: ownDir, store, clock, out, market, registry, counters, reputation, bus: events, feedback,
     node(nodeId: string, agentId = `${nodeId}.a`, skills: string[] = [], genome?: string) {
@@ -281,6 +283,7 @@ test("task deadline passes during an attempt -> cancel and DEADLINE_EXCEEDED", a
 test("maxTokens is resolved once, at acceptance: announce, award and a resumed task all carry it", async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "colony-auction-"));
   const h1 = await setup({ defaultMaxTokens: 64 }, dir);
+  h1.clock.advance(0); // a fresh store: nobody to wait for
   h1.node("n1");
   await h1.submit({ id: "t-mt", prompt: "p" });
   assert.equal(h1.announces()[0].maxTokens, 64);
@@ -292,6 +295,7 @@ test("maxTokens is resolved once, at acceptance: announce, award and a resumed t
   const h2 = await setup({ defaultMaxTokens: 99 }, dir);
   h2.node("n1");
   h2.clock.advance(0);
+  await new Promise((r) => setImmediate(r)); // the gate opens in a microtask
   assert.equal(h2.announces()[0].maxTokens, 64);
   await h2.submit({ id: "t-mt2", prompt: "p" });
   assert.equal(h2.announces().find((a: any) => a.taskId === "t-mt2").maxTokens, 99);
@@ -302,6 +306,7 @@ test("maxTokens is resolved once, at acceptance: announce, award and a resumed t
 test("restart: an unfinished task in the store is resumed with a new auction", async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "colony-auction-"));
   const h1 = await setup({}, dir);
+  h1.clock.advance(0); // a fresh store: nobody to wait for
   h1.node("n1");
   await h1.submit({ id: "t13", prompt: "p" });
   h1.bid("n1", h1.announces()[0]);
@@ -311,6 +316,7 @@ test("restart: an unfinished task in the store is resumed with a new auction", a
   const h2 = await setup({}, dir);
   h2.node("n1");
   h2.clock.advance(0);
+  await new Promise((r) => setImmediate(r)); // the gate opens in a microtask
   const a = h2.announces()[0];
   assert.ok(a, `no announce after restart: ${JSON.stringify(h2.out)} ${JSON.stringify(await h2.store.getTask("t13"))}`);
   assert.equal(a.attempt, 2);
