@@ -19,7 +19,7 @@ import path from "node:path";
 import readline from "node:readline";
 import mqtt, { type MqttClient } from "mqtt";
 import { silentLogger } from "../common/logger.ts";
-import { encode, topics } from "../common/protocol.ts";
+import { ANONYMOUS, encode, topics } from "../common/protocol.ts";
 import { CoordinatorConfigSchema } from "../coordinator/config.ts";
 import { Coordinator } from "../coordinator/coordinator.ts";
 
@@ -85,15 +85,15 @@ let notOk = 0;
 async function colonyRun(url: string, sub: MqttClient, nodes: number, tag: string) {
   // One wildcard-free subscription per task would dominate; this client has full rights
   // (insecure broker), so it follows all task topics with one subscription.
-  await sub.subscribeAsync("colony/v1/tasks/+/+", { qos: 1 });
+  await sub.subscribeAsync(`${topics.submitterRoot(ANONYMOUS)}/tasks/+/+`, { qos: 1 });
   const waiting = new Map<string, { t0: number; awardAt?: number; resolve: (ms: number) => void }>();
   sub.on("message", (topic, payload) => {
     const parts = topic.split("/");
-    const w = waiting.get(parts[3]!);
+    const w = waiting.get(parts[5]!);
     if (!w) return;
-    if (parts[4] === "events" && payload.includes('"awarded"')) w.awardAt = performance.now();
-    else if (parts[4] === "result") {
-      waiting.delete(parts[3]!);
+    if (parts[6] === "events" && payload.includes('"awarded"')) w.awardAt = performance.now();
+    else if (parts[6] === "result") {
+      waiting.delete(parts[5]!);
       if (!payload.includes('"status":"ok"')) notOk++;
       w.resolve((w.awardAt ?? performance.now()) - w.t0);
     }
@@ -102,7 +102,7 @@ async function colonyRun(url: string, sub: MqttClient, nodes: number, tag: strin
     new Promise<number>((resolve) => {
       const id = `${tag}-${nodes}-${i}-${Math.random().toString(36).slice(2, 8)}`;
       waiting.set(id, { t0: performance.now(), resolve });
-      sub.publish(topics.submit, encode({ id, prompt: "bench", maxTokens: 8 }), { qos: 1 });
+      sub.publish(topics.submit(ANONYMOUS), encode({ id, prompt: "bench", maxTokens: 8 }), { qos: 1 });
     });
   return one;
 }

@@ -16,6 +16,7 @@ import vm from "node:vm";
 import { decode, encode, topics, BidSchema, ResultSchema, type Announce, type Result } from "../common/protocol.ts";
 import { startHarness } from "../test/fixtures/coordinator-harness.ts";
 import { genome, startNode, writeRandomModel } from "../test/fixtures/node-helpers.ts";
+import { submitterOf } from "../coordinator/submitter.ts";
 
 v8.setFlagsFromString("--expose-gc");
 const gc = vm.runInNewContext("gc") as () => void;
@@ -48,9 +49,9 @@ s.on("message", (_t, p) => {
 });
 async function viaFleet(i: number): Promise<{ e2eTps: number; genTps: number }> {
   const id = `bench-${i}`;
-  await s.subscribeAsync(topics.taskResult(id), { qos: 1 });
+  await s.subscribeAsync(topics.taskResult(submitterOf(s), id), { qos: 1 });
   const t0 = performance.now();
-  await s.publishAsync(topics.submit, encode({ id, prompt: "hello world", skill: "bench", maxTokens: TOKENS, deadlineMs: 120_000 }), { qos: 1 });
+  await s.publishAsync(topics.submit(submitterOf(s)), encode({ id, prompt: "hello world", skill: "bench", maxTokens: TOKENS, deadlineMs: 120_000 }), { qos: 1 });
   while (!results.has(id)) await new Promise((r) => setTimeout(r, 2));
   const ms = performance.now() - t0;
   const r = results.get(id)!;
@@ -153,8 +154,8 @@ let childBids = 0;
     });
     await sup.subscribeAsync([topics.nodeBid("bench-child"), topics.nodeProgress("bench-child")], { qos: 0 });
     const id = "bench-child-long";
-    await s.subscribeAsync(topics.taskResult(id), { qos: 1 });
-    await s.publishAsync(topics.submit, encode({ id, prompt: "hello world", skill: "bench2", maxTokens: 480, deadlineMs: 120_000 }), { qos: 1 });
+    await s.subscribeAsync(topics.taskResult(submitterOf(s), id), { qos: 1 });
+    await s.publishAsync(topics.submit(submitterOf(s)), encode({ id, prompt: "hello world", skill: "bench2", maxTokens: 480, deadlineMs: 120_000 }), { qos: 1 });
     while (!generating) await new Promise((r) => setTimeout(r, 2));
     for (let i = 0; i < 300 && !results.has(id); i++) {
       const now = Date.now();

@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { Counters } from "../common/counters.ts";
 import type { Lifecycle } from "../common/lifecycle.ts";
-import { channels, decode, parseNodeTopic, parseTaskTopic, topics } from "../common/protocol.ts";
+import { channels, decode, IdSchema, parseNodeTopic, parseSubmitterTopic, topics } from "../common/protocol.ts";
 import type { CoordinatorLink } from "./link.ts";
 import type { FeedbackDesk } from "./market/feedback.ts";
 import type { Market } from "./market/market.ts";
@@ -11,10 +11,11 @@ import type { Registry } from "./registry.ts";
  * Where bytes from MQTT become typed calls on the registry and the market. Every payload is
  * decoded once against its topic's schema; a node-owned message whose payload names another node
  * than its topic is a forgery and is dropped (the broker ACL stops it first when auth is on; this
- * is the second line, and the only one with --insecure).
+ * is the second line, and the only one with --insecure). A submit or a feedback comes from the
+ * submitter whose folder it was published in (the ACL lets only that user publish there).
  */
 export const SUBSCRIPTIONS = [
-  topics.submit, topics.allNodeStatus, topics.allNodeHeartbeats, topics.allBids, topics.allAcks, topics.allProgress, topics.allDone, topics.allFeedback,
+  topics.allSubmits, topics.allNodeStatus, topics.allNodeHeartbeats, topics.allBids, topics.allAcks, topics.allProgress, topics.allDone, topics.allFeedback,
 ] as const;
 
 /** Who handles what arrives. */
@@ -76,9 +77,20 @@ export class Inbound implements Lifecycle {
 
   private route(topic: string, payload: Buffer): void {
     this.counters.inc("received");
-    if (topic === topics.submit) {
-      this.market.onSubmit(payload).catch((err) => this.counters.drop("submit.handler-error", { err: { message: (err as Error).message } }));
-      return;
+    const sub = parseSubmitterTopic(topic);
+    if (sub) {
+      // The folder names its owner; a name that could not be a topic level of ours is not one.
+      if (!IdSchema.safeParse(sub.user).success) return this.counters.drop("submitter.bad-name");
+      if (sub.kind === "submit" && sub.taskId === undefined) {
+        this.market.onSubmit(payload, sub.user).catch((err) => this.counters.drop("submit.handler-error", { err: { message: (err as Error).message } }));
+        return;
+      }
+      if (sub.kind === "feedback" && sub.taskId !== undefined) {
+        const d = decode(channels.taskFeedback.schema, payload);
+        if (!d.ok) return this.counters.drop(`feedback.${d.code}`);
+        this.feedback.onFeedback(sub.user, sub.taskId, d.value).catch((err) => this.counters.drop("feedback.handler-error", { err: { message: (err as Error).message } }));
+        return;
+      }
     }
     const node = parseNodeTopic(topic);
     if (node) {
@@ -117,13 +129,6 @@ export class Inbound implements Lifecycle {
           return;
         }
       }
-    }
-    const task = parseTaskTopic(topic);
-    if (task?.kind === "feedback") {
-      const d = decode(channels.taskFeedback.schema, payload);
-      if (!d.ok) return this.counters.drop(`feedback.${d.code}`);
-      this.feedback.onFeedback(task.taskId, d.value).catch((err) => this.counters.drop("feedback.handler-error", { err: { message: (err as Error).message } }));
-      return;
     }
     this.counters.drop("unknown-topic");
   }

@@ -3,7 +3,7 @@ import type { MqttClient } from "mqtt";
 import { ColonyError, CommonErrors } from "../common/errors.ts";
 import { connectMqtt, loadClientCredentials } from "../common/mqtt-connect.ts";
 import type { Logger } from "../common/logger.ts";
-import { CoordinatorStatusSchema, decode, encode, ResultSchema, TaskEventSchema, topics, type Result, type Submit, type TaskEvent } from "../common/protocol.ts";
+import { ANONYMOUS, CoordinatorStatusSchema, decode, encode, ResultSchema, TaskEventSchema, topics, type Result, type Submit, type TaskEvent } from "../common/protocol.ts";
 import { MarketErrors } from "./market/errors.ts";
 
 /**
@@ -27,9 +27,14 @@ export async function connectClient(o: ClientConnectionOptions): Promise<MqttCli
   return connectMqtt({ url, username: o.username ?? file?.username, password: o.password ?? file?.password, logger: o.logger, connectTimeoutMs: 5000 });
 }
 
-/** A 128-bit random task id: the id is the capability to read the task's result. */
+/** A 128-bit random task id (unique across the fleet's submitters). */
 export function newTaskId(): string {
   return randomBytes(16).toString("hex");
+}
+
+/** The folder a client's tasks live in: its MQTT username (an insecure fleet's clients have none: anonymous). */
+export function submitterOf(client: MqttClient): string {
+  return client.options.username || ANONYMOUS;
 }
 
 /**
@@ -38,8 +43,9 @@ export function newTaskId(): string {
  */
 export async function submitAndWait(client: MqttClient, submit: Submit & { id: string }, opts: { timeoutMs: number; onEvent?: (e: TaskEvent) => void }): Promise<Result> {
   const id = submit.id;
-  const evTopic = topics.taskEvents(id);
-  const resTopic = topics.taskResult(id);
+  const user = submitterOf(client);
+  const evTopic = topics.taskEvents(user, id);
+  const resTopic = topics.taskResult(user, id);
   let onMessage: ((topic: string, payload: Buffer) => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
   const done = new Promise<Result>((resolve, reject) => {
@@ -60,7 +66,7 @@ export async function submitAndWait(client: MqttClient, submit: Submit & { id: s
   try {
     const granted = await client.subscribeAsync([evTopic, resTopic], { qos: 1 });
     if (granted.some((g) => g.qos === 128)) throw new ColonyError(CommonErrors.MQTT_AUTH_REFUSED, `the broker refused the subscription to task ${id}'s topics`);
-    await client.publishAsync(topics.submit, encode(submit), { qos: 1 });
+    await client.publishAsync(topics.submit(user), encode(submit), { qos: 1 });
     return await done;
   } finally {
     clearTimeout(timer);
@@ -90,9 +96,9 @@ export async function coordinatorState(client: MqttClient, waitMs: number): Prom
   }
 }
 
-/** Reads a task's retained result from the broker; undefined if none arrives within `waitMs`. */
+/** Reads one of this client's tasks' retained result from the broker; undefined if none arrives within `waitMs`. */
 export async function fetchResult(client: MqttClient, id: string, waitMs: number): Promise<Result | undefined> {
-  const topic = topics.taskResult(id);
+  const topic = topics.taskResult(submitterOf(client), id);
   let onMessage: ((t: string, p: Buffer) => void) | undefined;
   try {
     return await new Promise<Result | undefined>((resolve, reject) => {

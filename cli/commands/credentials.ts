@@ -55,7 +55,7 @@ export function register(program: Command): void {
       const example =
         opts.node !== undefined
           ? `mosquitto_sub ${hostArgs} -t ${shellQuote(`colony/v1/nodes/${opts.node}/#`)} -v`
-          : `mosquitto_pub ${hostArgs} -t colony/v1/tasks/submit -m '{"id":"t-'"$(date +%s%N)"'","prompt":"Say hi"}'`;
+          : `mosquitto_pub ${hostArgs} -t ${shellQuote(`colony/v1/submitters/${cred.username}/submit`)} -m '{"id":"t-'"$(date +%s%N)"'","prompt":"Say hi"}'`;
       process.stdout.write(
         [`username: ${cred.username}`, `password: ${cred.password}`, ...(opts.out ? [`written:  ${opts.out}`] : []), "", "try it:", `  ${example}`, ""].join("\n"),
       );

@@ -24,13 +24,13 @@ function channel<A extends string[], S extends z.ZodType>(topic: (...args: A) =>
 }
 
 export const channels = {
-  // Submitters <-> coordinator
-  submit: channel(() => topics.submit, SubmitSchema, 1),
-  /** accepted, rejected and retry at QoS 1; announced, awarded and progress are informational (callers pass qos 0). */
-  taskEvent: channel((taskId: string) => topics.taskEvents(taskId), TaskEventSchema, 1),
+  // Submitters <-> coordinator, under the submitter's own folder (`user`: its MQTT username).
+  submit: channel((user: string) => topics.submit(user), SubmitSchema, 1),
+  /** Progress goes at QoS 0 (callers pass it); every other event at QoS 1, so they keep their order. */
+  taskEvent: channel((user: string, taskId: string) => topics.taskEvents(user, taskId), TaskEventSchema, 1),
   /** Retained, so a submitter that subscribes late still gets it. */
-  taskResult: channel((taskId: string) => topics.taskResult(taskId), ResultSchema, 1, true),
-  taskFeedback: channel((taskId: string) => topics.taskFeedback(taskId), FeedbackSchema, 1),
+  taskResult: channel((user: string, taskId: string) => topics.taskResult(user, taskId), ResultSchema, 1, true),
+  taskFeedback: channel((user: string, taskId: string) => topics.taskFeedback(user, taskId), FeedbackSchema, 1),
   coordinatorStatus: channel(() => topics.coordinatorStatus, CoordinatorStatusSchema, 1, true),
   coordinatorStats: channel(() => topics.coordinatorStats, CoordinatorStatsSchema, 0, true),
   // Coordinator -> nodes

@@ -5,11 +5,21 @@
 export const PROTOCOL_VERSION = 1;
 export const ROOT = "colony/v1";
 
+/** The submitter of an insecure fleet, whose clients have no username. */
+export const ANONYMOUS = "anonymous";
+
+/**
+ * Everything about a task lives under its SUBMITTER's folder, `colony/v1/submitters/{user}/`, where
+ * `{user}` is the MQTT username the submitter logs in with: the broker lets only that user publish
+ * there and read from there (on aedes and, with a pattern ACL, on mosquitto), so the coordinator
+ * knows who submitted a task and who gave its feedback, and nobody else can read its result.
+ */
 export const topics = {
-  submit: `${ROOT}/tasks/submit`,
-  taskEvents: (taskId: string) => `${ROOT}/tasks/${taskId}/events`,
-  taskResult: (taskId: string) => `${ROOT}/tasks/${taskId}/result`,
-  taskFeedback: (taskId: string) => `${ROOT}/tasks/${taskId}/feedback`,
+  submitterRoot: (user: string) => `${ROOT}/submitters/${user}`,
+  submit: (user: string) => `${ROOT}/submitters/${user}/submit`,
+  taskEvents: (user: string, taskId: string) => `${ROOT}/submitters/${user}/tasks/${taskId}/events`,
+  taskResult: (user: string, taskId: string) => `${ROOT}/submitters/${user}/tasks/${taskId}/result`,
+  taskFeedback: (user: string, taskId: string) => `${ROOT}/submitters/${user}/tasks/${taskId}/feedback`,
   /** Retained coordinator presence (`online` with broker info, or `offline` by last will). */
   coordinatorStatus: `${ROOT}/coordinator/status`,
   /** Retained fleet snapshot for `colony status` (nodes, agents, open auctions, counters); ~1/s. Added in v1, optional to read. */
@@ -35,7 +45,8 @@ export const topics = {
   allAcks: `${ROOT}/nodes/+/ack`,
   allProgress: `${ROOT}/nodes/+/progress`,
   allDone: `${ROOT}/nodes/+/done`,
-  allFeedback: `${ROOT}/tasks/+/feedback`,
+  allSubmits: `${ROOT}/submitters/+/submit`,
+  allFeedback: `${ROOT}/submitters/+/tasks/+/feedback`,
 } as const;
 
 /** Splits `colony/v1/nodes/{nodeId}/{kind}`; returns undefined for any other topic. */
@@ -45,9 +56,14 @@ export function parseNodeTopic(topic: string): { nodeId: string; kind: string } 
   return { nodeId: parts[3]!, kind: parts[4]! };
 }
 
-/** Splits `colony/v1/tasks/{taskId}/{kind}`; returns undefined for any other topic. */
-export function parseTaskTopic(topic: string): { taskId: string; kind: string } | undefined {
+/**
+ * Splits `colony/v1/submitters/{user}/submit` (taskId undefined) and
+ * `colony/v1/submitters/{user}/tasks/{taskId}/{kind}`; returns undefined for any other topic.
+ */
+export function parseSubmitterTopic(topic: string): { user: string; taskId?: string; kind: string } | undefined {
   const parts = topic.split("/");
-  if (parts.length !== 5 || parts[0] !== "colony" || parts[1] !== "v1" || parts[2] !== "tasks") return undefined;
-  return { taskId: parts[3]!, kind: parts[4]! };
+  if (parts[0] !== "colony" || parts[1] !== "v1" || parts[2] !== "submitters" || !parts[3]) return undefined;
+  if (parts.length === 5) return { user: parts[3], kind: parts[4]! };
+  if (parts.length === 7 && parts[4] === "tasks" && parts[5]) return { user: parts[3], taskId: parts[5], kind: parts[6]! };
+  return undefined;
 }

@@ -3,18 +3,20 @@
  * mosquitto-config.ts writes the closest mosquitto equivalent, and test/auth-mosquitto.test.ts runs
  * the same scenarios against both brokers. docs/security.md has the table in prose.
  */
-import { ROOT } from "../../common/protocol.ts";
-import type { Principal } from "./credentials.ts";
+import { ROOT, topics } from "../../common/protocol.ts";
+import { usernameFor, type Principal } from "./credentials.ts";
 
 /** What a node may publish under its own `colony/v1/nodes/{nodeId}/`. */
 export const NODE_PUBLISH_KINDS = ["status", "heartbeat", "bid", "ack", "progress", "done"] as const;
 /** Topics a node may subscribe to besides its own `colony/v1/nodes/{nodeId}/#`. */
 export const NODE_SUBSCRIBE_TOPICS = [`${ROOT}/market/announce`, `${ROOT}/coordinator/status`] as const;
-/** Per-task topics a submitter may subscribe to, with a concrete task id ('+' = all of a task's topics). */
-export const SUBMITTER_TASK_KINDS = ["events", "result", "+"] as const;
-
 // Same character set as protocol ids (no '/', '+', '#'): a level that is one concrete task id.
 const CONCRETE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** A submitter's own folder: only it publishes its submits and feedback there and reads its tasks' events and results. */
+export function submitterFolder(principal: Principal): string {
+  return topics.submitterRoot(usernameFor(principal.role, principal.name));
+}
 
 export type AclDecision = { allowed: true } | { allowed: false; reason: string };
 const ALLOW: AclDecision = { allowed: true };
@@ -54,14 +56,16 @@ export function checkPublish(principal: Principal, topic: string, retain: boolea
     return ALLOW;
   }
 
-  // submitter
-  if (topic === `${ROOT}/tasks/submit` || (parts.length === 5 && parts[0] === "colony" && parts[1] === "v1" && parts[2] === "tasks" && CONCRETE_ID_RE.test(parts[3]!) && parts[4] === "feedback")) {
+  // submitter: its own folder colony/v1/submitters/{username}/
+  const folder = submitterFolder(principal);
+  const inFolder = topic.startsWith(`${folder}/`) ? topic.slice(folder.length + 1).split("/") : undefined;
+  if (inFolder && (inFolder.join("/") === "submit" || (inFolder.length === 3 && inFolder[0] === "tasks" && CONCRETE_ID_RE.test(inFolder[1]!) && inFolder[2] === "feedback"))) {
     // A retained submit would be re-submitted to every coordinator that (re)subscribes.
     if (retain) return deny("a submitter may not retain messages under colony/");
     return ALLOW;
   }
   if (isOutsideColony(topic)) return ALLOW;
-  return deny(`a submitter may publish only ${ROOT}/tasks/submit, ${ROOT}/tasks/{id}/feedback and topics outside colony/`);
+  return deny(`a submitter may publish only ${folder}/submit, ${folder}/tasks/{id}/feedback and topics outside colony/`);
 }
 
 /** May `principal` subscribe with `filter`? */
@@ -76,15 +80,10 @@ export function checkSubscribe(principal: Principal, filter: string): AclDecisio
     return deny(`a node may subscribe only to ${ROOT}/nodes/${principal.name}/#, ${NODE_SUBSCRIBE_TOPICS.join(", ")}`);
   }
 
-  // submitter
+  // submitter: anything in its own folder (wildcards included: they can only match its own topics)
   if (filter === `${ROOT}/coordinator/status`) return ALLOW;
-  if (parts.length === 5 && parts[0] === "colony" && parts[1] === "v1" && parts[2] === "tasks") {
-    // Task ids act as capabilities: knowing the id is what entitles a client to the result, so
-    // the id level must be concrete (no `tasks/+/result` harvesting everyone's outputs).
-    if (!CONCRETE_ID_RE.test(parts[3]!)) return deny("a submitter must subscribe to a concrete task id, not a wildcard");
-    if ((SUBMITTER_TASK_KINDS as readonly string[]).includes(parts[4]!)) return ALLOW;
-    return deny(`a submitter may subscribe to ${ROOT}/tasks/{id}/{${SUBMITTER_TASK_KINDS.join(",")}}`);
-  }
+  const folder = submitterFolder(principal);
+  if (filter.startsWith(`${folder}/`) || filter === folder) return ALLOW;
   if (isOutsideColony(filter)) return ALLOW;
-  return deny(`a submitter may subscribe only to ${ROOT}/tasks/{id}/..., ${ROOT}/coordinator/status and topics outside colony/`);
+  return deny(`a submitter may subscribe only to ${folder}/#, ${ROOT}/coordinator/status and topics outside colony/`);
 }

@@ -1,16 +1,16 @@
 /**
  * Generates a mosquitto 2.x config, password file and ACL file equivalent (as far as mosquitto can
  * express it) to the aedes hooks, for fleets that run Debian's mosquitto as their broker.
- * Gaps, also in docs/security.md: mosquitto's ACL cannot forbid `retain`, nor tell a concrete task
- * id from a '+' in a submitter's subscription to colony/v1/tasks/+/result; and topics outside
- * colony/ must be listed (`submitterTopics`) instead of being open to submitters.
+ * Gaps, also in docs/security.md: mosquitto's ACL cannot forbid `retain`, nor bind client ids to
+ * users; and topics outside colony/ must be listed (`submitterTopics`) instead of being open to
+ * submitters.
  */
 import { pbkdf2Sync, randomBytes } from "node:crypto";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ColonyError } from "../../common/errors.ts";
 import { ROOT } from "../../common/protocol.ts";
-import { NODE_PUBLISH_KINDS, NODE_SUBSCRIBE_TOPICS, SUBMITTER_TASK_KINDS } from "./acl.ts";
+import { NODE_PUBLISH_KINDS, NODE_SUBSCRIBE_TOPICS, submitterFolder } from "./acl.ts";
 import { issueCredential, type Role } from "./credentials.ts";
 import { AuthErrors } from "./errors.ts";
 
@@ -55,8 +55,10 @@ function aclFor(user: IssuedUser, extraTopics: readonly string[]): string[] {
     lines.push(`topic read ${ROOT}/nodes/${user.name}/#`);
     for (const t of NODE_SUBSCRIBE_TOPICS) lines.push(`topic read ${t}`);
   } else {
-    lines.push(`topic write ${ROOT}/tasks/submit`, `topic write ${ROOT}/tasks/+/feedback`);
-    for (const kind of SUBMITTER_TASK_KINDS) if (kind !== "+") lines.push(`topic read ${ROOT}/tasks/+/${kind}`);
+    // Its own folder only: mosquitto checks read rights per delivered message, so even a wildcard
+    // subscription gets nothing from another submitter's folder.
+    const folder = submitterFolder(user);
+    lines.push(`topic write ${folder}/submit`, `topic write ${folder}/tasks/+/feedback`, `topic read ${folder}/#`);
     lines.push(`topic read ${ROOT}/coordinator/status`);
     // mosquitto checks every `deny` line before any grant, so "all but colony/" cannot be said
     // (a `deny colony/#` would also hide the submitter's own results, and a bare `readwrite #`

@@ -7,6 +7,7 @@ import { defineErrors } from "../../common/errors.ts";
 export const MarketErrors = defineErrors("market", {
   DUPLICATE_TASK: "A submit reused the id of an accepted task with a different payload (an exact re-send is idempotent).",
   CHECK_INVALID: "A submit's check cannot be compiled: a bad regular expression or an invalid JSON schema.",
+  REPLY_TO_FORBIDDEN: "A submit's replyTo names a topic under colony/ outside the submitter's own folder (the coordinator would publish there with its own rights).",
   PROMPT_TOO_LONG: "The prompt does not fit the context of any agent that has the task's skill (every node declined with reason `context`).",
   NO_BIDDERS: "No online node placed an eligible bid (none online with the skill, all declined, all excluded, or none could meet the deadline / minAccuracy).",
   ACK_TIMEOUT: "The winning node did not acknowledge its award within ackWithinMs; the task was re-auctioned.",

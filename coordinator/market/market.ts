@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Ack, Bid, Done, Progress, Result, WireError } from "../../common/protocol.ts";
+import { ANONYMOUS, type Ack, type Bid, type Done, type Progress, type Result, type WireError } from "../../common/protocol.ts";
 import { recordKey } from "./agent-ref.ts";
 import { Auction } from "./auction.ts";
 import { compileCheck } from "./checks.ts";
@@ -16,6 +16,8 @@ import type { AttemptRecord, TaskRecord } from "./task-store.ts";
 
 /** The track-record key of a task: its skill, or "*" for a task without one. */
 const skillKey = (rec: TaskRecord) => rec.submit.skill ?? "*";
+/** The submitter whose folder a task lives in (tasks stored before owners were kept: anonymous). */
+const ownerOf = (rec: TaskRecord) => rec.owner ?? ANONYMOUS;
 
 /**
  * The market: submit -> store -> accepted -> announce -> sealed bids -> score -> award -> ack ->
@@ -54,7 +56,7 @@ export class Market {
     }
     const stored = await loadStoredTasks(this.p.store, this.p.settings.defaultMaxTokens);
     for (const id of stored.ids) this.runs.noteStored(id);
-    for (const r of stored.recentResults) this.out.result(r);
+    for (const { owner, result } of stored.recentResults) this.out.result(owner, result);
     for (const rec of stored.unfinished) {
       const run = this.newRun(rec);
       if (rec.submit.check) run.check = compileCheck(rec.submit.check);
@@ -98,33 +100,35 @@ export class Market {
     return run.writes;
   }
 
-  private reject(id: string, error: WireError): void {
+  private reject(owner: string, id: string, error: WireError): void {
     this.p.counters.inc("tasks.rejected");
-    this.out.taskEvent(id, { type: "rejected", id, at: this.p.clock.now(), error });
+    this.out.taskEvent(owner, id, { type: "rejected", id, at: this.p.clock.now(), error });
   }
 
   // ------------------------------------------------------------------------------------------
   // Submit
 
-  async onSubmit(payload: Buffer): Promise<void> {
+  /** A submit published in the folder of `owner` (the submitter's MQTT username). */
+  async onSubmit(payload: Buffer, owner: string): Promise<void> {
     if (this.closed) return;
-    const t = takeSubmit(payload, this.p.settings);
+    const t = takeSubmit(payload, owner, this.p.settings);
     if (t.kind === "drop") return this.p.counters.drop(t.reason);
-    if (t.kind === "reject") return this.reject(t.id, t.error);
+    if (t.kind === "reject") return this.reject(owner, t.id, t.error);
     const { id } = t;
     // Synchronous for a new id: concurrent identical submits must see each other's run.
     const existing = this.runs.get(id)?.rec ?? (this.runs.isStored(id) ? await this.runs.find(id, this.p.store) : undefined);
     if (existing) {
       const rec = existing;
-      if (rec.raw !== t.raw) return this.reject(id, { code: MarketErrors.DUPLICATE_TASK, message: `task ${id} already exists with a different payload` });
+      if (ownerOf(rec) !== owner) return this.reject(owner, id, { code: MarketErrors.DUPLICATE_TASK, message: `task id ${id} is taken` });
+      if (rec.raw !== t.raw) return this.reject(owner, id, { code: MarketErrors.DUPLICATE_TASK, message: `task ${id} already exists with a different payload` });
       // Exact re-send (a submitter retrying after a lost connection): idempotent, nothing re-runs.
       this.p.counters.inc("tasks.resent");
-      this.out.taskEvent(id, { type: "accepted", id, at: rec.acceptedAt });
-      if (rec.result) this.out.result(rec.result);
+      this.out.taskEvent(owner, id, { type: "accepted", id, at: rec.acceptedAt });
+      if (rec.result) this.out.result(owner, rec.result);
       return;
     }
     const now = this.p.clock.now();
-    const rec = { id, submit: t.submit, raw: t.raw, acceptedAt: now, deadlineAt: now + t.deadlineMs, maxTokens: t.maxTokens, state: "open" as const, attempts: [] };
+    const rec = { id, owner, submit: t.submit, raw: t.raw, acceptedAt: now, deadlineAt: now + t.deadlineMs, maxTokens: t.maxTokens, state: "open" as const, attempts: [] };
     const run = this.newRun(rec);
     run.check = t.check;
     // Stored BEFORE `accepted`: an accepted task survives a SIGKILL of the coordinator. A store
@@ -135,11 +139,11 @@ export class Market {
       this.clearTimers(run);
       this.runs.remove(run, true);
       this.p.logger.error({ err, taskId: id }, "task store write failed; submit rejected");
-      return this.reject(id, { code: "INTERNAL", message: `the task could not be stored: ${(err as Error).message}` });
+      return this.reject(owner, id, { code: "INTERNAL", message: `the task could not be stored: ${(err as Error).message}` });
     }
     if (this.closed) return;
     this.p.counters.inc("tasks.accepted");
-    this.out.taskEvent(id, { type: "accepted", id, at: now });
+    this.out.taskEvent(owner, id, { type: "accepted", id, at: now });
     this.p.events.emit("taskAccepted", { taskId: id, skill: skillKey(rec), submit: rec.submit, maxTokens: rec.maxTokens, deadlineAt: rec.deadlineAt, at: now });
     this.startAttempt(run);
   }
@@ -171,7 +175,7 @@ export class Market {
     this.runs.setAuction(run, new Auction(auctionId, rec.id, attempt, now, closesAt, expected, this.p.registry.screen(excluded)));
     this.persist(run);
     this.p.counters.inc("auctions.opened");
-    this.out.taskEvent(rec.id, { type: "announced", id: rec.id, at: now, attempt, auctionId });
+    this.out.taskEvent(ownerOf(rec), rec.id, { type: "announced", id: rec.id, at: now, attempt, auctionId });
     this.out.announce(rec, { auctionId, attempt, closesAt, excluded: this.p.registry.agentsWithKeys(excluded) }, now);
     run.auctionTimer = this.p.clock.setTimer(closesAt - now, () => this.closeAuction(run));
   }
@@ -221,7 +225,7 @@ export class Market {
     );
     this.p.counters.inc("auctions.awarded");
     this.out.award(run.rec, { auctionId: auction.auctionId, attempt: auction.attempt, nodeId: bid.nodeId, agentId: bid.agentId, ackWithinMs: this.p.settings.ackWithinMs }, now);
-    this.out.taskEvent(run.rec.id, { type: "awarded", id: run.rec.id, at: now, attempt: auction.attempt, auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, score: winner.score, bid: bid.estimate, bids: bids.length });
+    this.out.taskEvent(ownerOf(run.rec), run.rec.id, { type: "awarded", id: run.rec.id, at: now, attempt: auction.attempt, auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, score: winner.score, bid: bid.estimate, bids: bids.length });
     this.p.events.emit("attemptAwarded", { taskId: run.rec.id, skill, attempt: auction.attempt, auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, genome: a.genome, bid: bid.estimate, score: winner.score, bids: bids.length, at: now });
   }
 
@@ -257,7 +261,7 @@ export class Market {
   onProgress(p: Progress): void {
     const run = this.currentRun(p);
     if (!run) return this.p.counters.drop("progress.unexpected");
-    this.out.taskEvent(run.rec.id, { type: "progress", id: run.rec.id, at: this.p.clock.now(), attempt: run.rec.attempts.length, tokens: p.tokens, text: p.text });
+    this.out.taskEvent(ownerOf(run.rec), run.rec.id, { type: "progress", id: run.rec.id, at: this.p.clock.now(), attempt: run.rec.attempts.length, tokens: p.tokens, text: p.text });
   }
 
   onDone(done: Done): void {
@@ -301,7 +305,7 @@ export class Market {
     this.persist(run);
     // Before the re-auction, so the new auction already excludes the agent.
     this.emitFailed(run, cur, a);
-    this.out.taskEvent(run.rec.id, { type: "retry", id: run.rec.id, at: this.p.clock.now(), attempt: a.attempt, error });
+    this.out.taskEvent(ownerOf(run.rec), run.rec.id, { type: "retry", id: run.rec.id, at: this.p.clock.now(), attempt: a.attempt, error });
     this.startAttempt(run);
   }
 
@@ -357,7 +361,7 @@ export class Market {
     await this.persist(run);
     this.runs.remove(run);
     this.p.counters.inc(`tasks.${result.status}`);
-    this.out.result(result, run.rec.submit.replyTo);
+    this.out.result(ownerOf(run.rec), result, run.rec.submit.replyTo);
   }
 
   // ------------------------------------------------------------------------------------------

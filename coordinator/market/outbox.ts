@@ -16,9 +16,9 @@ export class MarketOutbox {
    * Progress stays QoS 0: there may be many, each superseded by the next, and it only follows
    * `awarded`, after a round trip to the node.
    */
-  taskEvent(taskId: string, ev: TaskEvent): void {
+  taskEvent(owner: string, taskId: string, ev: TaskEvent): void {
     const qos = ev.type === "progress" ? 0 : 1;
-    this.out.send(channels.taskEvent, [taskId], ev, { qos });
+    this.out.send(channels.taskEvent, [owner, taskId], ev, { qos });
   }
 
   /** Every time is on the coordinator's clock; `sentAt` lets a node convert them to its own. */
@@ -51,8 +51,8 @@ export class MarketOutbox {
     this.out.send(channels.nodeCancel, [nodeId], { auctionId, taskId, reason });
   }
 
-  /** Retained on the task's result topic, and a copy to the submitter's `replyTo`. */
-  result(result: Result, replyTo?: string): void {
-    this.out.send(channels.taskResult, [result.id], result, { alsoTo: replyTo });
+  /** Retained on the task's result topic in its submitter's folder, and a copy to the submitter's `replyTo`. */
+  result(owner: string, result: Result, replyTo?: string): void {
+    this.out.send(channels.taskResult, [owner, result.id], result, { alsoTo: replyTo });
   }
 }

@@ -4,7 +4,7 @@
  * the unfinished tasks, whose interrupted attempt is marked `restarted` (it is not the agent's
  * fault) and which are resumed with a new auction.
  */
-import type { Result } from "../../common/protocol.ts";
+import { ANONYMOUS, type Result } from "../../common/protocol.ts";
 import { MarketErrors } from "./errors.ts";
 import type { Run } from "./runs.ts";
 import type { TaskRecord, TaskStore } from "./task-store.ts";
@@ -14,7 +14,7 @@ const REPUBLISHED = 1000;
 
 export interface StoredTasks {
   ids: string[];
-  recentResults: Result[];
+  recentResults: { owner: string; result: Result }[];
   unfinished: Run["rec"][];
 }
 
@@ -37,6 +37,6 @@ export async function loadStoredTasks(store: TaskStore, defaultMaxTokens: number
     unfinished.push({ ...t, maxTokens: t.maxTokens ?? t.submit.maxTokens ?? defaultMaxTokens });
   }
   done.sort((a, b) => (b.result?.timings.finishedAt ?? 0) - (a.result?.timings.finishedAt ?? 0));
-  const recentResults = done.slice(0, REPUBLISHED).flatMap((t) => (t.result ? [t.result] : []));
+  const recentResults = done.slice(0, REPUBLISHED).flatMap((t) => (t.result ? [{ owner: t.owner ?? ANONYMOUS, result: t.result }] : []));
   return { ids, recentResults, unfinished };
 }

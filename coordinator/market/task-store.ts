@@ -29,6 +29,8 @@ export interface AttemptRecord {
 
 export interface TaskRecord {
   id: string;
+  /** The submitter (MQTT username) whose folder the task lives in; absent in tasks stored by older versions (= "anonymous"). */
+  owner?: string;
   submit: Submit;
   /** The submit payload exactly as received (for the idempotent re-send rule). */
   raw: string;

@@ -55,7 +55,7 @@ test("a node publishes on its own topics; the coordinator receives them", async 
 });
 
 test("a node's publishes on another node's topics, on task topics or retained heartbeats never arrive", async () => {
-  const refused = [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.nodeAward("pi-a"), topics.submit, topics.taskResult("t1"), topics.announce, topics.coordinatorStatus, "homeassistant/x"];
+  const refused = [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.nodeAward("pi-a"), topics.submit("submitter.alice"), topics.taskResult("submitter.alice", "t1"), topics.announce, topics.coordinatorStatus, "homeassistant/x"];
   for (const t of refused) {
     const node = await as("node", "pi-a");
     assert.equal(await deliveredTo(observer, node, t), false, t);
@@ -81,29 +81,38 @@ test("a node's last will on its own status reaches the coordinator when it dies"
 test("node subscriptions: its own folder, announce and coordinator status only", async () => {
   const node = await as("node", "pi-a");
   for (const f of [topics.nodeAward("pi-a"), "colony/v1/nodes/pi-a/#", topics.announce, topics.coordinatorStatus]) assert.equal(await canSubscribe(node, f), true, f);
-  for (const f of ["colony/v1/nodes/pi-b/award", "colony/v1/nodes/+/award", "colony/v1/nodes/#", "colony/#", "#", "+/v1/nodes/pi-b/award", topics.taskResult("t1"), topics.submit, "homeassistant/#"]) {
+  for (const f of ["colony/v1/nodes/pi-b/award", "colony/v1/nodes/+/award", "colony/v1/nodes/#", "colony/#", "#", "+/v1/nodes/pi-b/award", topics.taskResult("submitter.alice", "t1"), topics.submit("submitter.alice"), "homeassistant/#"]) {
     assert.equal(await canSubscribe(node, f), false, f);
   }
 });
 
-test("a submitter reads only concrete task ids, never node topics", async () => {
+test("a submitter reads only its own folder: never another submitter's tasks, never node topics", async () => {
   const sub = await as("submitter", "alice");
-  for (const f of [topics.nodeStatus("pi-a"), "colony/v1/nodes/#", "colony/v1/nodes/+/bid", "colony/v1/tasks/+/result", "colony/v1/tasks/+/events", "colony/v1/tasks/#", "colony/#", "#", "+/v1/tasks/t1/result", topics.announce, "$SYS/#"]) {
+  const mine = "colony/v1/submitters/submitter.alice";
+  for (const f of [topics.nodeStatus("pi-a"), "colony/v1/nodes/#", "colony/v1/nodes/+/bid", "colony/v1/submitters/+/tasks/+/result", "colony/v1/submitters/#", "colony/v1/submitters/submitter.bob/#", topics.taskResult("submitter.bob", "t1"), "colony/#", "#", "+/v1/submitters/submitter.alice/#", topics.announce, "$SYS/#"]) {
     assert.equal(await canSubscribe(sub, f), false, f);
   }
-  for (const f of [topics.taskResult("t-42"), topics.taskEvents("t-42"), "colony/v1/tasks/t-42/+", topics.coordinatorStatus, "homeassistant/colony/reply", "home/#"]) {
+  for (const f of [topics.taskResult("submitter.alice", "t-42"), topics.taskEvents("submitter.alice", "t-42"), `${mine}/tasks/+/result`, `${mine}/#`, topics.coordinatorStatus, "homeassistant/colony/reply", "home/#"]) {
     assert.equal(await canSubscribe(sub, f), true, f);
   }
-  // And the granted concrete subscription really delivers the coordinator's result.
-  assert.equal(await deliveredTo(sub, observer, topics.taskResult("t-43")), true);
+  // The granted subscription really delivers the coordinator's result; bob's never reaches alice.
+  assert.equal(await deliveredTo(sub, observer, topics.taskResult("submitter.alice", "t-43")), true);
+  const wide = await as("submitter", "alice");
+  await wide.subscribeAsync(`${mine}/#`, { qos: 1 });
+  const leaked: string[] = [];
+  wide.on("message", (t) => leaked.push(t));
+  await observer.publishAsync(topics.taskResult("submitter.bob", "t-44"), "bob's", { qos: 1 });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(leaked, []);
 });
 
-test("a submitter publishes submit, feedback and outside colony/, nothing else", async () => {
-  for (const t of [topics.submit, topics.taskFeedback("t-42"), "homeassistant/light/set"]) assert.equal(await deliveredTo(observer, await as("submitter", "alice"), t), true, t);
-  for (const t of [topics.nodeBid("pi-a"), topics.taskResult("t-42"), topics.announce, topics.coordinatorStatus]) {
+test("a submitter publishes its submits and feedback in its own folder, and outside colony/, nothing else", async () => {
+  for (const t of [topics.submit("submitter.alice"), topics.taskFeedback("submitter.alice", "t-42"), "homeassistant/light/set"]) assert.equal(await deliveredTo(observer, await as("submitter", "alice"), t), true, t);
+  // Not in bob's folder (submitting or judging as bob), not a result, not a node or coordinator topic.
+  for (const t of [topics.submit("submitter.bob"), topics.taskFeedback("submitter.bob", "t-42"), topics.nodeBid("pi-a"), topics.taskResult("submitter.alice", "t-42"), topics.announce, topics.coordinatorStatus, "colony/v1/tasks/submit"]) {
     assert.equal(await deliveredTo(observer, await as("submitter", "alice"), t), false, t);
   }
-  assert.equal(await deliveredTo(observer, await as("submitter", "alice"), topics.submit, { retain: true }), false, "retained submit");
+  assert.equal(await deliveredTo(observer, await as("submitter", "alice"), topics.submit("submitter.alice"), { retain: true }), false, "retained submit");
 });
 
 test("insecure mode lets anonymous clients in with full rights", async () => {

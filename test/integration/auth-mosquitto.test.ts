@@ -60,7 +60,7 @@ test("mosquitto: a node publishes on its own topics only", async () => {
   const node = await as("node", "pi-a");
   for (const t of [topics.nodeStatus("pi-a"), topics.nodeBid("pi-a"), topics.nodeDone("pi-a")]) assert.equal(await deliveredTo(observer, node, t), true, t);
   // mosquitto silently drops a publish its ACL refuses (the connection stays up).
-  for (const t of [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.submit, topics.taskResult("t1"), topics.announce]) {
+  for (const t of [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.submit("submitter.alice"), topics.taskResult("submitter.alice", "t1"), topics.announce]) {
     assert.equal(await deliveredTo(observer, node, t, { waitMs: 150 }), false, t);
   }
 });
@@ -70,34 +70,27 @@ test("mosquitto: node subscriptions are limited to its folder, announce and coor
   const coordinatorSends = async (t: string) => deliveredTo(node, observer, t, { waitMs: 150 });
   for (const t of [topics.nodeAward("pi-a"), topics.announce, topics.coordinatorStatus]) assert.equal(await coordinatorSends(t), true, t);
   // mosquitto grants the SUBACK but its ACL filters every message on delivery.
-  for (const t of [topics.nodeAward("pi-b"), topics.taskResult("t1"), "homeassistant/x"]) assert.equal(await coordinatorSends(t), false, t);
+  for (const t of [topics.nodeAward("pi-b"), topics.taskResult("submitter.alice", "t1"), "homeassistant/x"]) assert.equal(await coordinatorSends(t), false, t);
 });
 
-test("mosquitto: a submitter gets its task's result and nothing from node topics", async () => {
+test("mosquitto: a submitter reads only its own folder, and publishes submits and feedback only there", async () => {
   const sub = await as("submitter", "alice");
-  assert.equal(await deliveredTo(sub, observer, topics.taskResult("t-42")), true);
+  assert.equal(await deliveredTo(sub, observer, topics.taskResult("submitter.alice", "t-42")), true);
   assert.equal(await deliveredTo(sub, observer, "homeassistant/reply"), true);
-  for (const t of [topics.nodeBid("pi-a"), topics.nodeStatus("pi-a"), topics.announce]) assert.equal(await deliveredTo(sub, observer, t, { waitMs: 150 }), false, t);
-  // A wildcard over node topics is accepted (or not), but never delivers anything.
+  for (const t of [topics.nodeBid("pi-a"), topics.nodeStatus("pi-a"), topics.announce, topics.taskResult("submitter.bob", "t-42")]) assert.equal(await deliveredTo(sub, observer, t, { waitMs: 150 }), false, t);
+  // A wildcard over node topics or over every submitter's folder is accepted (or not), but
+  // mosquitto checks read rights per delivered message: nothing of another's ever arrives.
   const wild = await as("submitter", "alice");
   await canSubscribe(wild, "colony/v1/nodes/#");
-  let leaked = false;
-  wild.on("message", (t) => (leaked ||= t.startsWith("colony/v1/nodes/")));
+  await canSubscribe(wild, "colony/v1/submitters/+/tasks/+/result");
+  const leaked: string[] = [];
+  wild.on("message", (t) => leaked.push(t));
   observer.publish(topics.nodeBid("pi-a"), "x", { qos: 1 });
+  observer.publish(topics.taskResult("submitter.bob", "someone-elses"), "x", { qos: 1 });
   await new Promise((r) => setTimeout(r, 150));
-  assert.equal(leaked, false);
-  for (const t of [topics.submit, topics.taskFeedback("t-42")]) assert.equal(await deliveredTo(observer, sub, t), true, t);
-  for (const t of [topics.nodeBid("pi-a"), topics.taskResult("t-42")]) assert.equal(await deliveredTo(observer, await as("submitter", "alice"), t, { waitMs: 150 }), false, t);
-});
-
-test("known gap: mosquitto cannot forbid a wildcard task id for submitters (aedes does)", async () => {
-  const sub = await as("submitter", "alice");
-  await canSubscribe(sub, "colony/v1/tasks/+/result");
-  const gotIt = await new Promise<boolean>((resolve) => {
-    sub.once("message", () => resolve(true));
-    observer.publish(topics.taskResult("someone-elses"), "x", { qos: 1 });
-    setTimeout(() => resolve(false), 150);
-  });
-  // Documented in docs/security.md; if this starts failing, mosquitto learned it: update the docs.
-  assert.equal(gotIt, true);
+  assert.deepEqual(leaked, []);
+  for (const t of [topics.submit("submitter.alice"), topics.taskFeedback("submitter.alice", "t-42")]) assert.equal(await deliveredTo(observer, sub, t), true, t);
+  for (const t of [topics.nodeBid("pi-a"), topics.taskResult("submitter.alice", "t-42"), topics.submit("submitter.bob"), topics.taskFeedback("submitter.bob", "t-42")]) {
+    assert.equal(await deliveredTo(observer, await as("submitter", "alice"), t, { waitMs: 150 }), false, t);
+  }
 });

@@ -15,6 +15,7 @@ import { silentLogger } from "../../common/logger.ts";
 import { connectMqtt } from "../../common/mqtt-connect.ts";
 import { encode, topics, type Result } from "../../common/protocol.ts";
 import { issueCredential, loadOrCreateFleetSecret } from "../../coordinator/auth.ts";
+import { submitterOf } from "../../coordinator/submitter.ts";
 
 async function freePort(): Promise<number> {
   const s = net.createServer().listen(0, "127.0.0.1");
@@ -57,10 +58,10 @@ test("after a coordinator crash and restart, tasks submitted at once wait for th
   const submitter = await connectMqtt({ url, ...issueCredential(secret, "submitter", "alice"), logger: silentLogger, reconnectMinMs: 50, reconnectMaxMs: 100 });
   t.after(() => submitter.endAsync(true));
   const results = new Map<string, Result>();
-  submitter.on("message", (topic, p) => topic.endsWith("/result") && results.set(topic.split("/")[3]!, JSON.parse(p.toString())));
+  submitter.on("message", (topic, p) => topic.endsWith("/result") && results.set(topic.split("/")[5]!, JSON.parse(p.toString())));
   const submit = async (id: string) => {
-    await submitter.subscribeAsync(topics.taskResult(id), { qos: 1 });
-    await submitter.publishAsync(topics.submit, encode({ id, prompt: "add 2 3 =", skill: "add", maxTokens: 8 }), { qos: 1 });
+    await submitter.subscribeAsync(topics.taskResult(submitterOf(submitter), id), { qos: 1 });
+    await submitter.publishAsync(topics.submit(submitterOf(submitter)), encode({ id, prompt: "add 2 3 =", skill: "add", maxTokens: 8 }), { qos: 1 });
   };
   await submit("before-crash");
   for (let i = 0; i < 200 && !results.has("before-crash"); i++) await new Promise((r) => setTimeout(r, 25));

@@ -16,6 +16,7 @@ import { decode, encode, topics, ResultSchema, type Result } from "../../common/
 import { Rng } from "../../common/random.ts";
 import { getSkill } from "../../skills/index.ts";
 import { loadAgents } from "../../node/agents/agents-file.ts";
+import { submitterOf } from "../../coordinator/submitter.ts";
 
 type Ready = { url: string; submitter: { username: string; password: string }; agents: string[]; demoTaskId: string };
 
@@ -62,8 +63,9 @@ async function pastePair(stderr: string): Promise<string[]> {
 /** The pasted pair shows the printed task's acceptance and its ok result. */
 async function checkPastedPair(banner: string, demoTaskId: string): Promise<void> {
   const seen = await pastePair(banner);
-  assert.ok(seen.some((l) => l.startsWith(`colony/v1/tasks/${demoTaskId}/events `) && l.includes('"accepted"')), seen.join("\n"));
-  const resultLine = seen.find((l) => l.startsWith(`colony/v1/tasks/${demoTaskId}/result `));
+  const folder = "colony/v1/submitters/submitter.demo/tasks";
+  assert.ok(seen.some((l) => l.startsWith(`${folder}/${demoTaskId}/events `) && l.includes('"accepted"')), seen.join("\n"));
+  const resultLine = seen.find((l) => l.startsWith(`${folder}/${demoTaskId}/result `));
   assert.ok(resultLine, seen.join("\n"));
   assert.equal(JSON.parse(resultLine.slice(resultLine.indexOf(" ") + 1)).status, "ok");
 }
@@ -76,7 +78,7 @@ test("colony fleet: ready, prints working commands and credentials; seed agents 
   try {
     const ready = await fleet.ready;
     const banner = stderr();
-    assert.match(printed(banner, "mosquitto_pub"), /^mosquitto_pub -h 127\.0\.0\.1 -p \d+ -u 'submitter\.demo' -P '[^']+' -i 'submitter\.demo:pub' -q 1 -t 'colony\/v1\/tasks\/submit'/);
+    assert.match(printed(banner, "mosquitto_pub"), /^mosquitto_pub -h 127\.0\.0\.1 -p \d+ -u 'submitter\.demo' -P '[^']+' -i 'submitter\.demo:pub' -q 1 -t 'colony\/v1\/submitters\/submitter\.demo\/submit'/);
     await checkPastedPair(banner, ready.demoTaskId);
     // The CLI line, as printed (npx from this clone, the credential from a 0600 file, no password in argv).
     const cliLine = printed(banner, "npx colony submit");
@@ -103,8 +105,8 @@ test("colony fleet: ready, prints working commands and credentials; seed agents 
           const inst = getSkill(skill).generate(rng);
           const id = `seed-${skill}-${i}`;
           tasks.push({ id, skill, agent: g.id });
-          await s.subscribeAsync(topics.taskResult(id), { qos: 1 });
-          await s.publishAsync(topics.submit, encode({ id, prompt: inst.prompt, skill, maxTokens: getSkill(skill).maxAnswerChars + 2, check: getSkill(skill).toCheck(inst) }), { qos: 1 });
+          await s.subscribeAsync(topics.taskResult(submitterOf(s), id), { qos: 1 });
+          await s.publishAsync(topics.submit(submitterOf(s)), encode({ id, prompt: inst.prompt, skill, maxTokens: getSkill(skill).maxAnswerChars + 2, check: getSkill(skill).toCheck(inst) }), { qos: 1 });
         }
         // In waves: the local node's profile queues a few tasks and declines beyond (queue-full).
         for (let i = 0; i < 600 && results.size < tasks.length; i++) await new Promise((r) => setTimeout(r, 50));

@@ -9,6 +9,7 @@ import type { MqttClient } from "mqtt";
 import { decode, encode, topics, BidSchema, ResultSchema, type Announce, type Result, type Bid } from "../../common/protocol.ts";
 import { startHarness, type Harness } from "../fixtures/coordinator-harness.ts";
 import { genome, fakeProbe, startNode, writeRandomModel } from "../fixtures/node-helpers.ts";
+import { submitterOf } from "../../coordinator/submitter.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "colony-node-daemon-"));
 let h: Harness;
@@ -29,7 +30,7 @@ after(async () => {
 
 function resultOf(client: MqttClient, id: string, timeoutMs = 20_000): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const topic = topics.taskResult(id);
+    const topic = topics.taskResult(submitterOf(submitter), id);
     const timer = setTimeout(() => reject(new Error(`no result for ${id}`)), timeoutMs);
     const onMsg = (t: string, p: Buffer) => {
       if (t !== topic) return;
@@ -40,7 +41,7 @@ function resultOf(client: MqttClient, id: string, timeoutMs = 20_000): Promise<R
       resolve(m.value);
     };
     client.on("message", onMsg);
-    void client.subscribeAsync(topic, { qos: 1 }).then(() => client.publishAsync(topics.submit, encode({ id, ...JSON.parse(pendingSubmit.get(id)!) }), { qos: 1 }));
+    void client.subscribeAsync(topic, { qos: 1 }).then(() => client.publishAsync(topics.submit(submitterOf(submitter)), encode({ id, ...JSON.parse(pendingSubmit.get(id)!) }), { qos: 1 }));
   });
 }
 const pendingSubmit = new Map<string, string>();
@@ -86,7 +87,7 @@ test("a task is won and answered by the agent whose skill fits; sleep frees the 
     assert.deepEqual(d.records.get("adder-1", "add"), { successes: 1, failures: 0 });
     // The submitter's feedback REPLACES that observation: on the coordinator, in the node's record
     // cache and in its hot cache; the number of observations stays one.
-    await submitter.publishAsync(topics.taskFeedback("task-add-1"), encode({ success: false }), { qos: 1 });
+    await submitter.publishAsync(topics.taskFeedback(submitterOf(submitter), "task-add-1"), encode({ success: false }), { qos: 1 });
     for (let i = 0; i < 100 && d.records.get("adder-1", "add").failures === 0; i++) await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(h.coordinator.reputation.record(h.coordinator.registry.ref("n-skill", "adder-1")!, "add"), { successes: 0, failures: 1 });
     assert.deepEqual(d.records.get("adder-1", "add"), { successes: 0, failures: 1 });

@@ -9,6 +9,7 @@ import path from "node:path";
 import { decode, encode, topics, ResultSchema, TaskEventSchema, type Result, type TaskEvent } from "../../common/protocol.ts";
 import { startHarness } from "../fixtures/coordinator-harness.ts";
 import { fakeProbe, genome, SMALL, startNode, writeRandomModel } from "../fixtures/node-helpers.ts";
+import { submitterOf } from "../../coordinator/submitter.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "colony-node-failover-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,10 +48,10 @@ test("SIGKILL mid-task: re-auctioned to another node and finished exactly once",
     const events: TaskEvent[] = [];
     let killed = false;
     s.on("message", (topic, p) => {
-      if (topic === topics.taskResult("fo-1")) {
+      if (topic === topics.taskResult(submitterOf(s), "fo-1")) {
         const m = decode(ResultSchema, p);
         if (m.ok) results.push(m.value);
-      } else if (topic === topics.taskEvents("fo-1")) {
+      } else if (topic === topics.taskEvents(submitterOf(s), "fo-1")) {
         const m = decode(TaskEventSchema, p);
         if (!m.ok) return;
         events.push(m.value);
@@ -62,8 +63,8 @@ test("SIGKILL mid-task: re-auctioned to another node and finished exactly once",
         }
       }
     });
-    await s.subscribeAsync([topics.taskResult("fo-1"), topics.taskEvents("fo-1")], { qos: 1 });
-    await s.publishAsync(topics.submit, encode({ id: "fo-1", prompt: "reverse abc =", skill: "reverse", maxTokens: 400, deadlineMs: 300_000 }), { qos: 1 });
+    await s.subscribeAsync([topics.taskResult(submitterOf(s), "fo-1"), topics.taskEvents(submitterOf(s), "fo-1")], { qos: 1 });
+    await s.publishAsync(topics.submit(submitterOf(s)), encode({ id: "fo-1", prompt: "reverse abc =", skill: "reverse", maxTokens: 400, deadlineMs: 300_000 }), { qos: 1 });
     for (let i = 0; i < 1000 && results.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
     // Anything doubled would arrive within this window.
     await new Promise((r) => setTimeout(r, 1000));

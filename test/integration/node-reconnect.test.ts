@@ -14,6 +14,7 @@ import { decode, encode, topics, NodeStatusSchema, ResultSchema, type Result } f
 import { issueCredential, loadOrCreateFleetSecret } from "../../coordinator/auth.ts";
 import { startHarness } from "../fixtures/coordinator-harness.ts";
 import { genome, SMALL, startNode, writeRandomModel } from "../fixtures/node-helpers.ts";
+import { submitterOf } from "../../coordinator/submitter.ts";
 
 async function freePort(): Promise<number> {
   const s = net.createServer().listen(0, "127.0.0.1");
@@ -40,8 +41,8 @@ test("coordinator restart mid-task: node re-registers, one result, new tasks ans
     if (m.ok) results.push(m.value);
   });
   try {
-    await s.subscribeAsync([topics.taskResult("rc-1"), topics.taskResult("rc-2")], { qos: 1 });
-    await s.publishAsync(topics.submit, encode({ id: "rc-1", prompt: "hello", skill: "rc", maxTokens: 300, deadlineMs: 120_000 }), { qos: 1 });
+    await s.subscribeAsync([topics.taskResult(submitterOf(s), "rc-1"), topics.taskResult(submitterOf(s), "rc-2")], { qos: 1 });
+    await s.publishAsync(topics.submit(submitterOf(s)), encode({ id: "rc-1", prompt: "hello", skill: "rc", maxTokens: 300, deadlineMs: 120_000 }), { qos: 1 });
     while (node.daemon.activeJobs === 0) await new Promise((r) => setTimeout(r, 5));
     await h.coordinator.close();
     h = await startHarness({ dataDir, config: { port } });
@@ -60,7 +61,7 @@ test("coordinator restart mid-task: node re-registers, one result, new tasks ans
     const r1 = results.filter((r) => r.id === "rc-1");
     assert.equal(r1.length, 1, JSON.stringify(r1));
     assert.equal(r1[0]!.status, "ok", JSON.stringify(r1[0]));
-    await s.publishAsync(topics.submit, encode({ id: "rc-2", prompt: "hello", skill: "rc", maxTokens: 8 }), { qos: 1 });
+    await s.publishAsync(topics.submit(submitterOf(s)), encode({ id: "rc-2", prompt: "hello", skill: "rc", maxTokens: 8 }), { qos: 1 });
     for (let i = 0; i < 400 && !results.some((r) => r.id === "rc-2"); i++) await new Promise((r) => setTimeout(r, 25));
     const r2 = results.find((r) => r.id === "rc-2");
     assert.equal(r2?.status, "ok", JSON.stringify(r2));

@@ -14,6 +14,7 @@ import { issueCredential, loadOrCreateFleetSecret, writeMosquittoFiles } from ".
 import { startHarness } from "../fixtures/coordinator-harness.ts";
 import { startMosquitto } from "../fixtures/mosquitto.ts";
 import { genome, startNode, writeRandomModel } from "../fixtures/node-helpers.ts";
+import { submitterOf } from "../../coordinator/submitter.ts";
 
 test("mosquitto: a retained submit left by a submitter is not run by a coordinator that starts later", async (t) => {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "colony-retained-"));
@@ -29,8 +30,8 @@ test("mosquitto: a retained submit left by a submitter is not run by a coordinat
     rmSync(dataDir, { recursive: true, force: true });
   });
   // mosquitto accepts it: its ACL language has no way to forbid retain (docs/security.md).
-  await submitter.publishAsync(topics.submit, encode({ id: "left-behind", prompt: "p" }), { qos: 1, retain: true });
-  await submitter.publishAsync(topics.taskFeedback("left-behind"), encode({ success: false }), { qos: 1, retain: true });
+  await submitter.publishAsync(topics.submit(submitterOf(submitter)), encode({ id: "left-behind", prompt: "p" }), { qos: 1, retain: true });
+  await submitter.publishAsync(topics.taskFeedback(submitterOf(submitter), "left-behind"), encode({ success: false }), { qos: 1, retain: true });
 
   h = await startHarness({ broker: m.url, dataDir });
   const coordinator = h.coordinator;
@@ -40,8 +41,8 @@ test("mosquitto: a retained submit left by a submitter is not run by a coordinat
   // A live submit still works.
   const events: string[] = [];
   submitter.on("message", (_t, p) => events.push(JSON.parse(p.toString()).type));
-  await submitter.subscribeAsync(topics.taskEvents("live-1"), { qos: 1 });
-  await submitter.publishAsync(topics.submit, encode({ id: "live-1", prompt: "p" }), { qos: 1 });
+  await submitter.subscribeAsync(topics.taskEvents(submitterOf(submitter), "live-1"), { qos: 1 });
+  await submitter.publishAsync(topics.submit(submitterOf(submitter)), encode({ id: "live-1", prompt: "p" }), { qos: 1 });
   for (let i = 0; i < 100 && !events.includes("accepted"); i++) await new Promise((r) => setTimeout(r, 20));
   assert.ok(events.includes("accepted"));
 });

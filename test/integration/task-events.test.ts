@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { encode, topics } from "../../common/protocol.ts";
 import { BidderProcess } from "../fixtures/bidder-process.ts";
 import { startHarness } from "../fixtures/coordinator-harness.ts";
+import { submitterOf } from "../../coordinator/submitter.ts";
 
 test("task events arrive in order: accepted, announced, awarded (then the result)", async (t) => {
   const h = await startHarness();
@@ -17,15 +18,15 @@ test("task events arrive in order: accepted, announced, awarded (then the result
   const s = await h.submitter();
   const seen = new Map<string, string[]>();
   s.on("message", (topic, p) => {
-    const [, , , id, kind] = topic.split("/");
+    const [, , , , , id, kind] = topic.split("/");
     const list = seen.get(id!) ?? [];
     list.push(kind === "result" ? "result" : JSON.parse(p.toString()).type);
     seen.set(id!, list);
   });
   for (let i = 0; i < 10; i++) {
     const id = `ord-${i}`;
-    await s.subscribeAsync([topics.taskEvents(id), topics.taskResult(id)], { qos: 1 });
-    await s.publishAsync(topics.submit, encode({ id, prompt: "abc", skill: "ord" }), { qos: 1 });
+    await s.subscribeAsync([topics.taskEvents(submitterOf(s), id), topics.taskResult(submitterOf(s), id)], { qos: 1 });
+    await s.publishAsync(topics.submit(submitterOf(s)), encode({ id, prompt: "abc", skill: "ord" }), { qos: 1 });
     for (let k = 0; k < 200 && !seen.get(id)?.includes("result"); k++) await new Promise((r) => setTimeout(r, 10));
     const order = (seen.get(id) ?? []).filter((e) => e !== "progress");
     assert.deepEqual(order, ["accepted", "announced", "awarded", "result"], id);

@@ -99,14 +99,20 @@ test("ACL edge cases: wildcards cannot widen a grant", () => {
   assert.equal(checkPublish(node, "colony/v1/nodes/pi-a/award", false).allowed, false, "awards come from the coordinator only");
   assert.equal(checkSubscribe(node, "colony/v1/nodes/pi-a/+").allowed, true);
   assert.equal(checkSubscribe(node, "colony/v1/nodes/pi-a").allowed, false);
+  const mine = "colony/v1/submitters/submitter.alice";
+  assert.equal(checkSubscribe(sub, `${mine}/tasks/t1/+`).allowed, true);
+  assert.equal(checkSubscribe(sub, `${mine}/#`).allowed, true, "wildcards inside its own folder match only its own topics");
+  assert.equal(checkSubscribe(sub, "colony/v1/submitters/+/tasks/t1/result").allowed, false);
+  assert.equal(checkSubscribe(sub, "colony/v1/submitters/submitter.alice2/#").allowed, false, "a folder whose name only starts with its own");
   assert.equal(checkSubscribe(sub, "colony/v1/tasks/t1/#").allowed, false);
-  assert.equal(checkSubscribe(sub, "colony/v1/tasks/t1/+").allowed, true);
   assert.equal(checkSubscribe(sub, "+/x").allowed, false);
   assert.equal(checkSubscribe(sub, "$SYS/broker/clients").allowed, false);
   assert.equal(checkPublish(sub, "colony2/x", true).allowed, true, "only the colony/ root is reserved");
-  assert.equal(checkPublish(sub, "colony/v1/tasks/+/feedback", false).allowed, false);
-  assert.equal(checkPublish(sub, "colony/v1/tasks/t1/feedback", false).allowed, true);
-  assert.equal(checkPublish(coord, "colony/v1/tasks/t1/result", true).allowed, true);
+  assert.equal(checkPublish(sub, `${mine}/tasks/+/feedback`, false).allowed, false);
+  assert.equal(checkPublish(sub, `${mine}/tasks/t1/feedback`, false).allowed, true);
+  assert.equal(checkPublish(sub, `${mine}/tasks/t1/result`, false).allowed, false, "results come from the coordinator only");
+  assert.equal(checkPublish(sub, "colony/v1/submitters/submitter.alice2/submit", false).allowed, false);
+  assert.equal(checkPublish(coord, `${mine}/tasks/t1/result`, true).allowed, true);
 });
 
 test("client credentials files are validated and must be private", () => {

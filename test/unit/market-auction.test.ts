@@ -21,6 +21,8 @@ import { Outbox, topics } from "../../common/protocol.ts";
 // LevelDB store in a temporary folder. Messages are fed in as the inbound router would.
 
 type Msg = { topic: string; msg: any };
+/** The submitter of the tests' tasks (its folder is colony/v1/submitters/submitter.t/). */
+const USER = "submitter.t";
 
 async function setup(settings: Partial<MarketSettings> = {}, dir?: string) {
   const ownDir = dir ?? mkdtempSync(path.join(os.tmpdir(), "colony-auction-"));
@@ -53,13 +55,14 @@ async function setup(settings: Partial<MarketSettings> = {}, dir?: string) {
     node(nodeId: string, agentId = `${nodeId}.a`, skills: string[] = [], genome?: string) {
       registry.onStatus({ state: "online", nodeId, protocol: 1, deviceClass: "sim", slots: 1, agents: [{ agentId, skills, model: "m", state: "awake", ...(genome ? { genome } : {}) }], models: ["m"], at: clock.now() });
     },
-    async submit(s: Record<string, unknown>) {
-      await market.onSubmit(Buffer.from(JSON.stringify(s)));
+    /** A submit in the folder of submitter `by` (default "submitter.t"). */
+    async submit(s: Record<string, unknown>, by = USER) {
+      await market.onSubmit(Buffer.from(JSON.stringify(s)), by);
     },
     on: (prefix: string) => out.filter((m) => m.topic === prefix),
     announces: () => out.filter((m) => m.topic === topics.announce).map((m) => m.msg),
-    events: (id: string, type?: string) => out.filter((m) => m.topic === topics.taskEvents(id) && (!type || m.msg.type === type)).map((m) => m.msg),
-    results: (id: string) => out.filter((m) => m.topic === topics.taskResult(id)).map((m) => m.msg),
+    events: (id: string, type?: string, by = USER) => out.filter((m) => m.topic === topics.taskEvents(by, id) && (!type || m.msg.type === type)).map((m) => m.msg),
+    results: (id: string, by = USER) => out.filter((m) => m.topic === topics.taskResult(by, id)).map((m) => m.msg),
     bid(nodeId: string, a: { auctionId: string; taskId: string }, est: Partial<{ latencyMs: number; energyJ: number; accuracy: number }> = {}, agentId = `${nodeId}.a`) {
       market.onBid({ type: "bid", auctionId: a.auctionId, taskId: a.taskId, nodeId, agentId, estimate: { latencyMs: 100, energyJ: 1, accuracy: 0.8, ...est } });
     },
@@ -259,7 +262,7 @@ test("bad submits: readable id -> rejected with a code; no id -> counted drop; b
   assert.equal(h.events("t10", "rejected")[0].error.code, "PAYLOAD_INVALID");
   await h.submit({ id: "t11", prompt: "x", check: { type: "regex", pattern: "(" } });
   assert.equal(h.events("t11", "rejected")[0].error.code, "CHECK_INVALID");
-  await h.market.onSubmit(Buffer.from("{not json"));
+  await h.market.onSubmit(Buffer.from("{not json"), USER);
   await h.submit({ prompt: 5 });
   assert.equal(h.counters.get("dropped"), 2);
   assert.equal(await h.store.getTask("t9"), undefined);
@@ -382,7 +385,7 @@ test("one observation per attempt: feedback REPLACES the delivery verdict instea
   const h = await setup();
   h.node("n1");
   await h.submit({ id: "t15", prompt: "p", skill: "math" });
-  await h.feedback.onFeedback("t15", { success: true });
+  await h.feedback.onFeedback(USER, "t15", { success: true });
   assert.equal(h.counters.get("dropped.feedback.unknown-task"), 1);
   h.bid("n1", h.announces()[0]);
   const aw = h.award("n1")[0];
@@ -393,8 +396,8 @@ test("one observation per attempt: feedback REPLACES the delivery verdict instea
   const one = { successes: 1, failures: 0 };
   assert.deepEqual(h.reputation.record({ nodeId: "n1", agentId: aw.agentId }, "math"), one);
   assert.deepEqual(h.on(topics.nodeVerdict("n1")).map((m) => m.msg), [{ taskId: "t15", agentId: aw.agentId, success: true, source: "delivery", skill: "math", record: one }]);
-  await h.feedback.onFeedback("t15", { success: false, score: 0.2 });
-  await h.feedback.onFeedback("t15", { success: false });
+  await h.feedback.onFeedback(USER, "t15", { success: false, score: 0.2 });
+  await h.feedback.onFeedback(USER, "t15", { success: false });
   assert.equal(h.counters.get("feedback.applied"), 1);
   assert.equal(h.counters.get("dropped.feedback.repeated"), 1);
   // Still ONE observation, now a failure (it was 1 success + 1 failure when feedback was added on top).
@@ -515,6 +518,37 @@ test("a node cannot bid with an agent it did not register, nor shed a penalty by
   const c = h.announces().find((x: any) => x.taskId === "t-after");
   assert.deepEqual(c.excludedAgents, [{ nodeId: "evil", agentId: "evil.renamed" }]);
   assert.deepEqual(h.reputation.record({ nodeId: "evil", agentId: "evil.renamed", genome: g }, "x"), { successes: 0, failures: 1 });
+  await h.close();
+});
+
+test("a task belongs to its submitter: another's feedback is dropped, its id cannot be reused, replyTo stays in bounds", async () => {
+  const h = await setup();
+  h.node("n1");
+  await h.submit({ id: "t-own", prompt: "p", skill: "own" }, "submitter.alice");
+  const [a] = h.announces();
+  h.bid("n1", a);
+  const aw = h.award("n1")[0];
+  h.ack("n1", aw);
+  h.done("n1", aw, "x");
+  await h.until(() => h.results("t-own", "submitter.alice").length === 1, "result in alice's folder");
+  assert.equal(h.results("t-own", "submitter.mallory").length, 0);
+  // Mallory's feedback on alice's task changes nothing.
+  await h.feedback.onFeedback("submitter.mallory", "t-own", { success: false });
+  assert.equal(h.counters.get("dropped.feedback.not-owner"), 1);
+  assert.deepEqual(h.reputation.record({ nodeId: "n1", agentId: "n1.a" }, "own"), { successes: 1, failures: 0 });
+  await h.feedback.onFeedback("submitter.alice", "t-own", { success: false });
+  assert.deepEqual(h.reputation.record({ nodeId: "n1", agentId: "n1.a" }, "own"), { successes: 0, failures: 1 });
+  // Mallory cannot take alice's task id, even with the identical payload (no result is re-sent to her).
+  await h.submit({ id: "t-own", prompt: "p", skill: "own" }, "submitter.mallory");
+  assert.equal(h.events("t-own", "rejected", "submitter.mallory")[0]?.error.code, "DUPLICATE_TASK");
+  assert.equal(h.results("t-own", "submitter.mallory").length, 0);
+  // replyTo: the submitter's own folder or outside colony/; never another task's topic.
+  await h.submit({ id: "t-r1", prompt: "p", replyTo: "colony/v1/submitters/submitter.alice/tasks/t-own/result" }, "submitter.mallory");
+  await h.submit({ id: "t-r2", prompt: "p", replyTo: "colony/v1/nodes/n1/award" }, "submitter.mallory");
+  for (const id of ["t-r1", "t-r2"]) assert.equal(h.events(id, "rejected", "submitter.mallory")[0]?.error.code, "REPLY_TO_FORBIDDEN", id);
+  await h.submit({ id: "t-r3", prompt: "p", replyTo: "colony/v1/submitters/submitter.mallory/inbox" }, "submitter.mallory");
+  await h.submit({ id: "t-r4", prompt: "p", replyTo: "home/results" }, "submitter.mallory");
+  for (const id of ["t-r3", "t-r4"]) assert.equal(h.events(id, "accepted", "submitter.mallory").length, 1, id);
   await h.close();
 });
 
