@@ -51,6 +51,16 @@ export const CoordinatorConfigSchema = z.strictObject({
   heartbeatTimeoutMs: z.number().int().min(100).default(30_000),
   /** Minimum interval between two retained stats publications. Default 1000. */
   statsIntervalMs: z.number().int().min(50).default(1000),
+  /**
+   * Submitters (MQTT usernames, e.g. "submitter.alice") whose verdicts (checks, feedback) count in
+   * agents' records without limit; any other submitter's count only in a window of its latest
+   * `verdictWindow` per agent and skill (docs/scoring.md). Default none.
+   */
+  trustedSubmitters: z.array(z.string().min(1).max(256)).max(1000).default([]),
+  /** Verdicts per agent and skill an untrusted submitter's window holds. Default 20. */
+  verdictWindow: z.number().int().min(1).max(10_000).default(20),
+  /** What one verdict of an untrusted submitter is worth, in observations. Default 0.25. */
+  untrustedWeight: z.number().min(0).max(1).default(0.25),
   /** Seed of the scoring's tie-break randomness; default: time-based. */
   seed: z.number().int().optional(),
   /** Fleet id in the coordinator status and the mDNS TXT record. Default "default". */
@@ -76,6 +86,7 @@ const ENV_KEYS: Record<string, keyof CoordinatorConfig> = {
   COLONY_FLEET_ID: "fleetId",
   COLONY_MDNS: "mdns",
   COLONY_LOG_LEVEL: "logLevel",
+  COLONY_TRUSTED_SUBMITTERS: "trustedSubmitters",
 };
 
 const NUMERIC_KEYS = new Set<keyof CoordinatorConfig>(["port", "wsPort", "bidWindowMs", "maxAttempts", "ackWithinMs"]);
@@ -85,6 +96,7 @@ const BOOLEAN_KEYS = new Set<keyof CoordinatorConfig>(["insecure", "mdns"]);
 function envValue(key: keyof CoordinatorConfig, raw: string): unknown {
   if (BOOLEAN_KEYS.has(key) && (raw === "true" || raw === "false" || raw === "1" || raw === "0")) return raw === "true" || raw === "1";
   if (NUMERIC_KEYS.has(key) && /^-?\d+(\.\d+)?$/.test(raw)) return Number(raw);
+  if (key === "trustedSubmitters") return raw.split(",").map((s) => s.trim()).filter(Boolean);
   return raw;
 }
 

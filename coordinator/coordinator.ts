@@ -107,7 +107,10 @@ export class Coordinator implements Lifecycle {
     parts.push(["registry", this.registry]);
 
     // Learners, in the order they must see each event.
-    this.reputation = new Reputation({ store, clock: this.clock, events: this.events, logger: log.child({ part: "reputation" }), penaltyBaseMs: cfg.penaltyBaseMs, penaltyMaxMs: cfg.penaltyMaxMs });
+    this.reputation = new Reputation({
+      store, clock: this.clock, events: this.events, logger: log.child({ part: "reputation" }), penaltyBaseMs: cfg.penaltyBaseMs, penaltyMaxMs: cfg.penaltyMaxMs,
+      trustedSubmitters: cfg.trustedSubmitters, verdictWindow: cfg.verdictWindow, untrustedWeight: cfg.untrustedWeight,
+    });
     parts.push(["reputation", this.reputation]);
     parts.push(["verdicts", new VerdictRelay(this.events, this.reputation, link.outbox)]);
 

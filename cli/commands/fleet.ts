@@ -32,10 +32,11 @@ export function register(program: Command): void {
       const str = (v: unknown) => (typeof v === "string" ? v : undefined);
       const { env, dataDir: defaultDataDir } = cliEnv();
       const dataDir = str(o.dataDir) ?? defaultDataDir;
-      const cconfig = loadCoordinatorConfig({
-        env,
-        flags: { port: intArg("--port", str(o.port)), host: str(o.host) ?? "127.0.0.1", dataDir, mdns: o.mdns === true },
-      });
+      const flags = { port: intArg("--port", str(o.port)), host: str(o.host) ?? "127.0.0.1", dataDir, mdns: o.mdns === true };
+      // The fleet's own demo submitter is its owner: its verdicts count in full (docs/scoring.md),
+      // with whoever COLONY_TRUSTED_SUBMITTERS names.
+      const trustedSubmitters = [...new Set([...loadCoordinatorConfig({ env, flags }).trustedSubmitters, "submitter.demo"])];
+      const cconfig = loadCoordinatorConfig({ env, flags: { ...flags, trustedSubmitters } });
       const logger = createLogger({ level: cconfig.logLevel, name: "fleet" });
       // `role`, not `part`: the coordinator's own parts log under `part` (a key must appear once per line).
       const coordinator = new Coordinator(cconfig, { logger: logger.child({ role: "coordinator" }) });

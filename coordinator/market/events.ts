@@ -69,6 +69,8 @@ export interface DeliveredAttempt {
 /** The task's one final result was stored and published. */
 export interface TaskFinished {
   taskId: string;
+  /** The submitter (MQTT username) the task belongs to. */
+  submitter: string;
   skill: string;
   prompt: string;
   status: "ok" | "error";
@@ -83,6 +85,7 @@ export interface TaskFinished {
 /** The submitter's feedback replaced the verdict of the delivering attempt. */
 export interface FeedbackApplied {
   taskId: string;
+  submitter: string;
   skill: string;
   nodeId: string;
   agentId: string;

@@ -33,7 +33,7 @@ export class FeedbackDesk {
     rec.feedback = { success: fb.success, at: now };
     attempt.verdict = { success: fb.success, source: "feedback" };
     this.events.emit("feedback", {
-      taskId, skill: rec.submit.skill ?? "*", nodeId: attempt.nodeId!, agentId: attempt.agentId!, genome: attempt.genome, verdict: attempt.verdict, previous, score: fb.score, at: now,
+      taskId, submitter: from, skill: rec.submit.skill ?? "*", nodeId: attempt.nodeId!, agentId: attempt.agentId!, genome: attempt.genome, verdict: attempt.verdict, previous, score: fb.score, at: now,
     });
     this.counters.inc("feedback.applied");
     await this.store.putTask(rec);

@@ -355,7 +355,7 @@ export class Market {
     run.rec.state = "done";
     run.rec.result = result;
     this.p.events.emit("taskFinished", {
-      taskId: run.rec.id, skill: skillKey(run.rec), prompt: run.rec.submit.prompt, status: result.status, error: result.error,
+      taskId: run.rec.id, submitter: ownerOf(run.rec), skill: skillKey(run.rec), prompt: run.rec.submit.prompt, status: result.status, error: result.error,
       attempts: run.rec.attempts.length, delivered, totalMs: result.timings.totalMs, at: result.timings.finishedAt,
     });
     await this.persist(run);

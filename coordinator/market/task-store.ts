@@ -4,6 +4,7 @@ import type { z } from "zod";
 import type { AttemptVerdict } from "./events.ts";
 import type { PenaltyState } from "./penalties.ts";
 import type { Record as TrackRecord } from "./scoring.ts";
+import type { VerdictWindow } from "./track-record.ts";
 
 /**
  * The coordinator's durable state in one LevelDB: tasks (with every attempt and the final
@@ -48,6 +49,7 @@ const TASK = "task:";
 const REC = "rec:";
 const PEN = "pen:";
 const NODE = "node:";
+const WIN = "win:";
 
 /**
  * Task writes are group-committed: every putTask made while a batch is being written, or in the
@@ -127,6 +129,19 @@ export class TaskStore {
   putRecords(items: readonly { agentId: string; skill: string; rec: TrackRecord }[]): Promise<void> {
     if (items.length === 0) return Promise.resolve();
     return this.d.batch(items.map((i) => ({ type: "put" as const, key: `${REC}${i.agentId}|${i.skill}`, value: i.rec })));
+  }
+
+  /** One submitter's window of verdicts on an agent and skill (track-record.ts). */
+  putWindows(items: readonly { key: string; skill: string; submitter: string; window: VerdictWindow }[]): Promise<void> {
+    if (items.length === 0) return Promise.resolve();
+    return this.d.batch(items.map((i) => ({ type: "put" as const, key: `${WIN}${i.key}|${i.skill}|${i.submitter}`, value: i.window })));
+  }
+
+  async *windows(): AsyncGenerator<{ key: string; skill: string; submitter: string; window: VerdictWindow }> {
+    for await (const [k, v] of this.d.iterator({ gte: WIN, lt: WIN + "\xff" })) {
+      const [key, skill, submitter] = k.slice(WIN.length).split("|") as [string, string, string];
+      yield { key, skill, submitter, window: v as VerdictWindow };
+    }
   }
 
   async *records(): AsyncGenerator<{ agentId: string; skill: string; rec: TrackRecord }> {

@@ -24,7 +24,7 @@ type Msg = { topic: string; msg: any };
 /** The submitter of the tests' tasks (its folder is colony/v1/submitters/submitter.t/). */
 const USER = "submitter.t";
 
-async function setup(settings: Partial<MarketSettings> = {}, dir?: string) {
+async function setup(settings: Partial<MarketSettings> = {}, dir?: string, trust: { trustedSubmitters?: string[]; verdictWindow?: number; untrustedWeight?: number } = {}) {
   const ownDir = dir ?? mkdtempSync(path.join(os.tmpdir(), "colony-auction-"));
   const store = new TaskStore(ownDir);
   await store.start();
@@ -38,7 +38,8 @@ async function setup(settings: Partial<MarketSettings> = {}, dir?: string) {
   // Wired as coordinator/coordinator.ts wires them: the learners subscribe to the market's events.
   const events = new MarketEventBus((err) => assert.fail(`a market event subscriber threw: ${String(err)}`));
   const outbox = new Outbox({ publish: (topic, payload) => void out.push({ topic, msg: JSON.parse(payload) }) });
-  const reputation = new Reputation({ store, clock, events, logger: silentLogger, penaltyBaseMs: 1000, penaltyMaxMs: 60_000 });
+  // The tests' own submitters are trusted (their verdicts count in full) unless a test says otherwise.
+  const reputation = new Reputation({ store, clock, events, logger: silentLogger, penaltyBaseMs: 1000, penaltyMaxMs: 60_000, trustedSubmitters: [USER, "submitter.alice"], ...trust });
   await reputation.start();
   const verdicts = new VerdictRelay(events, reputation, outbox);
   await verdicts.start();
@@ -550,6 +551,49 @@ test("a task belongs to its submitter: another's feedback is dropped, its id can
   await h.submit({ id: "t-r4", prompt: "p", replyTo: "home/results" }, "submitter.mallory");
   for (const id of ["t-r3", "t-r4"]) assert.equal(h.events(id, "accepted", "submitter.mallory").length, 1, id);
   await h.close();
+});
+
+/**
+ * A market where alice (trusted) has seen agent n1.a answer well and n2.a answer so-so; then mallory
+ * sends 100 tasks and gives feedback "wrong" whenever n1.a answered and "right" whenever n2.a did.
+ * Returns who wins alice's next 20 tasks.
+ */
+async function hostileSubmitterScenario(trust: { verdictWindow?: number; untrustedWeight?: number }): Promise<string[]> {
+  const h = await setup({}, undefined, { trustedSubmitters: ["submitter.alice"], ...trust });
+  h.node("n1", "n1.a", ["q"]);
+  h.node("n2", "n2.a", ["q"]);
+  let n = 0;
+  const run = async (by: string, check: string | undefined, answer: (nodeId: string, i: number) => string): Promise<{ id: string; winner: string }> => {
+    const id = `t-${++n}`;
+    await h.submit({ id, prompt: "q", skill: "q", ...(check ? { check: { type: "exact", value: check } } : {}) }, by);
+    const a = h.announces().find((x: any) => x.taskId === id);
+    for (const nodeId of ["n1", "n2"]) h.bid(nodeId, a, { latencyMs: 100, accuracy: 0.7 });
+    const winner = h.award("n1").some((w: any) => w.taskId === id) ? "n1" : "n2";
+    const aw = h.award(winner).find((w: any) => w.taskId === id);
+    h.ack(winner, aw);
+    h.done(winner, aw, answer(winner, n));
+    await h.until(() => h.results(id, by).length === 1, `result of ${id}`);
+    return { id, winner };
+  };
+  // Alice: n1.a is always right, n2.a two times in three.
+  for (let i = 0; i < 60; i++) await run("submitter.alice", "ok", (node, k) => (node === "n1" || k % 3 ? "ok" : "no"));
+  // Mallory: no check, then feedback against n1.a and for n2.a.
+  for (let i = 0; i < 100; i++) {
+    const { id, winner } = await run("submitter.mallory", undefined, () => "ok");
+    await h.feedback.onFeedback("submitter.mallory", id, { success: winner !== "n1" });
+  }
+  const winners: string[] = [];
+  for (let i = 0; i < 20; i++) winners.push((await run("submitter.alice", "ok", () => "ok")).winner);
+  await h.close();
+  return winners;
+}
+
+test("one hostile submitter cannot push a good agent out of the market (its verdicts count in a small window)", async () => {
+  const winners = await hostileSubmitterScenario({});
+  assert.ok(winners.filter((w) => w === "n1").length >= 15, `the good agent won ${winners.filter((w) => w === "n1").length} of 20 after the attack`);
+  // The same attack, with a submitter's verdicts counted in full, does push it out: the window is what protects it.
+  const unlimited = await hostileSubmitterScenario({ verdictWindow: 10_000, untrustedWeight: 1 });
+  assert.ok(unlimited.filter((w) => w === "n1").length <= 5, `counted in full, the good agent still won ${unlimited.filter((w) => w === "n1").length} of 20`);
 });
 
 test("a catastrophic regex check cannot stall the coordinator: it fails after CHECK_TIMEOUT_MS", async () => {

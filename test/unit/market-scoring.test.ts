@@ -98,7 +98,7 @@ test("penalties double with each consecutive failure, are capped, and heal with 
 
 test("track records count per agent and skill and feed the skill's total", () => {
   const saved: string[] = [];
-  const r = new TrackRecords((a, s, rec) => saved.push(`${a}|${s}|${rec.successes}/${rec.failures}`));
+  const r = new TrackRecords((c) => c.kind === "base" && saved.push(`${c.key}|${c.skill}|${c.rec.successes}/${c.rec.failures}`));
   r.note("a", "sum", true);
   r.note("a", "sum", false);
   r.note("b", "sum", true);
@@ -114,4 +114,29 @@ test("track records count per agent and skill and feed the skill's total", () =>
   assert.equal(saved.at(-1), "a|sum|0/2");
   r.correct("a", "sum", false, false);
   assert.equal(saved.at(-1), "a|sum|0/2", "no change, nothing written");
+});
+
+test("a submitter's verdicts count only in its window of the latest N (at their weight); trusted and agent-caused ones without limit", () => {
+  const changes: string[] = [];
+  const r = new TrackRecords((c) => changes.push(c.kind), 5, 1);
+  // The agent's own failures (timeouts, errors) go to the base.
+  r.note("n/a:x", "s", false);
+  // Mallory sends 50 tasks whose checks fail: only her latest 5 count.
+  for (let i = 0; i < 50; i++) r.note("n/a:x", "s", false, { submitter: "submitter.mallory", taskId: `m${i}` });
+  assert.deepEqual(r.get("n/a:x", "s"), { successes: 0, failures: 6 });
+  // Alice's verdicts have their own window; a trusted submitter's count without limit (base).
+  for (let i = 0; i < 8; i++) r.note("n/a:x", "s", true, { submitter: "submitter.alice", taskId: `a${i}` });
+  for (let i = 0; i < 30; i++) r.note("n/a:x", "s", true);
+  assert.deepEqual(r.get("n/a:x", "s"), { successes: 35, failures: 6 });
+  assert.equal(r.total("s"), 41);
+  // Feedback corrects a windowed verdict in place (a verdict that left its window counts no more).
+  r.correct("n/a:x", "s", true, false, { submitter: "submitter.alice", taskId: "a7" });
+  assert.deepEqual(r.get("n/a:x", "s"), { successes: 34, failures: 7 });
+  r.correct("n/a:x", "s", true, false, { submitter: "submitter.alice", taskId: "a0" });
+  assert.deepEqual(r.get("n/a:x", "s"), { successes: 34, failures: 7 }, "a0 already left alice's window");
+  assert.ok(changes.includes("window") && changes.includes("base"));
+  // At the default weight a window of 5 failures is worth 1.25 observations.
+  const w = new TrackRecords(() => {}, 5, 0.25);
+  for (let i = 0; i < 50; i++) w.note("k", "s", false, { submitter: "m", taskId: `m${i}` });
+  assert.deepEqual(w.get("k", "s"), { successes: 0, failures: 1.25 });
 });
