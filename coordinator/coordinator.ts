@@ -12,6 +12,7 @@ import { EmbeddedBroker, isWildcard } from "./broker.ts";
 import type { CoordinatorConfig } from "./config.ts";
 import { Inbound } from "./inbound.ts";
 import { CoordinatorLink } from "./link.ts";
+import { CheckRunner } from "./market/checks.ts";
 import { MarketEventBus } from "./market/events.ts";
 import { FeedbackDesk } from "./market/feedback.ts";
 import { Market } from "./market/market.ts";
@@ -114,10 +115,12 @@ export class Coordinator implements Lifecycle {
     parts.push(["reputation", this.reputation]);
     parts.push(["verdicts", new VerdictRelay(this.events, this.reputation, link.outbox)]);
 
+    const checks = new CheckRunner();
+    parts.push(["checks", checks]);
     const rng = new Rng(cfg.seed ?? this.clock.now());
     this.market = new Market({
       settings: cfg, clock: this.clock, rng: () => rng.next(), store, registry: this.registry, reputation: this.reputation, events: this.events,
-      counters: this.counters, logger: log.child({ part: "market" }), out: link.outbox,
+      counters: this.counters, logger: log.child({ part: "market" }), out: link.outbox, checks,
     });
     // No auction before the nodes that were online before a restart are back (or a grace period).
     const roster = new Roster({ store, registry: this.registry, clock: this.clock, logger: log.child({ part: "roster" }), graceMs: cfg.resumeGraceMs });

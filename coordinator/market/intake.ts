@@ -1,13 +1,14 @@
 /**
- * A submit's way in: decode against the schema, compile its check, check its `replyTo`, resolve its
+ * A submit's way in: decode against the schema, validate its check, check its `replyTo`, resolve its
  * defaults once. Pure: what comes out is either a task to accept, a rejection to tell a submitter
  * about (the payload named a valid id), or a drop to count (nobody to tell).
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { ColonyError } from "../../common/errors.ts";
-import { decode, IdSchema, ROOT, SubmitSchema, topics, type Submit, type WireError } from "../../common/protocol.ts";
+import { ANONYMOUS, decode, IdSchema, ROOT, SubmitSchema, topics, type Submit, type WireError } from "../../common/protocol.ts";
 import { stableJson } from "../../common/stable-json.ts";
-import { compileCheck, type CheckFn } from "./checks.ts";
+import type { TaskRecord } from "./task-store.ts";
+import { validateCheck } from "./checks.ts";
 import { MarketErrors } from "./errors.ts";
 
 /**
@@ -28,9 +29,8 @@ export interface AcceptedSubmit {
   kind: "task";
   id: string;
   submit: Submit & { id: string };
-  /** The submit in stable JSON: an exact re-send has the same text whatever its key order. */
-  raw: string;
-  check?: CheckFn | undefined;
+  /** sha256 of the submit in stable JSON: an exact re-send has the same digest whatever its key order. */
+  digest: string;
   /** Resolved here and nowhere else: the announce and the award carry this value. */
   maxTokens: number;
   deadlineMs: number;
@@ -56,15 +56,30 @@ export function takeSubmit(payload: Buffer, owner: string, defaults: IntakeDefau
   if (submit.replyTo !== undefined && !replyToAllowed(submit.replyTo, owner)) {
     return { kind: "reject", id, error: { code: MarketErrors.REPLY_TO_FORBIDDEN, message: `replyTo ${submit.replyTo.slice(0, 100)} is neither in ${topics.submitterRoot(owner)}/ nor outside colony/` } };
   }
-  let check: CheckFn | undefined;
   try {
-    if (submit.check) check = compileCheck(submit.check);
+    if (submit.check) validateCheck(submit.check);
   } catch (err) {
     return { kind: "reject", id, error: (err as ColonyError).toWire() };
   }
   return {
-    kind: "task", id, submit, raw: stableJson(submit), check,
+    kind: "task", id, submit, digest: submitDigest(stableJson(submit)),
     maxTokens: submit.maxTokens ?? defaults.defaultMaxTokens,
     deadlineMs: submit.deadlineMs ?? defaults.defaultDeadlineMs,
   };
+}
+
+/** What identifies a submit for the idempotent re-send rule, without storing the prompt a second time. */
+export function submitDigest(stableText: string): string {
+  return createHash("sha256").update(stableText).digest("hex");
+}
+
+/**
+ * Why a submit whose id is known must be refused, or undefined for an exact re-send by the same
+ * submitter (idempotent: nothing re-runs). Records written before digests were kept carry the raw text.
+ */
+export function duplicateError(rec: TaskRecord, owner: string, digest: string): WireError | undefined {
+  if ((rec.owner ?? ANONYMOUS) !== owner) return { code: MarketErrors.DUPLICATE_TASK, message: `task id ${rec.id} is taken` };
+  const known = rec.digest ?? (rec.raw !== undefined ? submitDigest(rec.raw) : undefined);
+  if (known !== digest) return { code: MarketErrors.DUPLICATE_TASK, message: `task ${rec.id} already exists with a different payload` };
+  return undefined;
 }

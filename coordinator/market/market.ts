@@ -2,10 +2,9 @@ import { randomBytes } from "node:crypto";
 import { ANONYMOUS, type Ack, type Bid, type Done, type Progress, type Result, type WireError } from "../../common/protocol.ts";
 import { recordKey } from "./agent-ref.ts";
 import { Auction } from "./auction.ts";
-import { compileCheck } from "./checks.ts";
 import { MarketErrors } from "./errors.ts";
 import type { DeliveredAttempt } from "./events.ts";
-import { takeSubmit } from "./intake.ts";
+import { duplicateError, takeSubmit } from "./intake.ts";
 import { MarketOutbox } from "./outbox.ts";
 import type { MarketParts } from "./parts.ts";
 import { loadStoredTasks } from "./recovery.ts";
@@ -59,7 +58,6 @@ export class Market {
     for (const { owner, result } of stored.recentResults) this.out.result(owner, result);
     for (const rec of stored.unfinished) {
       const run = this.newRun(rec);
-      if (rec.submit.check) run.check = compileCheck(rec.submit.check);
       this.p.counters.inc("tasks.resumed");
       this.persist(run);
       this.startAttempt(run);
@@ -119,18 +117,16 @@ export class Market {
     const existing = this.runs.get(id)?.rec ?? (this.runs.isStored(id) ? await this.runs.find(id, this.p.store) : undefined);
     if (existing) {
       const rec = existing;
-      if (ownerOf(rec) !== owner) return this.reject(owner, id, { code: MarketErrors.DUPLICATE_TASK, message: `task id ${id} is taken` });
-      if (rec.raw !== t.raw) return this.reject(owner, id, { code: MarketErrors.DUPLICATE_TASK, message: `task ${id} already exists with a different payload` });
-      // Exact re-send (a submitter retrying after a lost connection): idempotent, nothing re-runs.
+      const refused = duplicateError(rec, owner, t.digest);
+      if (refused) return this.reject(owner, id, refused);
       this.p.counters.inc("tasks.resent");
       this.out.taskEvent(owner, id, { type: "accepted", id, at: rec.acceptedAt });
       if (rec.result) this.out.result(owner, rec.result);
       return;
     }
     const now = this.p.clock.now();
-    const rec = { id, owner, submit: t.submit, raw: t.raw, acceptedAt: now, deadlineAt: now + t.deadlineMs, maxTokens: t.maxTokens, state: "open" as const, attempts: [] };
+    const rec = { id, owner, submit: t.submit, digest: t.digest, acceptedAt: now, deadlineAt: now + t.deadlineMs, maxTokens: t.maxTokens, state: "open" as const, attempts: [] };
     const run = this.newRun(rec);
-    run.check = t.check;
     // Stored BEFORE `accepted`: an accepted task survives a SIGKILL of the coordinator. A store
     // failure means the task is not accepted at all.
     try {
@@ -264,15 +260,21 @@ export class Market {
     this.out.taskEvent(ownerOf(run.rec), run.rec.id, { type: "progress", id: run.rec.id, at: this.p.clock.now(), attempt: run.rec.attempts.length, tokens: p.tokens, text: p.text });
   }
 
-  onDone(done: Done): void {
+  async onDone(done: Done): Promise<void> {
     const run = this.currentRun(done);
     if (!run) return void this.lateDone(done);
+    const cur = run.current!;
+    if (cur.phase === "checking") return this.p.counters.drop("done.repeated");
     const a = run.rec.attempts.at(-1)!;
-    run.current!.timer?.cancel();
+    cur.timer?.cancel();
     if (done.status === "error") {
       return this.failAttempt(run, "error", { code: MarketErrors.AGENT_ERROR, message: `agent error: ${done.error ? `${done.error.code}: ${done.error.message}` : "unspecified"}` }, false);
     }
-    const checked = run.check ? run.check(done.output ?? "") : undefined;
+    // Delivered: from here on the node's fate no longer matters, only the check's verdict.
+    cur.phase = "checking";
+    const check = run.rec.submit.check;
+    const checked = check ? await this.p.checks.run(check, done.output ?? "") : undefined;
+    if (run.finished || this.closed) return;
     a.outcome = checked === false ? "check-failed" : "ok";
     const verdict = (a.verdict = firstVerdict(checked));
     void this.finish(run, deliveredResult(run.rec, a, done, checked, this.p.clock.now()), deliveredEvent(a, verdict, done));
@@ -319,12 +321,13 @@ export class Market {
         run.auction.nodeGone(nodeId);
         if (run.auction.complete) this.closeAuction(run);
       }
-      if (run.current?.nodeId === nodeId) this.failAttempt(run, "offline", { code: MarketErrors.NODE_OFFLINE, message: `node ${nodeId} went offline` }, false);
+      if (run.current?.nodeId === nodeId && run.current.phase !== "checking") this.failAttempt(run, "offline", { code: MarketErrors.NODE_OFFLINE, message: `node ${nodeId} went offline` }, false);
     }
   }
 
   private onTaskDeadline(run: Run): void {
-    if (run.finished) return;
+    // An output that arrived in time is judged even if its check ends after the deadline.
+    if (run.finished || run.current?.phase === "checking") return;
     const cur = run.current;
     if (cur) {
       this.out.cancel(cur.nodeId, cur.auctionId, run.rec.id, "deadline");

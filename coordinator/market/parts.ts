@@ -4,6 +4,7 @@ import type { Counters } from "../../common/counters.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { Outbox } from "../../common/protocol.ts";
 import type { Registry } from "../registry.ts";
+import type { CheckRunner } from "./checks.ts";
 import type { MarketEventBus } from "./events.ts";
 import type { Reputation } from "./reputation.ts";
 import type { TaskStore } from "./task-store.ts";
@@ -27,5 +28,7 @@ export interface MarketParts {
   events: MarketEventBus;
   counters: Counters;
   out: Outbox;
+  /** Runs the submitters' checks off the event loop (checks.ts). */
+  checks: Pick<CheckRunner, "run">;
   logger: Logger;
 }

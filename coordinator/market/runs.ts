@@ -6,7 +6,6 @@
 import type { Timer } from "../../common/clock.ts";
 import { recordKey } from "./agent-ref.ts";
 import type { Auction } from "./auction.ts";
-import type { CheckFn } from "./checks.ts";
 import { FAULTS } from "./results.ts";
 import type { TaskRecord, TaskStore } from "./task-store.ts";
 
@@ -16,14 +15,14 @@ export interface Current {
   nodeId: string;
   agentId: string;
   genome?: string | undefined;
-  phase: "awaiting-ack" | "running";
+  /** `checking`: the output arrived and the task's check runs (off the event loop, checks.ts). */
+  phase: "awaiting-ack" | "running" | "checking";
   timer?: Timer;
 }
 
 /** In-memory state of an unfinished task; `rec` is what the store holds. */
 export interface Run {
   rec: TaskRecord & { maxTokens: number };
-  check?: CheckFn | undefined;
   auction?: Auction | undefined;
   auctionTimer?: Timer | undefined;
   current?: Current | undefined;

@@ -33,8 +33,10 @@ export interface TaskRecord {
   /** The submitter (MQTT username) whose folder the task lives in; absent in tasks stored by older versions (= "anonymous"). */
   owner?: string;
   submit: Submit;
-  /** The submit payload exactly as received (for the idempotent re-send rule). */
-  raw: string;
+  /** sha256 of the submit in stable JSON (intake.ts), for the idempotent re-send rule. */
+  digest?: string;
+  /** Tasks stored by older versions kept the whole stable JSON instead (the prompt twice). */
+  raw?: string;
   acceptedAt: number;
   deadlineAt: number;
   /** Resolved at acceptance (the submit's or the default); absent in tasks stored by older versions. */
