@@ -84,6 +84,18 @@ export class EmbeddedBroker {
     return clientEnd;
   }
 
+  /**
+   * How many retained messages the broker holds (in its memory: aedes' default persistence), for
+   * the soak test and operators: results leave after `resultRetentionMs` (market/retention.ts).
+   */
+  async retainedCount(): Promise<number> {
+    if (!this.broker) return 0;
+    let n = 0;
+    const stream = (this.broker as unknown as { persistence: { createRetainedStream(p: string): AsyncIterable<unknown> } }).persistence.createRetainedStream("#");
+    for await (const _ of stream) n++;
+    return n;
+  }
+
   /** URL for clients on this machine: the address listened on (127.0.0.1 when that is every address). */
   get localUrl(): string {
     return `mqtt://${urlHost(isWildcard(this.opts.host) ? "127.0.0.1" : this.opts.host)}:${this.port}`;

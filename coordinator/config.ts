@@ -61,6 +61,19 @@ export const CoordinatorConfigSchema = z.strictObject({
   verdictWindow: z.number().int().min(1).max(10_000).default(20),
   /** What one verdict of an untrusted submitter is worth, in observations. Default 0.25. */
   untrustedWeight: z.number().min(0).max(1).default(0.25),
+  /**
+   * How long a result stays retained on the broker after its task finished; then it is cleared from
+   * the broker (the store keeps it: `colony task ID`, `tasks/{id}/get`). Default 86400000 (24 h).
+   */
+  resultRetentionMs: z.number().int().min(1000).default(86_400_000),
+  /** How long a finished task stays in the store; then it is deleted and its id is free. Default 2592000000 (30 days). */
+  taskRetentionMs: z.number().int().min(1000).default(2_592_000_000),
+  /** Requests (submits, gets) per second each submitter may send once its burst is spent; 0 = unlimited. Default 20. */
+  submitRate: z.number().min(0).default(20),
+  /** Requests a submitter may send at once. Default 500. */
+  submitBurst: z.number().int().min(1).default(500),
+  /** Unfinished tasks each submitter may have; 0 = unlimited. Default 1000. */
+  maxOpenTasks: z.number().int().min(0).default(1000),
   /** Seed of the scoring's tie-break randomness; default: time-based. */
   seed: z.number().int().optional(),
   /** Fleet id in the coordinator status and the mDNS TXT record. Default "default". */
@@ -87,9 +100,14 @@ const ENV_KEYS: Record<string, keyof CoordinatorConfig> = {
   COLONY_MDNS: "mdns",
   COLONY_LOG_LEVEL: "logLevel",
   COLONY_TRUSTED_SUBMITTERS: "trustedSubmitters",
+  COLONY_RESULT_RETENTION_MS: "resultRetentionMs",
+  COLONY_TASK_RETENTION_MS: "taskRetentionMs",
+  COLONY_SUBMIT_RATE: "submitRate",
+  COLONY_SUBMIT_BURST: "submitBurst",
+  COLONY_MAX_OPEN_TASKS: "maxOpenTasks",
 };
 
-const NUMERIC_KEYS = new Set<keyof CoordinatorConfig>(["port", "wsPort", "bidWindowMs", "maxAttempts", "ackWithinMs"]);
+const NUMERIC_KEYS = new Set<keyof CoordinatorConfig>(["port", "wsPort", "bidWindowMs", "maxAttempts", "ackWithinMs", "resultRetentionMs", "taskRetentionMs", "submitRate", "submitBurst", "maxOpenTasks"]);
 const BOOLEAN_KEYS = new Set<keyof CoordinatorConfig>(["insecure", "mdns"]);
 
 /** Environment strings become numbers/booleans where the key is one, so zod reports real problems. */

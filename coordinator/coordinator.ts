@@ -15,6 +15,10 @@ import { CoordinatorLink } from "./link.ts";
 import { CheckRunner } from "./market/checks.ts";
 import { MarketEventBus } from "./market/events.ts";
 import { FeedbackDesk } from "./market/feedback.ts";
+import { TaskLookup } from "./market/lookup.ts";
+import { MarketOutbox } from "./market/outbox.ts";
+import { SubmitterQuota } from "./market/quota.ts";
+import { Retention } from "./market/retention.ts";
 import { Market } from "./market/market.ts";
 import { Reputation } from "./market/reputation.ts";
 import { TaskStore } from "./market/task-store.ts";
@@ -39,6 +43,7 @@ export class Coordinator implements Lifecycle {
   private readonly logger: Logger;
   private parts: PartGroup | undefined;
   private broker: EmbeddedBroker | undefined;
+  private store: TaskStore | undefined;
   readonly counters: Counters;
   readonly events: MarketEventBus;
   registry!: Registry;
@@ -86,7 +91,7 @@ export class Coordinator implements Lifecycle {
       this.broker = new EmbeddedBroker({ host: cfg.host, port: cfg.port, wsPort: cfg.wsPort, hooks, logger: log });
       parts.push(["broker", this.broker]);
     }
-    const store = new TaskStore(path.join(cfg.dataDir, "tasks"));
+    const store = (this.store = new TaskStore(path.join(cfg.dataDir, "tasks")));
     parts.push(["store", store]);
 
     const broker = this.broker;
@@ -117,17 +122,22 @@ export class Coordinator implements Lifecycle {
 
     const checks = new CheckRunner();
     parts.push(["checks", checks]);
+    const quota = new SubmitterQuota(cfg, this.clock);
+    const marketOut = new MarketOutbox(link.outbox);
+    // Before the market: recent results are back on the broker before tasks resume.
+    parts.push(["retention", new Retention({ store, out: marketOut, clock: this.clock, counters: this.counters, logger: log.child({ part: "retention" }), settings: cfg })]);
     const rng = new Rng(cfg.seed ?? this.clock.now());
     this.market = new Market({
       settings: cfg, clock: this.clock, rng: () => rng.next(), store, registry: this.registry, reputation: this.reputation, events: this.events,
-      counters: this.counters, logger: log.child({ part: "market" }), out: link.outbox, checks,
+      counters: this.counters, logger: log.child({ part: "market" }), out: link.outbox, checks, quota,
     });
     // No auction before the nodes that were online before a restart are back (or a grace period).
     const roster = new Roster({ store, registry: this.registry, clock: this.clock, logger: log.child({ part: "roster" }), graceMs: cfg.resumeGraceMs });
     parts.push(["roster", roster]);
     parts.push(["market", { start: () => this.market.start({ gate: roster.ready }), close: () => this.market.close() }]);
     const feedback = new FeedbackDesk(store, this.events, this.clock, this.counters, (taskId) => this.market.isRunning(taskId));
-    parts.push(["inbound", new Inbound(link, { registry: this.registry, market: this.market, feedback }, this.counters)]);
+    const lookup = new TaskLookup({ store, out: marketOut, clock: this.clock, counters: this.counters, quota });
+    parts.push(["inbound", new Inbound(link, { registry: this.registry, market: this.market, feedback, lookup }, this.counters)]);
     parts.push(["presence", new Presence(link, { fleetId: cfg.fleetId, startedAt: () => this.startedAt })]);
     const statsSources = { fleetId: cfg.fleetId, startedAt: () => this.startedAt, registry: this.registry, market: this.market, reputation: this.reputation, counters: this.counters };
     parts.push(["stats", new StatsPublisher(statsSources, link.outbox, this.clock, cfg.statsIntervalMs)]);
@@ -156,6 +166,16 @@ export class Coordinator implements Lifecycle {
       },
       close: async () => adv?.close(),
     };
+  }
+
+  /** Retained messages held by the embedded broker (undefined with an external broker). */
+  async retainedMessages(): Promise<number | undefined> {
+    return this.broker?.retainedCount();
+  }
+
+  /** Tasks in the store (finished ones leave after `taskRetentionMs`). */
+  async storedTasks(): Promise<number> {
+    return (await this.store?.countTasks()) ?? 0;
   }
 
   stats(): CoordinatorStats {

@@ -4,6 +4,7 @@ import type { Lifecycle } from "../common/lifecycle.ts";
 import { channels, decode, IdSchema, parseNodeTopic, parseSubmitterTopic, topics } from "../common/protocol.ts";
 import type { CoordinatorLink } from "./link.ts";
 import type { FeedbackDesk } from "./market/feedback.ts";
+import type { TaskLookup } from "./market/lookup.ts";
 import type { Market } from "./market/market.ts";
 import type { Registry } from "./registry.ts";
 
@@ -12,10 +13,11 @@ import type { Registry } from "./registry.ts";
  * decoded once against its topic's schema; a node-owned message whose payload names another node
  * than its topic is a forgery and is dropped (the broker ACL stops it first when auth is on; this
  * is the second line, and the only one with --insecure). A submit or a feedback comes from the
- * submitter whose folder it was published in (the ACL lets only that user publish there).
+ * submitter whose folder it was published in (the ACL lets only that user publish there); so does a
+ * `get`, which asks for a task's result again.
  */
 export const SUBSCRIPTIONS = [
-  topics.allSubmits, topics.allNodeStatus, topics.allNodeHeartbeats, topics.allBids, topics.allAcks, topics.allProgress, topics.allDone, topics.allFeedback,
+  topics.allSubmits, topics.allNodeStatus, topics.allNodeHeartbeats, topics.allBids, topics.allAcks, topics.allProgress, topics.allDone, topics.allFeedback, topics.allGets,
 ] as const;
 
 /** Who handles what arrives. */
@@ -23,17 +25,20 @@ export interface InboundRoutes {
   registry: Registry;
   market: Market;
   feedback: FeedbackDesk;
+  lookup: TaskLookup;
 }
 
 export class Inbound implements Lifecycle {
   private readonly registry: Registry;
   private readonly market: Market;
   private readonly feedback: FeedbackDesk;
+  private readonly lookup: TaskLookup;
 
   constructor(private readonly link: CoordinatorLink, routes: InboundRoutes, private readonly counters: Counters) {
     this.registry = routes.registry;
     this.market = routes.market;
     this.feedback = routes.feedback;
+    this.lookup = routes.lookup;
   }
 
   private readonly onMessage = (topic: string, payload: Buffer, packet?: { retain?: boolean }): void => {
@@ -89,6 +94,13 @@ export class Inbound implements Lifecycle {
         const d = decode(channels.taskFeedback.schema, payload);
         if (!d.ok) return this.counters.drop(`feedback.${d.code}`);
         this.feedback.onFeedback(sub.user, sub.taskId, d.value).catch((err) => this.counters.drop("feedback.handler-error", { err: { message: (err as Error).message } }));
+        return;
+      }
+      if (sub.kind === "get" && sub.taskId !== undefined) {
+        if (!IdSchema.safeParse(sub.taskId).success) return this.counters.drop("get.bad-id");
+        const d = decode(channels.taskGet.schema, payload.length === 0 ? Buffer.from("{}") : payload);
+        if (!d.ok) return this.counters.drop(`get.${d.code}`);
+        this.lookup.onGet(sub.user, sub.taskId).catch((err) => this.counters.drop("get.handler-error", { err: { message: (err as Error).message } }));
         return;
       }
     }

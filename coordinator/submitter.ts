@@ -96,25 +96,50 @@ export async function coordinatorState(client: MqttClient, waitMs: number): Prom
   }
 }
 
-/** Reads one of this client's tasks' retained result from the broker; undefined if none arrives within `waitMs`. */
-export async function fetchResult(client: MqttClient, id: string, waitMs: number): Promise<Result | undefined> {
-  const topic = topics.taskResult(submitterOf(client), id);
+export type Lookup = { kind: "result"; result: Result } | { kind: "running" } | { kind: "not-found"; message: string } | { kind: "no-answer" };
+
+/**
+ * One of this client's tasks: its retained result if the broker still holds it, else the answer to
+ * a `get` (the stored result, `running`, or not found); `no-answer` if nothing arrives within
+ * `waitMs` (no coordinator). A RATE_LIMITED refusal is thrown.
+ */
+export async function fetchResult(client: MqttClient, id: string, waitMs: number): Promise<Lookup> {
+  const user = submitterOf(client);
+  const resTopic = topics.taskResult(user, id);
+  const evTopic = topics.taskEvents(user, id);
   let onMessage: ((t: string, p: Buffer) => void) | undefined;
   try {
-    return await new Promise<Result | undefined>((resolve, reject) => {
-      const timer = setTimeout(() => resolve(undefined), waitMs);
+    return await new Promise<Lookup>((resolve, reject) => {
+      const timer = setTimeout(() => resolve({ kind: "no-answer" }), waitMs);
+      const settle = (l: Lookup) => {
+        clearTimeout(timer);
+        resolve(l);
+      };
       onMessage = (t, p) => {
-        if (t !== topic) return;
-        const r = decode(ResultSchema, p);
-        if (r.ok) {
-          clearTimeout(timer);
-          resolve(r.value);
+        if (t === resTopic) {
+          // An empty payload is the retained result being cleared (retention): the get answers.
+          const r = decode(ResultSchema, p);
+          if (r.ok && r.value.id === id) settle({ kind: "result", result: r.value });
+        } else if (t === evTopic) {
+          const e = decode(TaskEventSchema, p);
+          if (!e.ok) return;
+          if (e.value.type === "accepted") settle({ kind: "running" });
+          else if (e.value.type === "rejected" && e.value.error.code === MarketErrors.TASK_NOT_FOUND) settle({ kind: "not-found", message: e.value.error.message });
+          else if (e.value.type === "rejected") {
+            clearTimeout(timer);
+            reject(new ColonyError(e.value.error.code, e.value.error.message));
+          }
         }
       };
       client.on("message", onMessage);
-      client.subscribeAsync(topic, { qos: 1 }).catch(reject);
+      // Subscribed first: the retained result (if any) and the get's answer both arrive after.
+      client
+        .subscribeAsync([resTopic, evTopic], { qos: 1 })
+        .then(() => client.publishAsync(topics.taskGet(user, id), encode({}), { qos: 1 }))
+        .catch(reject);
     });
   } finally {
     client.off("message", onMessage!);
+    await client.unsubscribeAsync([resTopic, evTopic]).catch(() => {});
   }
 }

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 export function register(program: Command): void {
   program
     .command("task")
-    .description("print a task's result: the broker's retained result, or with --data-dir the coordinator's store (coordinator stopped)")
+    .description("print a task's result: retained on the broker, else asked of the coordinator (tasks/{id}/get, from its store); with --data-dir read the store directly (coordinator stopped)")
     .argument("<id>", "task id")
     .option("--url <url>", "broker URL (default: credentials file, $COLONY_BROKER, mqtt://127.0.0.1:1883)")
     .option("--username <name>", "MQTT username")
@@ -18,6 +18,7 @@ export function register(program: Command): void {
       const s = (v: unknown) => (typeof v === "string" ? v : undefined);
       let result: import("../../common/protocol.ts").Result | undefined;
       let state: string | undefined;
+      let notFound: string | undefined;
       if (s(o.dataDir)) {
         const path = await import("node:path");
         const { TaskStore } = await import("../../coordinator/market/task-store.ts");
@@ -38,12 +39,16 @@ export function register(program: Command): void {
         (await import("../warnings.ts")).warnPasswordFlag(o.password);
         const client = await connectClient({ url: s(o.url), username: s(o.username), password: s(o.password), credentials: s(o.credentials) ?? env.credentials, defaultUrl: env.broker, logger: createLogger({ level: "warn", name: "task" }) });
         try {
-          result = await fetchResult(client, id, 1500);
+          const found = await fetchResult(client, id, 3000);
+          if (found.kind === "result") result = found.result;
+          else if (found.kind === "running") state = "open";
+          else if (found.kind === "not-found") notFound = found.message;
+          else notFound = `no answer about task ${id} within 3 s: is the coordinator running?`;
         } finally {
           await client.endAsync().catch(() => {});
         }
       }
-      if (!result) throw new ColonyError(MarketErrors.TASK_NOT_FOUND, state === "open" ? `task ${id} is stored but not finished` : `no result for task ${id}`);
+      if (!result) throw new ColonyError(MarketErrors.TASK_NOT_FOUND, state === "open" ? `task ${id} is stored but not finished` : (notFound ?? `no result for task ${id}`));
       if (o.json) process.stdout.write(JSON.stringify(result) + "\n");
       else {
         process.stdout.write(`task ${result.id}: ${result.status}${result.error ? ` ${result.error.code}: ${result.error.message}` : ""}\n`);

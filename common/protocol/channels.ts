@@ -8,7 +8,7 @@ import type { z } from "zod";
 import { encode } from "./codec.ts";
 import { CoordinatorStatsSchema, CoordinatorStatusSchema, HeartbeatSchema, NodeStatusSchema } from "./fleet.ts";
 import { AckSchema, AnnounceSchema, AwardSchema, BidSchema, CancelSchema, DoneSchema, ProgressSchema, VerdictSchema } from "./market.ts";
-import { FeedbackSchema, ResultSchema, SubmitSchema, TaskEventSchema } from "./task.ts";
+import { FeedbackSchema, ResultSchema, SubmitSchema, TaskEventSchema, TaskGetSchema } from "./task.ts";
 import { topics } from "./topics.ts";
 
 export interface Channel<A extends string[], S extends z.ZodType> {
@@ -31,6 +31,7 @@ export const channels = {
   /** Retained, so a submitter that subscribes late still gets it. */
   taskResult: channel((user: string, taskId: string) => topics.taskResult(user, taskId), ResultSchema, 1, true),
   taskFeedback: channel((user: string, taskId: string) => topics.taskFeedback(user, taskId), FeedbackSchema, 1),
+  taskGet: channel((user: string, taskId: string) => topics.taskGet(user, taskId), TaskGetSchema, 1),
   coordinatorStatus: channel(() => topics.coordinatorStatus, CoordinatorStatusSchema, 1, true),
   coordinatorStats: channel(() => topics.coordinatorStats, CoordinatorStatsSchema, 0, true),
   // Coordinator -> nodes
@@ -60,6 +61,8 @@ export interface SendOptions {
   qos?: 0 | 1;
   /** Also publish the same bytes to this topic (a submitter's `replyTo`), without the retain flag. */
   alsoTo?: string | undefined;
+  /** `false`: publish without the channel's retain flag (an answer to one asker, not the topic's state). */
+  retain?: false;
 }
 
 export class Outbox {
@@ -68,7 +71,16 @@ export class Outbox {
   send<A extends string[], S extends z.ZodType>(ch: Channel<A, S>, args: A, msg: z.infer<S>, opts: SendOptions = {}): void {
     const payload = encode(msg);
     const qos = opts.qos ?? ch.qos;
-    this.raw.publish(ch.topic(...args), payload, { qos, retain: ch.retain });
+    this.raw.publish(ch.topic(...args), payload, { qos, retain: opts.retain ?? ch.retain });
     if (opts.alsoTo !== undefined) this.raw.publish(opts.alsoTo, payload, { qos });
+  }
+
+  /**
+   * Removes a retained channel's message from the broker: an empty retained payload (MQTT 3.1.1
+   * §3.3.1.3). Subscribers see one empty message; receivers skip empty payloads.
+   */
+  clear<A extends string[], S extends z.ZodType>(ch: Channel<A, S>, args: A): void {
+    if (!ch.retain) throw new Error("only a retained channel can be cleared");
+    this.raw.publish(ch.topic(...args), "", { qos: ch.qos, retain: true });
   }
 }

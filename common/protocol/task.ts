@@ -42,6 +42,9 @@ export const FeedbackSchema = z.strictObject({
 });
 export type Feedback = z.infer<typeof FeedbackSchema>;
 
+/** `tasks/{id}/get`: `{}` (an empty payload is read as `{}`, for `mosquitto_pub -n`). */
+export const TaskGetSchema = z.strictObject({});
+
 export const AttemptSchema = z.strictObject({
   attempt: z.number().int().min(1),
   nodeId: IdSchema.optional(),

@@ -20,6 +20,8 @@ export const topics = {
   taskEvents: (user: string, taskId: string) => `${ROOT}/submitters/${user}/tasks/${taskId}/events`,
   taskResult: (user: string, taskId: string) => `${ROOT}/submitters/${user}/tasks/${taskId}/result`,
   taskFeedback: (user: string, taskId: string) => `${ROOT}/submitters/${user}/tasks/${taskId}/feedback`,
+  /** Asks for a task's result again (it expired from the broker, or the submitter was not subscribed). */
+  taskGet: (user: string, taskId: string) => `${ROOT}/submitters/${user}/tasks/${taskId}/get`,
   /** Retained coordinator presence (`online` with broker info, or `offline` by last will). */
   coordinatorStatus: `${ROOT}/coordinator/status`,
   /** Retained fleet snapshot for `colony status` (nodes, agents, open auctions, counters); ~1/s. Added in v1, optional to read. */
@@ -47,6 +49,7 @@ export const topics = {
   allDone: `${ROOT}/nodes/+/done`,
   allSubmits: `${ROOT}/submitters/+/submit`,
   allFeedback: `${ROOT}/submitters/+/tasks/+/feedback`,
+  allGets: `${ROOT}/submitters/+/tasks/+/get`,
 } as const;
 
 /** Splits `colony/v1/nodes/{nodeId}/{kind}`; returns undefined for any other topic. */

@@ -59,13 +59,13 @@ export function checkPublish(principal: Principal, topic: string, retain: boolea
   // submitter: its own folder colony/v1/submitters/{username}/
   const folder = submitterFolder(principal);
   const inFolder = topic.startsWith(`${folder}/`) ? topic.slice(folder.length + 1).split("/") : undefined;
-  if (inFolder && (inFolder.join("/") === "submit" || (inFolder.length === 3 && inFolder[0] === "tasks" && CONCRETE_ID_RE.test(inFolder[1]!) && inFolder[2] === "feedback"))) {
+  if (inFolder && (inFolder.join("/") === "submit" || (inFolder.length === 3 && inFolder[0] === "tasks" && CONCRETE_ID_RE.test(inFolder[1]!) && (inFolder[2] === "feedback" || inFolder[2] === "get")))) {
     // A retained submit would be re-submitted to every coordinator that (re)subscribes.
     if (retain) return deny("a submitter may not retain messages under colony/");
     return ALLOW;
   }
   if (isOutsideColony(topic)) return ALLOW;
-  return deny(`a submitter may publish only ${folder}/submit, ${folder}/tasks/{id}/feedback and topics outside colony/`);
+  return deny(`a submitter may publish only ${folder}/submit, ${folder}/tasks/{id}/feedback, ${folder}/tasks/{id}/get and topics outside colony/`);
 }
 
 /** May `principal` subscribe with `filter`? */

@@ -58,7 +58,7 @@ function aclFor(user: IssuedUser, extraTopics: readonly string[]): string[] {
     // Its own folder only: mosquitto checks read rights per delivered message, so even a wildcard
     // subscription gets nothing from another submitter's folder.
     const folder = submitterFolder(user);
-    lines.push(`topic write ${folder}/submit`, `topic write ${folder}/tasks/+/feedback`, `topic read ${folder}/#`);
+    lines.push(`topic write ${folder}/submit`, `topic write ${folder}/tasks/+/feedback`, `topic write ${folder}/tasks/+/get`, `topic read ${folder}/#`);
     lines.push(`topic read ${ROOT}/coordinator/status`);
     // mosquitto checks every `deny` line before any grant, so "all but colony/" cannot be said
     // (a `deny colony/#` would also hide the submitter's own results, and a bare `readwrite #`

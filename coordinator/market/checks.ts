@@ -5,8 +5,11 @@
  * Exact checks are a string comparison and run in place. Regex and JSON-schema checks are the
  * submitter's code, in effect: a catastrophic regex (`^(a+)+$`, also as a JSON-schema `pattern`)
  * can run for ever. They run in worker threads (check-worker.mjs) under a hard timeout: a check
- * still running after CHECK_TIMEOUT_MS fails, and its worker is terminated and replaced, so the
- * coordinator's event loop (bids, awards, every other task) never waits for one.
+ * still running after CHECK_TIMEOUT_MS is given up ("timeout"), and its worker is terminated and
+ * replaced, so the coordinator's event loop (bids, awards, every other task) never waits for one.
+ * A timeout is the check's fault, not the agent's: the task ends CHECK_TIMEOUT and the agent is not
+ * blamed. The budget is wall time, so it is generous: on a loaded 2-core host a trivial check can
+ * wait 100 ms and more for a core, and an honest agent must never fail for that.
  */
 import { Worker } from "node:worker_threads";
 import { Ajv } from "ajv";
@@ -15,7 +18,10 @@ import type { Lifecycle } from "../../common/lifecycle.ts";
 import type { Check } from "../../common/protocol.ts";
 import { MarketErrors } from "./errors.ts";
 
-export const CHECK_TIMEOUT_MS = 100;
+export const CHECK_TIMEOUT_MS = 1000;
+
+/** A check's verdict on an output; "timeout": it ran out of time (or its worker died). */
+export type CheckOutcome = boolean | "timeout";
 
 // Shared, and nothing kept per submit: `addUsedSchema: false` keeps `$id`s out of it and each
 // schema is removed after its trial compile (a new Ajv per submit costs ~15 ms).
@@ -46,7 +52,7 @@ interface Job {
   id: number;
   check: Check;
   output: string;
-  resolve: (ok: boolean) => void;
+  resolve: (ok: CheckOutcome) => void;
 }
 
 /** One worker and the job it runs now; the others wait in its queue. */
@@ -110,7 +116,7 @@ class Lane {
     if (r) {
       clearTimeout(r.timer);
       this.onTimeout();
-      r.job.resolve(false);
+      r.job.resolve("timeout");
     }
     void this.worker?.terminate();
     this.worker = undefined;
@@ -119,7 +125,7 @@ class Lane {
 
   async close(): Promise<void> {
     if (this.running) clearTimeout(this.running.timer);
-    for (const j of [this.running?.job, ...this.queue.splice(0)]) j?.resolve(false);
+    for (const j of [this.running?.job, ...this.queue.splice(0)]) j?.resolve("timeout");
     this.running = undefined;
     await this.worker?.terminate();
     this.worker = undefined;
@@ -140,8 +146,8 @@ export class CheckRunner implements Lifecycle {
     for (const l of this.lanes) l.warm();
   }
 
-  /** Whether `output` passes `check`; false when the check runs out of time. */
-  run(check: Check, output: string): Promise<boolean> {
+  /** Whether `output` passes `check`, or "timeout" when the check runs out of time. */
+  run(check: Check, output: string): Promise<CheckOutcome> {
     if (check.type === "exact") return Promise.resolve(exactCheck(check, output));
     const lane = this.lanes.reduce((a, b) => (b.load < a.load ? b : a));
     return new Promise((resolve) => lane.submit({ id: ++this.nextId, check, output, resolve }));

@@ -5,9 +5,9 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { ColonyError } from "../../common/errors.ts";
-import { ANONYMOUS, decode, IdSchema, ROOT, SubmitSchema, topics, type Submit, type WireError } from "../../common/protocol.ts";
+import { decode, IdSchema, ROOT, SubmitSchema, topics, type Submit, type WireError } from "../../common/protocol.ts";
 import { stableJson } from "../../common/stable-json.ts";
-import type { TaskRecord } from "./task-store.ts";
+import { ownerOf, type TaskRecord } from "./task-store.ts";
 import { validateCheck } from "./checks.ts";
 import { MarketErrors } from "./errors.ts";
 
@@ -78,7 +78,7 @@ export function submitDigest(stableText: string): string {
  * submitter (idempotent: nothing re-runs). Records written before digests were kept carry the raw text.
  */
 export function duplicateError(rec: TaskRecord, owner: string, digest: string): WireError | undefined {
-  if ((rec.owner ?? ANONYMOUS) !== owner) return { code: MarketErrors.DUPLICATE_TASK, message: `task id ${rec.id} is taken` };
+  if (ownerOf(rec) !== owner) return { code: MarketErrors.DUPLICATE_TASK, message: `task id ${rec.id} is taken` };
   const known = rec.digest ?? (rec.raw !== undefined ? submitDigest(rec.raw) : undefined);
   if (known !== digest) return { code: MarketErrors.DUPLICATE_TASK, message: `task ${rec.id} already exists with a different payload` };
   return undefined;

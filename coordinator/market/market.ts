@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { ANONYMOUS, type Ack, type Bid, type Done, type Progress, type Result, type WireError } from "../../common/protocol.ts";
+import { type Ack, type Bid, type Done, type Progress, type Result, type WireError } from "../../common/protocol.ts";
 import { recordKey } from "./agent-ref.ts";
 import { Auction } from "./auction.ts";
 import { MarketErrors } from "./errors.ts";
@@ -7,16 +7,14 @@ import type { DeliveredAttempt } from "./events.ts";
 import { duplicateError, takeSubmit } from "./intake.ts";
 import { MarketOutbox } from "./outbox.ts";
 import type { MarketParts } from "./parts.ts";
-import { loadStoredTasks } from "./recovery.ts";
+import { loadUnfinishedTasks } from "./recovery.ts";
 import { deliveredEvent, deliveredResult, failedResult, firstVerdict, noWinnerError } from "./results.ts";
 import { RunTable, type Current, type MarketSnapshot, type Run } from "./runs.ts";
 import { pickWinner } from "./scoring.ts";
-import type { AttemptRecord, TaskRecord } from "./task-store.ts";
+import { ownerOf, type AttemptRecord, type TaskRecord } from "./task-store.ts";
 
 /** The track-record key of a task: its skill, or "*" for a task without one. */
 const skillKey = (rec: TaskRecord) => rec.submit.skill ?? "*";
-/** The submitter whose folder a task lives in (tasks stored before owners were kept: anonymous). */
-const ownerOf = (rec: TaskRecord) => rec.owner ?? ANONYMOUS;
 
 /**
  * The market: submit -> store -> accepted -> announce -> sealed bids -> score -> award -> ack ->
@@ -53,16 +51,14 @@ export class Market {
         for (const run of runs) this.startAttempt(run);
       });
     }
-    const stored = await loadStoredTasks(this.p.store, this.p.settings.defaultMaxTokens);
-    for (const id of stored.ids) this.runs.noteStored(id);
-    for (const { owner, result } of stored.recentResults) this.out.result(owner, result);
-    for (const rec of stored.unfinished) {
+    const unfinished = await loadUnfinishedTasks(this.p.store, this.p.settings.defaultMaxTokens);
+    for (const rec of unfinished) {
       const run = this.newRun(rec);
       this.p.counters.inc("tasks.resumed");
       this.persist(run);
       this.startAttempt(run);
     }
-    if (stored.unfinished.length) this.p.logger.info({ tasks: stored.unfinished.length }, "resuming unfinished tasks");
+    if (unfinished.length) this.p.logger.info({ tasks: unfinished.length }, "resuming unfinished tasks");
   }
 
   async close(): Promise<void> {
@@ -113,8 +109,12 @@ export class Market {
     if (t.kind === "drop") return this.p.counters.drop(t.reason);
     if (t.kind === "reject") return this.reject(owner, t.id, t.error);
     const { id } = t;
-    // Synchronous for a new id: concurrent identical submits must see each other's run.
-    const existing = this.runs.get(id)?.rec ?? (this.runs.isStored(id) ? await this.runs.find(id, this.p.store) : undefined);
+    let existing: TaskRecord | undefined = this.runs.get(id)?.rec;
+    if (!existing) {
+      const stored = await this.p.store.getTask(id);
+      // Re-checked after the await: an identical submit may have been accepted meanwhile.
+      existing = this.runs.get(id)?.rec ?? stored;
+    }
     if (existing) {
       const rec = existing;
       const refused = duplicateError(rec, owner, t.digest);
@@ -124,6 +124,8 @@ export class Market {
       if (rec.result) this.out.result(owner, rec.result);
       return;
     }
+    const limited = this.p.quota.admitTask(owner, this.runs.openOf(owner));
+    if (limited) return this.reject(owner, id, limited);
     const now = this.p.clock.now();
     const rec = { id, owner, submit: t.submit, digest: t.digest, acceptedAt: now, deadlineAt: now + t.deadlineMs, maxTokens: t.maxTokens, state: "open" as const, attempts: [] };
     const run = this.newRun(rec);
@@ -133,7 +135,7 @@ export class Market {
       await (run.writes = this.p.store.putTask(rec));
     } catch (err) {
       this.clearTimers(run);
-      this.runs.remove(run, true);
+      this.runs.remove(run);
       this.p.logger.error({ err, taskId: id }, "task store write failed; submit rejected");
       return this.reject(owner, id, { code: "INTERNAL", message: `the task could not be stored: ${(err as Error).message}` });
     }
@@ -273,11 +275,13 @@ export class Market {
     // Delivered: from here on the node's fate no longer matters, only the check's verdict.
     cur.phase = "checking";
     const check = run.rec.submit.check;
-    const checked = check ? await this.p.checks.run(check, done.output ?? "") : undefined;
+    const outcome = check ? await this.p.checks.run(check, done.output ?? "") : undefined;
     if (run.finished || this.closed) return;
+    // A check that ran out of time judged nothing: the agent keeps the provisional verdict of delivery.
+    const checked = outcome === "timeout" ? undefined : outcome;
     a.outcome = checked === false ? "check-failed" : "ok";
     const verdict = (a.verdict = firstVerdict(checked));
-    void this.finish(run, deliveredResult(run.rec, a, done, checked, this.p.clock.now()), deliveredEvent(a, verdict, done));
+    void this.finish(run, deliveredResult(run.rec, a, done, outcome, this.p.clock.now()), deliveredEvent(a, verdict, done));
   }
 
   /** A done for an attempt that was superseded (or a finished task): recorded, never final. */

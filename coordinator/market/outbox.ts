@@ -55,4 +55,14 @@ export class MarketOutbox {
   result(owner: string, result: Result, replyTo?: string): void {
     this.out.send(channels.taskResult, [owner, result.id], result, { alsoTo: replyTo });
   }
+
+  /** A stored result sent again to the submitter that asked for it (`get`), not retained: it expired from the broker. */
+  resultAgain(owner: string, result: Result): void {
+    this.out.send(channels.taskResult, [owner, result.id], result, { retain: false });
+  }
+
+  /** The retained result leaves the broker (retention.ts); the store keeps it. */
+  expireResult(owner: string, taskId: string): void {
+    this.out.clear(channels.taskResult, [owner, taskId]);
+  }
 }

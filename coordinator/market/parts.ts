@@ -6,6 +6,7 @@ import type { Outbox } from "../../common/protocol.ts";
 import type { Registry } from "../registry.ts";
 import type { CheckRunner } from "./checks.ts";
 import type { MarketEventBus } from "./events.ts";
+import type { SubmitterQuota } from "./quota.ts";
 import type { Reputation } from "./reputation.ts";
 import type { TaskStore } from "./task-store.ts";
 
@@ -30,5 +31,7 @@ export interface MarketParts {
   out: Outbox;
   /** Runs the submitters' checks off the event loop (checks.ts). */
   checks: Pick<CheckRunner, "run">;
+  /** Per-submitter limits on unfinished tasks and request rate (quota.ts). */
+  quota: Pick<SubmitterQuota, "admitTask">;
   logger: Logger;
 }

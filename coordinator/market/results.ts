@@ -1,5 +1,6 @@
 import type { Done, Result, WireError } from "../../common/protocol.ts";
 import type { Auction } from "./auction.ts";
+import { CHECK_TIMEOUT_MS, type CheckOutcome } from "./checks.ts";
 import { MarketErrors } from "./errors.ts";
 import type { AttemptVerdict, DeliveredAttempt } from "./events.ts";
 import type { AttemptRecord, TaskRecord } from "./task-store.ts";
@@ -16,15 +17,23 @@ export function wireAttempts(attempts: readonly AttemptRecord[]): Result["attemp
   return attempts.map((a) => ({ attempt: a.attempt, ...(a.nodeId ? { nodeId: a.nodeId } : {}), ...(a.agentId ? { agentId: a.agentId } : {}), outcome: a.outcome, ...(a.error ? { error: a.error } : {}) }));
 }
 
-/** The result of a delivered output; a failed check makes it an error that still carries the output. */
-export function deliveredResult(rec: TaskRecord, a: AttemptRecord, done: Done, checked: boolean | undefined, now: number): Result {
+/** The error a delivered output's result carries: its check failed, or ran out of time. */
+function checkError(rec: TaskRecord, outcome: CheckOutcome | undefined): WireError | undefined {
+  if (outcome === false) return { code: MarketErrors.CHECK_FAILED, message: `output did not pass the ${rec.submit.check!.type} check` };
+  if (outcome === "timeout") return { code: MarketErrors.CHECK_TIMEOUT, message: `the ${rec.submit.check!.type} check ran longer than ${CHECK_TIMEOUT_MS} ms (the output is in the result; the agent is not blamed)` };
+  return undefined;
+}
+
+/** The result of a delivered output; a failed (or timed-out) check makes it an error that still carries the output. */
+export function deliveredResult(rec: TaskRecord, a: AttemptRecord, done: Done, outcome: CheckOutcome | undefined, now: number): Result {
   const t = done.timings;
+  const error = checkError(rec, outcome);
   return {
     id: rec.id,
-    status: checked === false ? "error" : "ok",
+    status: error ? "error" : "ok",
     output: done.output ?? "",
-    ...(checked === false ? { error: { code: MarketErrors.CHECK_FAILED, message: `output did not pass the ${rec.submit.check!.type} check` } } : {}),
-    ...(checked !== undefined ? { checked } : {}),
+    ...(error ? { error } : {}),
+    ...(typeof outcome === "boolean" ? { checked: outcome } : {}),
     agentId: a.agentId!,
     nodeId: a.nodeId!,
     attempts: wireAttempts(rec.attempts),

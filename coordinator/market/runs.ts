@@ -1,13 +1,13 @@
 /**
  * The market's in-memory state: every unfinished task (a Run) by task id and by its open auction,
- * and every task id the store holds. Plain bookkeeping; the state machine that moves Runs is
+ * and how many each submitter has. Plain bookkeeping; the state machine that moves Runs is
  * market.ts.
  */
 import type { Timer } from "../../common/clock.ts";
 import { recordKey } from "./agent-ref.ts";
 import type { Auction } from "./auction.ts";
 import { FAULTS } from "./results.ts";
-import type { TaskRecord, TaskStore } from "./task-store.ts";
+import { ownerOf, type TaskRecord } from "./task-store.ts";
 
 /** The attempt that holds the task: its award is waiting for an ack, or it runs. */
 export interface Current {
@@ -42,25 +42,30 @@ export interface MarketSnapshot {
 export class RunTable {
   private readonly byTask = new Map<string, Run>();
   private readonly byAuction = new Map<string, Run>();
-  /**
-   * Every task id in the store (this process owns the LevelDB exclusively), so a new id is
-   * recognised without a store read on the submit path (~40 bytes per task).
-   */
-  private readonly known = new Set<string>();
+  /** Unfinished tasks per submitter (quota.ts). */
+  private readonly openByOwner = new Map<string, number>();
 
   add(rec: Run["rec"]): Run {
     const failed = rec.attempts.flatMap((a) => (a.nodeId && a.agentId && FAULTS.has(a.outcome) ? [recordKey({ nodeId: a.nodeId, agentId: a.agentId, genome: a.genome })] : []));
     const run: Run = { rec, failedAgents: new Set(failed), writes: Promise.resolve(), finished: false };
     this.byTask.set(rec.id, run);
-    this.known.add(rec.id);
+    const owner = ownerOf(rec);
+    this.openByOwner.set(owner, (this.openByOwner.get(owner) ?? 0) + 1);
     return run;
   }
 
-  /** The task is finished (or was never accepted, `forget`: its id is free again). */
-  remove(run: Run, forget = false): void {
-    this.byTask.delete(run.rec.id);
+  /** The task is finished (or was never accepted). */
+  remove(run: Run): void {
+    if (!this.byTask.delete(run.rec.id)) return;
     if (run.auction) this.byAuction.delete(run.auction.auctionId);
-    if (forget) this.known.delete(run.rec.id);
+    const owner = ownerOf(run.rec);
+    const left = (this.openByOwner.get(owner) ?? 1) - 1;
+    if (left > 0) this.openByOwner.set(owner, left);
+    else this.openByOwner.delete(owner);
+  }
+
+  openOf(owner: string): number {
+    return this.openByOwner.get(owner) ?? 0;
   }
 
   /** The run's auction is now `auction` (its previous one, if any, is forgotten). */
@@ -68,26 +73,6 @@ export class RunTable {
     if (run.auction) this.byAuction.delete(run.auction.auctionId);
     run.auction = auction;
     this.byAuction.set(auction.auctionId, run);
-  }
-
-  noteStored(id: string): void {
-    this.known.add(id);
-  }
-
-  isStored(id: string): boolean {
-    return this.known.has(id);
-  }
-
-  /**
-   * The task stored under `id`, unfinished (from memory) or finished (from the store), if any. Call
-   * it for ids `isStored` knows: a new id is recognised without a read (and without an await).
-   */
-  async find(id: string, store: Pick<TaskStore, "getTask">): Promise<TaskRecord | undefined> {
-    const running = this.byTask.get(id)?.rec;
-    if (running || !this.known.has(id)) return running;
-    const stored = await store.getTask(id);
-    // Re-check after the await: an identical submit may have been accepted meanwhile.
-    return this.byTask.get(id)?.rec ?? stored;
   }
 
   get(taskId: string): Run | undefined {

@@ -1,5 +1,5 @@
 import { Level } from "level";
-import type { Result, Submit, WireError, BidEstimateSchema } from "../../common/protocol.ts";
+import { ANONYMOUS, type Result, type Submit, type WireError, type BidEstimateSchema } from "../../common/protocol.ts";
 import type { z } from "zod";
 import type { AttemptVerdict } from "./events.ts";
 import type { PenaltyState } from "./penalties.ts";
@@ -48,10 +48,38 @@ export interface TaskRecord {
 }
 
 const TASK = "task:";
+/** Index of unfinished tasks (`open:{id}`): what a restart resumes, without reading every task. */
+const OPEN = "open:";
+/** Index of finished tasks by finish time (`fin:{time}:{id}` -> owner): result expiry and task pruning. */
+const FIN = "fin:";
+const META = "meta:";
 const REC = "rec:";
 const PEN = "pen:";
 const NODE = "node:";
 const WIN = "win:";
+
+/** Finish times as fixed-width keys, so LevelDB's key order is time order. */
+const finKey = (at: number, id: string) => `${FIN}${String(Math.max(0, Math.floor(at))).padStart(15, "0")}:${id}`;
+
+export interface FinishedEntry {
+  id: string;
+  owner: string;
+  finishedAt: number;
+}
+
+/** The submitter whose folder a task lives in (tasks stored before owners were kept: anonymous). */
+export const ownerOf = (rec: Pick<TaskRecord, "owner">): string => rec.owner ?? ANONYMOUS;
+
+type Op = { type: "put"; key: string; value: unknown } | { type: "del"; key: string };
+
+/** The index keys that go with a task record, written in the same batch. */
+function indexOps(t: TaskRecord): Op[] {
+  if (t.state !== "done") return [{ type: "put", key: OPEN + t.id, value: 1 }];
+  return [
+    { type: "del", key: OPEN + t.id },
+    { type: "put", key: finKey(t.result?.timings.finishedAt ?? t.acceptedAt, t.id), value: ownerOf(t) },
+  ];
+}
 
 /**
  * Task writes are group-committed: every putTask made while a batch is being written, or in the
@@ -72,6 +100,19 @@ export class TaskStore {
   async start(): Promise<void> {
     this.db = new Level<string, unknown>(this.location, { valueEncoding: "json" });
     await this.db.open();
+    await this.buildIndex();
+  }
+
+  /** Stores written before the open/fin indexes existed get them once, in one pass over every task. */
+  private async buildIndex(): Promise<void> {
+    if ((await this.d.get(META + "index")) !== undefined) return;
+    const ops: Op[] = [];
+    for await (const t of this.tasks()) {
+      ops.push(...indexOps(t));
+      if (ops.length >= 1000) await this.d.batch(ops.splice(0));
+    }
+    ops.push({ type: "put", key: META + "index", value: 1 });
+    await this.d.batch(ops);
   }
 
   async close(): Promise<void> {
@@ -87,8 +128,9 @@ export class TaskStore {
     return this.db;
   }
 
+  /** Reads its own writes: a record waiting for its batch is returned as it is now. */
   async getTask(id: string): Promise<TaskRecord | undefined> {
-    return (await this.d.get(TASK + id)) as TaskRecord | undefined;
+    return this.pending.get(id) ?? ((await this.d.get(TASK + id)) as TaskRecord | undefined);
   }
 
   putTask(t: TaskRecord): Promise<void> {
@@ -106,7 +148,7 @@ export class TaskStore {
   private flush(): Promise<void> {
     this.scheduled = false;
     if (this.writing || this.pending.size === 0) return this.writing ?? Promise.resolve();
-    const ops = [...this.pending.values()].map((t) => ({ type: "put" as const, key: TASK + t.id, value: t }));
+    const ops = [...this.pending.values()].flatMap((t): Op[] => [{ type: "put", key: TASK + t.id, value: t }, ...indexOps(t)]);
     const waiters = this.waiters;
     this.pending = new Map();
     this.waiters = [];
@@ -122,6 +164,54 @@ export class TaskStore {
 
   async *tasks(): AsyncGenerator<TaskRecord> {
     for await (const [, v] of this.d.iterator({ gte: TASK, lt: TASK + "\xff" })) yield v as TaskRecord;
+  }
+
+  /** How many tasks the store holds (a walk over the keys: for tests and operators, not hot paths). */
+  async countTasks(): Promise<number> {
+    let n = 0;
+    for await (const _ of this.d.keys({ gte: TASK, lt: TASK + "\xff" })) n++;
+    return n;
+  }
+
+  /** Unfinished tasks, from the open index. */
+  async *openTasks(): AsyncGenerator<TaskRecord> {
+    for await (const k of this.d.keys({ gte: OPEN, lt: OPEN + "\xff" })) {
+      const t = await this.getTask(k.slice(OPEN.length));
+      if (t && t.state !== "done") yield t;
+    }
+  }
+
+  /** Finished tasks with `from <= finishedAt < to`, oldest first (or newest first with `reverse`). */
+  async *finished(from: number, to: number, opts: { reverse?: boolean; limit?: number } = {}): AsyncGenerator<FinishedEntry> {
+    const range = { gte: finKey(from, ""), lt: finKey(to, ""), reverse: opts.reverse ?? false, limit: opts.limit ?? -1 };
+    for await (const [k, owner] of this.d.iterator(range)) {
+      const rest = k.slice(FIN.length);
+      const colon = rest.indexOf(":");
+      yield { id: rest.slice(colon + 1), owner: owner as string, finishedAt: Number(rest.slice(0, colon)) };
+    }
+  }
+
+  /**
+   * Deletes at most `max` tasks that finished before `before`, oldest first, with their index keys;
+   * returns how many. LevelDB reclaims the space in its background compactions.
+   */
+  async pruneFinished(before: number, max: number): Promise<number> {
+    const ops: { type: "del"; key: string }[] = [];
+    for await (const e of this.finished(0, before, { limit: max })) {
+      // A record written meanwhile (a late done) stays until the next sweep finds it again.
+      if (this.pending.has(e.id)) continue;
+      ops.push({ type: "del", key: TASK + e.id }, { type: "del", key: finKey(e.finishedAt, e.id) });
+    }
+    if (ops.length) await this.d.batch(ops);
+    return ops.length / 2;
+  }
+
+  async getMeta(key: string): Promise<unknown> {
+    return this.d.get(META + key);
+  }
+
+  putMeta(key: string, value: unknown): Promise<void> {
+    return this.d.put(META + key, value);
   }
 
   putRecord(agentId: string, skill: string, rec: TrackRecord): Promise<void> {

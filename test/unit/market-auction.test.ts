@@ -10,6 +10,7 @@ import { Counters } from "../../common/counters.ts";
 import { Market } from "../../coordinator/market/market.ts";
 import type { MarketSettings } from "../../coordinator/market/parts.ts";
 import { CheckRunner } from "../../coordinator/market/checks.ts";
+import { SubmitterQuota, type QuotaSettings } from "../../coordinator/market/quota.ts";
 import { MarketEventBus } from "../../coordinator/market/events.ts";
 import { FeedbackDesk } from "../../coordinator/market/feedback.ts";
 import { Reputation } from "../../coordinator/market/reputation.ts";
@@ -25,7 +26,7 @@ type Msg = { topic: string; msg: any };
 /** The submitter of the tests' tasks (its folder is colony/v1/submitters/submitter.t/). */
 const USER = "submitter.t";
 
-async function setup(settings: Partial<MarketSettings> = {}, dir?: string, trust: { trustedSubmitters?: string[]; verdictWindow?: number; untrustedWeight?: number } = {}) {
+async function setup(settings: Partial<MarketSettings & QuotaSettings> = {}, dir?: string, trust: { trustedSubmitters?: string[]; verdictWindow?: number; untrustedWeight?: number } = {}) {
   const ownDir = dir ?? mkdtempSync(path.join(os.tmpdir(), "colony-auction-"));
   const store = new TaskStore(ownDir);
   await store.start();
@@ -46,9 +47,11 @@ async function setup(settings: Partial<MarketSettings> = {}, dir?: string, trust
   await verdicts.start();
   const feedback = new FeedbackDesk(store, events, clock, counters, (id) => market.isRunning(id));
   const checks = new CheckRunner();
+  // No limits unless a test sets them (quota.ts).
+  const quota = new SubmitterQuota({ submitRate: settings.submitRate ?? 0, submitBurst: settings.submitBurst ?? 1, maxOpenTasks: settings.maxOpenTasks ?? 0 }, clock);
   market = new Market({
     settings: { bidWindowMs: 300, maxAttempts: 3, ackWithinMs: 1000, defaultDeadlineMs: 60_000, defaultMaxTokens: 64, ...settings },
-    clock, rng: () => rng.next(), store, registry, reputation, events, counters, logger: silentLogger, out: outbox, checks,
+    clock, rng: () => rng.next(), store, registry, reputation, events, counters, logger: silentLogger, out: outbox, checks, quota,
   });
   // A restarted market (a store given): auctions open when the fake clock first moves, as the
   // roster's gate opens once the known nodes are back.
@@ -599,10 +602,11 @@ test("one hostile submitter cannot push a good agent out of the market (its verd
   assert.ok(unlimited.filter((w) => w === "n1").length <= 5, `counted in full, the good agent still won ${unlimited.filter((w) => w === "n1").length} of 20`);
 });
 
-test("checks run off the event loop: a catastrophic regex fails after CHECK_TIMEOUT_MS while the loop stays free; a reused $id and many schemas are fine", async () => {
+test("checks run off the event loop: a catastrophic regex times out while the loop stays free, and the task ends CHECK_TIMEOUT without blaming the agent; a reused $id and many schemas are fine", async () => {
   const { monitorEventLoopDelay } = await import("node:perf_hooks");
-  const { CheckRunner, CHECK_TIMEOUT_MS } = await import("../../coordinator/market/checks.ts");
-  const runner = new CheckRunner();
+  const { CheckRunner } = await import("../../coordinator/market/checks.ts");
+  const budgetMs = 300;
+  const runner = new CheckRunner({ timeoutMs: budgetMs });
   try {
     const loop = monitorEventLoopDelay({ resolution: 5 });
     loop.enable();
@@ -614,23 +618,78 @@ test("checks run off the event loop: a catastrophic regex fails after CHECK_TIME
       runner.run(schemaBomb, JSON.stringify("a".repeat(40) + "!")),
     ]);
     loop.disable();
-    assert.deepEqual(evil, [false, false, false, false]);
+    assert.deepEqual(evil, ["timeout", "timeout", "timeout", "timeout"]);
     assert.equal(runner.timeouts, 4);
     // The checks ran in workers: the event loop never stalled for a check's whole time budget (in
-    // the coordinator's thread each of these blocked it for CHECK_TIMEOUT_MS).
-    assert.ok(loop.max / 1e6 < CHECK_TIMEOUT_MS, `event loop blocked ${(loop.max / 1e6).toFixed(1)} ms`);
-    // Replaced workers still answer.
-    assert.equal(await runner.run(catastrophic, "aaaa"), true);
-    assert.equal(await runner.run(schemaBomb, JSON.stringify("aaa")), true);
-    // The same $id in two different schemas: each is its own check (a shared Ajv refused the second).
-    const a = { type: "json-schema" as const, schema: { $id: "https://example.com/x", type: "number" } };
-    const b = { type: "json-schema" as const, schema: { $id: "https://example.com/x", type: "string" } };
-    assert.equal(await runner.run(a, "1"), true);
-    assert.equal(await runner.run(b, '"s"'), true);
-    assert.equal(await runner.run(b, "1"), false);
-    // Many distinct schemas compile without keeping them all (an LRU of 256 in the worker).
-    for (let i = 0; i < 400; i++) assert.equal(await runner.run({ type: "json-schema", schema: { const: i } }, String(i)), true);
+    // the coordinator's thread each of these blocked it for the budget).
+    assert.ok(loop.max / 1e6 < budgetMs, `event loop blocked ${(loop.max / 1e6).toFixed(1)} ms`);
   } finally {
     await runner.close();
   }
+  // With the default budget: replaced workers answer, a reused $id is each schema's own, and many
+  // distinct schemas compile without keeping them all (an LRU of 256 in the worker).
+  const steady = new CheckRunner();
+  try {
+    assert.equal(await steady.run({ type: "regex", pattern: "^(a+)+$" }, "aaaa"), true);
+    const a = { type: "json-schema" as const, schema: { $id: "https://example.com/x", type: "number" } };
+    const b = { type: "json-schema" as const, schema: { $id: "https://example.com/x", type: "string" } };
+    assert.equal(await steady.run(a, "1"), true);
+    assert.equal(await steady.run(b, '"s"'), true);
+    assert.equal(await steady.run(b, "1"), false);
+    for (let i = 0; i < 400; i++) assert.equal(await steady.run({ type: "json-schema", schema: { const: i } }, String(i)), true);
+  } finally {
+    await steady.close();
+  }
+  // In the market: the task ends CHECK_TIMEOUT with the output, and the agent's record counts the delivery.
+  const h = await setup();
+  h.node("n1");
+  await h.submit({ id: "bomb", prompt: "p", check: { type: "regex", pattern: "^(a+)+$" } });
+  h.bid("n1", h.announces().at(-1));
+  const aw = h.award("n1").at(-1);
+  h.ack("n1", aw);
+  h.done("n1", aw, "a".repeat(40) + "!");
+  for (let i = 0; i < 300 && h.results("bomb").length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  const r = h.results("bomb")[0];
+  assert.equal(r?.error?.code, "CHECK_TIMEOUT");
+  assert.equal(r.output, "a".repeat(40) + "!");
+  assert.equal(r.checked, undefined);
+  const verdict = h.on(topics.nodeVerdict("n1")).map((m) => m.msg).find((v) => v.taskId === "bomb");
+  assert.deepEqual([verdict.success, verdict.source], [true, "delivery"]);
+  await h.close();
+});
+
+test("RATE_LIMITED: a submitter's unfinished tasks and request rate are bounded; an exact re-send is not limited; others are unaffected", async () => {
+  const h = await setup({ maxOpenTasks: 2, submitRate: 1, submitBurst: 3 });
+  h.node("n1");
+  await h.submit({ id: "q1", prompt: "p" });
+  await h.submit({ id: "q2", prompt: "p" });
+  await h.submit({ id: "q3", prompt: "p" });
+  assert.equal(h.events("q3", "rejected")[0]?.error.code, "RATE_LIMITED", "a third unfinished task");
+  assert.match(h.events("q3", "rejected")[0].error.message, /2 unfinished tasks \(limit 2\)/);
+  // An exact re-send of an accepted task is answered from its record, not counted.
+  await h.submit({ id: "q1", prompt: "p" });
+  assert.equal(h.events("q1", "accepted").length, 2);
+  // Another submitter has its own quota.
+  await h.submit({ id: "r1", prompt: "p" }, "submitter.alice");
+  assert.equal(h.events("r1", "accepted", "submitter.alice").length, 1);
+  // Both tasks are won and one finishes: room for one more, and the burst (3 requests, one was
+  // refused, re-sends are free) has one left...
+  const finish = async (id: string) => {
+    const aw = h.award("n1").find((x) => x.taskId === id);
+    h.ack("n1", aw);
+    h.done("n1", aw, "out");
+    await h.until(() => h.results(id).length === 1, `${id}'s result`);
+  };
+  for (const id of ["q1", "q2"]) h.bid("n1", h.announces().find((x) => x.taskId === id));
+  await finish("q1");
+  await h.submit({ id: "q4", prompt: "p" });
+  assert.equal(h.events("q4", "accepted").length, 1);
+  // ...so with room again, the rate refuses; a second later the bucket holds one request again.
+  await finish("q2");
+  await h.submit({ id: "q5", prompt: "p" });
+  assert.match(h.events("q5", "rejected")[0]?.error.message ?? "", /requests\/s/);
+  h.clock.advance(1000);
+  await h.submit({ id: "q6", prompt: "p" });
+  assert.equal(h.events("q6", "accepted").length, 1);
+  await h.close();
 });
