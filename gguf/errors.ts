@@ -19,5 +19,6 @@ export const GgufErrors = defineErrors("gguf", {
   GGUF_UNSUPPORTED_TENSOR_TYPE: "Tensor data was requested for a type the reader cannot convert (only F32 and F16).",
   GGUF_WRITE_INVALID: "The writer was given an invalid file: bad value for its type, bad name, shape or data length.",
   GGUF_FILE_UNREADABLE: "The GGUF file could not be opened or read.",
-  GGUF_MODEL_INVALID: "A structurally valid GGUF file is not a model llama.cpp can load safely (bad vocabulary, missing or zero hyperparameters, missing or misshapen tensors).",
+  GGUF_MODEL_INVALID: "A structurally valid GGUF file is not a model llama.cpp can load safely (bad vocabulary, hyperparameters out of range or inconsistent, a tensor missing, extra, misshapen or of the wrong type).",
+  GGUF_MODEL_UNCHECKED: "The model is outside what the model gate can fully check (an architecture other than llama, a tokenizer other than SPM, an adapter or split file, an unknown architecture key, a tensor type the gate does not model).",
 });

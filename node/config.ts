@@ -44,6 +44,12 @@ export const NodeConfigSchema = z.strictObject({
    * battery when the device has one, else the profile's power model; "model" always uses the model.
    */
   energyMeter: z.enum(["auto", "model"]).default("auto"),
+  /**
+   * Load models the model gate cannot fully check (another architecture or tokenizer, unmodelled
+   * keys or tensor types) after its basic vocabulary checks, instead of refusing them with
+   * MODEL_UNSUPPORTED. At your own risk: such a file may abort llama.cpp and the node. Default false.
+   */
+  allowUncheckedModels: z.boolean().default(false),
   /** Overrides the profile's sleepAfterMs. */
   sleepAfterMs: z.number().int().min(100).optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -60,14 +66,22 @@ const ENV: Record<string, keyof NodeConfig> = {
   COLONY_THREADS: "threads",
   COLONY_FLEET_ID: "fleetId",
   COLONY_LOG_LEVEL: "logLevel",
+  COLONY_ALLOW_UNCHECKED_MODELS: "allowUncheckedModels",
 };
+
+/** Environment text to a config value: numbers for threads, booleans for flags ("1"/"true", "0"/"false"). */
+function envValue(key: keyof NodeConfig, raw: string): unknown {
+  if (key === "threads" && /^\d+$/.test(raw)) return Number(raw);
+  if (key === "allowUncheckedModels" && /^(1|true|0|false)$/.test(raw)) return raw === "1" || raw === "true";
+  return raw;
+}
 
 export function loadNodeConfig(sources: { file?: string | undefined; env?: NodeJS.ProcessEnv; flags?: Partial<Record<keyof NodeConfig, unknown>> }): Readonly<NodeConfig> {
   const env: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV)) {
     const raw = sources.env?.[name];
     if (raw === undefined || raw === "") continue;
-    env[key] = key === "threads" && /^\d+$/.test(raw) ? Number(raw) : raw;
+    env[key] = envValue(key, raw);
   }
   return loadConfig(NodeConfigSchema, { file: sources.file, env, flags: sources.flags ?? {} });
 }

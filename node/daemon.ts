@@ -30,7 +30,8 @@ import { detectMeter, EnergyAccount, type EnergyMeter } from "./energy-meter.ts"
 import { HotCache } from "./hot-cache.ts";
 import { JobRunner } from "./jobs.ts";
 import { CalibrationStore } from "./llama/calibration.ts";
-import { LlamaRuntime, resolveModelPath, verifyModelFile, type ModelFacts } from "./llama/llama-runtime.ts";
+import { LlamaRuntime, type ModelFacts } from "./llama/llama-runtime.ts";
+import { resolveModel } from "./llama/model-ref.ts";
 import { NodeLink } from "./link.ts";
 import { NodePresence } from "./presence.ts";
 import type { DeviceProbe } from "./probe.ts";
@@ -61,6 +62,8 @@ export interface NodeDaemonOptions {
   freeMemMB?: () => number;
   /** A real energy meter, or "model" for none; default: detected (RAPL, else a battery, else none: energy is modelled). */
   energyMeter?: EnergyMeter | "model" | undefined;
+  /** Load models the model gate does not model, after its basic checks (config allowUncheckedModels). Default false. */
+  allowUncheckedModels?: boolean | undefined;
   clock?: Clock;
 }
 
@@ -111,6 +114,7 @@ export class NodeDaemon implements Lifecycle {
 
     this.runtime = new LlamaRuntime({
       threads: o.threads, gpuLayers: o.profile.gpuLayers, modelsDir: path.join(o.dataDir, "models"), logger: log,
+      verifiedDir: path.join(o.dataDir, "verified-models"), allowUncheckedModels: o.allowUncheckedModels,
       calibratedThreads: (file) => this.calibrations.get(file)?.threads,
     });
     const facts = new Map<string, ModelFacts>();
@@ -125,8 +129,8 @@ export class NodeDaemon implements Lifecycle {
     const agents: Lifecycle = {
       start: async () => {
         for (const g of o.agents.genomes) {
-          const file = await resolveModelPath(g.model, o.agents.baseDir, path.join(o.dataDir, "models"));
-          const f = await verifyModelFile(file);
+          const { file, sha256 } = await resolveModel(g.model, o.agents.baseDir, path.join(o.dataDir, "models"));
+          const f = await this.runtime.verify(file, sha256);
           facts.set(file, f);
           this.pool.add(new Agent(g, f, this.runtime, () => clock.now()));
         }

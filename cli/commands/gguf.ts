@@ -26,17 +26,18 @@ export function register(program: Command): void {
 
   gguf
     .command("check")
-    .description("check that a GGUF file is safe to hand to llama.cpp: the hardened header check plus model checks (vocabulary, hyperparameters, tensor shapes); exits 1 with an error code otherwise")
-    .argument("<file>", "path of the .gguf model or LoRA adapter")
+    .description("check that a GGUF file is safe to hand to llama.cpp: the hardened header check plus the model gate (vocabulary, every llama hyperparameter, the exact tensor set); exits 1 with an error code otherwise")
+    .argument("<file>", "path of the .gguf model")
     .option("--json", "print one JSON object instead of text")
-    .action(async (file: string, o: { json?: boolean }) => {
+    .option("--allow-unchecked", "accept a file the gate does not model (another architecture or tokenizer, an adapter) after the vocabulary checks, as a node with allowUncheckedModels does")
+    .action(async (file: string, o: { json?: boolean; allowUnchecked?: boolean }) => {
       const { readGgufHeaderFromFile } = await import("../../gguf/reader.ts");
-      const { checkLlamaModel } = await import("../../gguf/llama-check.ts");
+      const { checkModel } = await import("../../gguf/llama-check.ts");
       const header = await readGgufHeaderFromFile(file);
-      checkLlamaModel(header);
-      const arch = header.metadata.get("general.architecture")?.value;
+      const { architecture, coverage, uncheckedReason } = checkModel(header, { allowUnchecked: o.allowUnchecked === true });
       const tokens = header.metadata.get("tokenizer.ggml.tokens")?.value;
-      const summary = { file, ok: true, architecture: arch, tensors: header.tensorInfos.length, vocab: Array.isArray(tokens) ? tokens.length : null, bytes: header.fileSize };
-      process.stdout.write(o.json ? JSON.stringify(summary) + "\n" : `ok: ${file}: ${String(arch)} model, ${summary.tensors} tensors, vocabulary ${summary.vocab ?? "none"}, ${summary.bytes} bytes\n`);
+      const summary = { file, ok: true, architecture, coverage, tensors: header.tensorInfos.length, vocab: Array.isArray(tokens) ? tokens.length : null, bytes: header.fileSize };
+      const note = coverage === "basic" ? ` (vocabulary checks only: ${uncheckedReason})` : "";
+      process.stdout.write(o.json ? JSON.stringify(summary) + "\n" : `ok: ${file}: ${architecture} model, ${summary.tensors} tensors, vocabulary ${summary.vocab ?? "none"}, ${summary.bytes} bytes${note}\n`);
     });
 }

@@ -1,17 +1,17 @@
 /**
  * The one llama.cpp instance of the node process, and the models loaded in it. Agents that use the
  * same GGUF share one loaded model (reference counted); each agent has its own context. A model is
- * disposed, and its memory really freed, when the last agent using it sleeps.
+ * disposed, and its memory really freed, when the last agent using it sleeps. llama.cpp only ever
+ * loads a verified private copy of a model file (verified-models.ts), never the path it was given.
  */
-import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { Llama, LlamaModel } from "node-llama-cpp";
 import { ColonyError } from "../../common/errors.ts";
 import type { Logger } from "../../common/logger.ts";
-import { readGgufHeaderFromFile } from "../../gguf/reader.ts";
-import { checkLlamaModel } from "../../gguf/llama-check.ts";
-import { metaValue } from "../../gguf/meta.ts";
 import { NodeErrors } from "../errors.ts";
+import { VerifiedModelStore, type VerifiedModel } from "./verified-models.ts";
+
+export { verifyModelFile, type ModelFacts } from "./model-file.ts";
 
 export interface LlamaRuntimeOptions {
   /**
@@ -25,6 +25,10 @@ export interface LlamaRuntimeOptions {
   gpuLayers: number;
   /** Where `hf:` model URIs are downloaded to. */
   modelsDir: string;
+  /** The private folder of verified model copies (emptied at start). Default: `modelsDir/verified`. */
+  verifiedDir?: string | undefined;
+  /** Load models the gate does not model after the basic checks (a warning is logged). Default false. */
+  allowUncheckedModels?: boolean | undefined;
   logger: Logger;
 }
 
@@ -32,56 +36,27 @@ interface Loaded {
   refs: number;
   model: Promise<LlamaModel>;
   sizeMB: number;
-}
-
-/** A local path (relative to `baseDir`) or an `hf:` URI resolved by node-llama-cpp (needs internet). */
-export async function resolveModelPath(spec: string, baseDir: string, modelsDir: string): Promise<string> {
-  if (spec.startsWith("hf:") || spec.startsWith("https://")) {
-    // Real path for users with internet; untested offline (no network here).
-    const { resolveModelFile } = await import("node-llama-cpp");
-    return resolveModelFile(spec, { directory: modelsDir, cli: false });
-  }
-  return path.resolve(baseDir, spec);
-}
-
-/** What a verified model file tells before it is loaded. */
-export interface ModelFacts {
-  file: string;
-  sizeMB: number;
-  /** `{arch}.context_length`: the context the model was trained with (undefined if absent). */
-  trainContext?: number | undefined;
-}
-
-/** Refuses a missing file or a bad GGUF header before llama.cpp ever parses it. */
-export async function verifyModelFile(file: string): Promise<ModelFacts> {
-  let size: number;
-  try {
-    size = (await stat(file)).size;
-  } catch (err) {
-    throw new ColonyError(NodeErrors.MODEL_FILE_INVALID, `model file ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { file });
-  }
-  try {
-    const header = await readGgufHeaderFromFile(file);
-    // Structure, vocabulary and tensor shapes: files that pass the reader but that llama.cpp was
-    // seen to crash on (duplicate tokens, damaged byte tokens, missing head counts; docs/gguf.md).
-    checkLlamaModel(header);
-    const arch = metaValue(header.metadata, "general.architecture");
-    const ctx = typeof arch === "string" ? metaValue(header.metadata, `${arch}.context_length`) : undefined;
-    return { file, sizeMB: size / 2 ** 20, trainContext: typeof ctx === "number" || typeof ctx === "bigint" ? Number(ctx) : undefined };
-  } catch (err) {
-    const code = err instanceof ColonyError ? `${err.code}: ` : "";
-    throw new ColonyError(NodeErrors.MODEL_FILE_INVALID, `model file ${file} is not a valid GGUF model: ${code}${(err as Error).message}`, { file }, { cause: err });
-  }
+  /** The verified copy llama.cpp loaded. */
+  verifiedFile: string;
 }
 
 export class LlamaRuntime {
   private llama: Llama | undefined;
   private readonly models = new Map<string, Loaded>();
   private closed = false;
+  private readonly store: VerifiedModelStore;
+  private readonly warned = new Set<string>();
 
-  constructor(readonly opts: LlamaRuntimeOptions) {}
+  constructor(readonly opts: LlamaRuntimeOptions) {
+    this.store = new VerifiedModelStore(opts.verifiedDir ?? path.join(opts.modelsDir, "verified"), {
+      allowUnchecked: opts.allowUncheckedModels === true,
+      inUse: () => new Set([...this.models.values()].map((m) => m.verifiedFile)),
+    });
+  }
 
   async start(): Promise<void> {
+    // Copies from an earlier run are not trusted to be current: each model is verified again.
+    await this.store.clear();
     const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
     try {
       this.llama = await getLlama({
@@ -121,41 +96,36 @@ export class LlamaRuntime {
     return [...this.models.keys()];
   }
 
-  private readonly verified = new Map<string, string>();
-
   /**
-   * The header check costs a parse of the metadata (tens of ms for a large vocabulary) on every
-   * wake; a file whose size and mtime did not change since it passed is not parsed again.
+   * Checks a model file and makes the verified copy llama.cpp will load (verified-models.ts);
+   * `sha256` pins its content (a `#sha256=` model reference) for this and every later load.
+   * Throws MODEL_FILE_INVALID, MODEL_UNSUPPORTED or MODEL_HASH_MISMATCH.
    */
-  private async verifyOnce(file: string): Promise<number> {
-    let stamp: string | undefined;
-    try {
-      const s = await stat(file);
-      stamp = `${s.size}:${s.mtimeMs}`;
-      if (this.verified.get(file) === stamp) return s.size / 2 ** 20;
-    } catch {
-      // verifyModelFile reports it with a code.
+  async verify(file: string, sha256?: string): Promise<VerifiedModel> {
+    const v = await this.store.pin(file, sha256);
+    if (v.coverage === "basic" && !this.warned.has(v.verifiedFile)) {
+      this.warned.add(v.verifiedFile);
+      this.opts.logger.warn({ file, reason: v.uncheckedReason }, "model not fully checked by the model gate (allowUncheckedModels)");
     }
-    const { sizeMB } = await verifyModelFile(file);
-    if (stamp) this.verified.set(file, stamp);
-    return sizeMB;
+    return v;
   }
 
   /** Loads (or shares) a verified model. Every acquire needs one release. */
   async acquire(file: string): Promise<LlamaModel> {
     let entry = this.models.get(file);
     if (!entry) {
-      const sizeMB = await this.verifyOnce(file);
+      // Re-verified (copied again) only if the file changed since; the copy is what llama.cpp opens.
+      const { sizeMB, verifiedFile } = await this.verify(file);
       const again = this.models.get(file);
       if (again) entry = again;
       else {
         const model = this.instance
-          .loadModel({ modelPath: file, gpuLayers: this.opts.gpuLayers })
+          .loadModel({ modelPath: verifiedFile, gpuLayers: this.opts.gpuLayers })
           .catch((err: unknown) => {
             this.models.delete(file);
             throw new ColonyError(NodeErrors.MODEL_LOAD_FAILED, `llama.cpp could not load ${file}: ${(err as Error).message}`, { file }, { cause: err });
           });
-        entry = { refs: 0, model, sizeMB };
+        entry = { refs: 0, model, sizeMB, verifiedFile };
         this.models.set(file, entry);
       }
     }

@@ -38,8 +38,10 @@ test("colony gguf inspect prints metadata, summarised arrays and the tensor tabl
     const toks = [...(m.metadata.find(([k]) => k === "tokenizer.ggml.tokens")![1].value as string[])];
     toks[280] = toks[281]!;
     await writeFile(dup, encodeGguf({ ...m, metadata: m.metadata.map(([k, v]) => [k, k === "tokenizer.ggml.tokens" ? meta.strs(toks) : v]) }));
+    const qwen = path.join(dir, "qwen.gguf");
+    await writeFile(qwen, encodeGguf({ ...m, metadata: m.metadata.map(([k, v]) => [k, k === "general.architecture" ? meta.str("qwen2") : v]) }));
 
-    const [text, json, summarised, broken, missing, checked, checkedDup] = await Promise.all([
+    const [text, json, summarised, broken, missing, checked, checkedDup, checkedQwen, lenientQwen] = await Promise.all([
       colony(["gguf", "inspect", good, "--tensors"]),
       colony(["gguf", "inspect", good, "--json", "--tensors"]),
       colony(["gguf", "inspect", long, "--array-items", "3"]),
@@ -47,6 +49,8 @@ test("colony gguf inspect prints metadata, summarised arrays and the tensor tabl
       colony(["gguf", "inspect", path.join(dir, "missing.gguf"), "--json"]),
       colony(["gguf", "check", model, "--json"]),
       colony(["gguf", "check", dup]),
+      colony(["gguf", "check", qwen]),
+      colony(["gguf", "check", qwen, "--allow-unchecked"]),
     ]);
 
     assert.equal(text.code, 0, text.stderr);
@@ -78,9 +82,14 @@ test("colony gguf inspect prints metadata, summarised arrays and the tensor tabl
     assert.match(missing.stderr, /^error GGUF_FILE_UNREADABLE: /);
 
     assert.equal(checked.code, 0, checked.stderr);
-    assert.deepEqual(JSON.parse(checked.stdout), { file: model, ok: true, architecture: "llama", tensors: 11, vocab: 297, bytes: JSON.parse(checked.stdout).bytes });
+    assert.deepEqual(JSON.parse(checked.stdout), { file: model, ok: true, architecture: "llama", coverage: "full", tensors: 11, vocab: 297, bytes: JSON.parse(checked.stdout).bytes });
     assert.equal(checkedDup.code, 1);
     assert.match(checkedDup.stderr, /^error GGUF_MODEL_INVALID: .*duplicate/);
+    // Another architecture is outside the gate: refused, or accepted with a note on request.
+    assert.equal(checkedQwen.code, 1);
+    assert.match(checkedQwen.stderr, /^error GGUF_MODEL_UNCHECKED: general.architecture "qwen2"/);
+    assert.equal(lenientQwen.code, 0, lenientQwen.stderr);
+    assert.match(lenientQwen.stdout, /^ok: .*qwen2 model, .*\(vocabulary checks only: general.architecture "qwen2"/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

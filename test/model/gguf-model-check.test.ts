@@ -5,27 +5,17 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { getLlama } from "node-llama-cpp";
 import { ColonyError } from "../../common/errors.ts";
-import { checkLlamaModel } from "../../gguf/llama-check.ts";
+import { checkLlamaModel, checkModel } from "../../gguf/llama-check.ts";
 import { meta } from "../../gguf/meta.ts";
 import { readGgufHeader } from "../../gguf/reader.ts";
 import { encodeGguf } from "../../gguf/writer.ts";
-import { GgmlType, GgufValueType, type GgufTensor, type GgufValue } from "../../gguf/types.ts";
-import { tinyLlama } from "../fixtures/gguf-fixtures.ts";
+import { GgmlType, GgufValueType, type GgufTensor } from "../../gguf/types.ts";
+import { tinyLlama, tokensOf as tokens, withMeta as setMeta } from "../fixtures/gguf-fixtures.ts";
 
 type Model = ReturnType<typeof tinyLlama>;
 
 function check(m: Model): void {
   checkLlamaModel(readGgufHeader(encodeGguf(m)));
-}
-
-function setMeta(m: Model, key: string, v: GgufValue | undefined): Model {
-  const metadata = m.metadata.filter(([k]) => k !== key);
-  if (v) metadata.push([key, v]);
-  return { ...m, metadata };
-}
-
-function tokens(m: Model): string[] {
-  return m.metadata.find(([k]) => k === "tokenizer.ggml.tokens")![1].value as string[];
 }
 
 test("the valid fixture passes the check and really loads and runs in llama.cpp", async () => {
@@ -103,14 +93,14 @@ test("faults that abort llama.cpp, or that it refuses, are refused with GGUF_MOD
   }
   // Each case must fail for its own reason, not for an incidental one.
   const expected = [/duplicate/, /byte token 52 is "<8x31>"/, /missing llama.attention.head_count/, /lacks the byte token <0x41>/, /scores has 2/, /token_type has 298/,
-    /type 9/, /array of STRING/, /empty/, /eos_token_id 100000/, /vocab_size 5/, /general.architecture/, /head_count is 0/, /block_count must be an integer/,
+    /type 9/, /array of STRING/, /empty/, /eos_token_id 100000/, /vocab_size 5/, /general.architecture/, /head_count is 0/, /block_count must be UINT32/,
     /not a multiple of the head count 3/, /not a multiple of head_count_kv 3/, /rope.dimension_count 64/, /rms_epsilon/, /missing tensor blk.1./,
     /missing tensor blk.0.ffn_down/, /missing tensor token_embd/, /attn_k.weight has dims \[16, 16\]/, /output.weight has dims \[16, 7\]/];
   assert.equal(messages.length, expected.length);
   messages.forEach((msg, i) => assert.match(msg, expected[i]!));
 });
 
-test("LoRA adapters get the tokenizer checks only; other architectures are not shape-checked", () => {
+test("adapters and other architectures are GGUF_MODEL_UNCHECKED by default; with allowUnchecked they get the vocabulary checks only", () => {
   const adapter: Model = {
     metadata: [
       ["general.architecture", meta.str("llama")],
@@ -120,8 +110,15 @@ test("LoRA adapters get the tokenizer checks only; other architectures are not s
     ],
     tensors: [{ name: "blk.0.attn_q.weight.lora_a", dims: [16, 4], type: GgmlType.F32, data: new Float32Array(64) }],
   };
-  check(adapter);
-  check({ metadata: [["general.architecture", meta.str("qwen2")]], tensors: [] });
+  const qwen: Model = { metadata: [["general.architecture", meta.str("qwen2")]], tensors: [] };
+  const isUnchecked = (e: unknown) => e instanceof ColonyError && e.code === "GGUF_MODEL_UNCHECKED";
+  assert.throws(() => check(adapter), isUnchecked);
+  assert.throws(() => check(qwen), isUnchecked);
+  const lenient = (m: Model) => checkModel(readGgufHeader(encodeGguf(m)), { allowUnchecked: true });
+  assert.deepEqual(lenient(adapter), { architecture: "llama", coverage: "basic", uncheckedReason: 'general.type is "adapter": the model gate checks models, not adapter files' });
+  assert.equal(lenient(qwen).coverage, "basic");
+  // The vocabulary checks still run: a duplicate token aborts llama.cpp whatever the architecture.
   const dup = setMeta(adapter, "tokenizer.ggml.tokens", meta.arr(GgufValueType.STRING, ["a", "a"]));
-  assert.throws(() => check(dup), (e: unknown) => e instanceof ColonyError && e.code === "GGUF_MODEL_INVALID");
+  assert.throws(() => lenient(dup), (e: unknown) => e instanceof ColonyError && e.code === "GGUF_MODEL_INVALID");
+  assert.deepEqual(checkModel(readGgufHeader(encodeGguf(tinyLlama()))), { architecture: "llama", coverage: "full" });
 });

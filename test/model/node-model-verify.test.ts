@@ -8,7 +8,10 @@ import path from "node:path";
 import { readGgufFile } from "../../gguf/reader.ts";
 import { encodeGguf } from "../../gguf/writer.ts";
 import { GgufValueType } from "../../gguf/types.ts";
-import { verifyModelFile } from "../../node/llama/llama-runtime.ts";
+import { silentLogger } from "../../common/logger.ts";
+import { meta } from "../../gguf/meta.ts";
+import { LlamaRuntime, verifyModelFile } from "../../node/llama/llama-runtime.ts";
+import { tinyLlama, withMeta } from "../fixtures/gguf-fixtures.ts";
 import { writeRandomModel } from "../fixtures/node-helpers.ts";
 
 test("verifyModelFile accepts a real model and refuses truncated and duplicate-token files with MODEL_FILE_INVALID", async (t) => {
@@ -37,4 +40,21 @@ test("verifyModelFile accepts a real model and refuses truncated and duplicate-t
   writeFileSync(truncated, bytes.subarray(0, bytes.length - 100));
   await assert.rejects(verifyModelFile(truncated), (err: any) => err.code === "MODEL_FILE_INVALID");
   await assert.rejects(verifyModelFile(path.join(dir, "missing.gguf")), (err: any) => err.code === "MODEL_FILE_INVALID");
+});
+
+test("a model outside the gate is MODEL_UNSUPPORTED; allowUncheckedModels admits it after the vocabulary checks, never a known fault", async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "colony-verify-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const qwen = path.join(dir, "qwen.gguf");
+  writeFileSync(qwen, encodeGguf(withMeta(tinyLlama(), "general.architecture", meta.str("qwen2"))));
+  await assert.rejects(verifyModelFile(qwen), (err: any) => err.code === "MODEL_UNSUPPORTED" && /qwen2/.test(err.message));
+  const facts = await verifyModelFile(qwen, { allowUnchecked: true });
+  assert.equal(facts.coverage, "basic");
+  // The node's runtime, configured the same way, verifies (and would load) its private copy.
+  const lenient = new LlamaRuntime({ threads: 1, gpuLayers: 0, modelsDir: dir, allowUncheckedModels: true, logger: silentLogger });
+  t.after(() => lenient.close());
+  assert.equal((await lenient.verify(qwen)).coverage, "basic");
+  const crasher = path.join(dir, "crasher.gguf");
+  writeFileSync(crasher, encodeGguf(withMeta(tinyLlama(), "llama.expert_used_count", meta.u32(1))));
+  await assert.rejects(lenient.verify(crasher), (err: any) => err.code === "MODEL_FILE_INVALID" && /GGUF_MODEL_INVALID: llama.expert_used_count/.test(err.message));
 });

@@ -9,58 +9,7 @@ import { readGguf, readGgufHeader, readGgufHeaderFromFile } from "../../gguf/rea
 import { checkLlamaModel } from "../../gguf/llama-check.ts";
 import { encodeGguf } from "../../gguf/writer.ts";
 import { sampleBytes, tinyLlama } from "../fixtures/gguf-fixtures.ts";
-
-// Boundary values that break naive length and count arithmetic.
-const U32S = [0, 1, 2, 3, 4, 8, 9, 12, 13, 31, 32, 33, 63, 64, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
-const U64S = [0n, 1n, 2n, 4n, 8n, 32n, 255n, 1n << 31n, 1n << 32n, (1n << 53n) + 1n, (1n << 63n) - 1n, 1n << 63n, (1n << 64n) - 1n, (1n << 64n) - 32n];
-
-function mutate(seed: Buffer, rng: Rng): { bytes: Buffer; how: string } {
-  const b = Buffer.from(seed);
-  const pos = rng.int(0, b.length - 1);
-  switch (rng.int(0, 7)) {
-    case 0: {
-      const flips = rng.int(1, 4);
-      for (let i = 0; i < flips; i++) {
-        const p = rng.int(0, b.length - 1);
-        b[p]! ^= 1 << rng.int(0, 7);
-      }
-      return { bytes: b, how: `${flips} bit flips from ${pos}` };
-    }
-    case 1: {
-      const v = rng.pick(U32S);
-      if (pos + 4 <= b.length) b.writeUInt32LE(v, pos);
-      return { bytes: b, how: `u32 ${v} at ${pos}` };
-    }
-    case 2: {
-      const v = rng.pick(U64S);
-      if (pos + 8 <= b.length) b.writeBigUInt64LE(v, pos);
-      return { bytes: b, how: `u64 ${v} at ${pos}` };
-    }
-    case 3: {
-      const v = rng.pick([0x00, 0xff, 0x7f, 0x80, 0x01]);
-      b[pos] = v;
-      return { bytes: b, how: `byte ${v} at ${pos}` };
-    }
-    case 4:
-      return { bytes: b.subarray(0, pos), how: `truncated to ${pos}` };
-    case 5: {
-      const n = rng.int(1, 16);
-      const ins = Buffer.from(Array.from({ length: n }, () => rng.pick([0, 0xff, rng.int(0, 255)])));
-      return { bytes: Buffer.concat([b.subarray(0, pos), ins, b.subarray(pos)]), how: `${n} bytes inserted at ${pos}` };
-    }
-    case 6: {
-      const n = rng.int(1, 16);
-      return { bytes: Buffer.concat([b.subarray(0, pos), b.subarray(pos + n)]), how: `${n} bytes deleted at ${pos}` };
-    }
-    default: {
-      // Overwrite a u64 right where a length or count tends to be: 8-aligned positions after the head.
-      const p = 8 * rng.int(1, Math.floor((b.length - 8) / 8));
-      const v = rng.pick(U64S);
-      b.writeBigUInt64LE(v, p);
-      return { bytes: b, how: `u64 ${v} at aligned ${p}` };
-    }
-  }
-}
+import { mutateBytes } from "../fixtures/gguf-mutate.ts";
 
 function outcome(fn: () => unknown): string {
   try {
@@ -81,7 +30,7 @@ test("thousands of mutated files either parse or fail with a GGUF ColonyError, q
   const N = 10000;
   let slowest = 0;
   for (let i = 0; i < N; i++) {
-    const { bytes, how } = mutate(seed, rng);
+    const { bytes, how } = mutateBytes(seed, rng);
     const t0 = performance.now();
     let result: string;
     try {
@@ -115,7 +64,7 @@ test("the path-based reader, reading in small growing chunks, agrees with the in
     const rng = new Rng("gguf-fuzz-file");
     const file = path.join(dir, "m.gguf");
     for (let i = 0; i < 150; i++) {
-      const { bytes, how } = mutate(seed, rng);
+      const { bytes, how } = mutateBytes(seed, rng);
       await writeFile(file, bytes);
       const expected = outcome(() => readGgufHeader(bytes));
       let got: string;
@@ -143,7 +92,7 @@ test("mutated llama models: the model check after the reader also only ever thro
   const rng = new Rng("gguf-fuzz-model");
   const counts = new Map<string, number>();
   for (let i = 0; i < 3000; i++) {
-    const { bytes, how } = mutate(seed, rng);
+    const { bytes, how } = mutateBytes(seed, rng);
     const file = Buffer.concat([bytes, data]);
     let result: string;
     try {

@@ -30,6 +30,13 @@ test("node config: file < env < flags, and every problem at once", () => {
   }
 });
 
+test("node config: allowUncheckedModels is off by default and set by COLONY_ALLOW_UNCHECKED_MODELS=1/true", () => {
+  assert.equal(loadNodeConfig({}).allowUncheckedModels, false);
+  assert.equal(loadNodeConfig({ env: { COLONY_ALLOW_UNCHECKED_MODELS: "1" } }).allowUncheckedModels, true);
+  assert.equal(loadNodeConfig({ env: { COLONY_ALLOW_UNCHECKED_MODELS: "false" } }).allowUncheckedModels, false);
+  assert.throws(() => loadNodeConfig({ env: { COLONY_ALLOW_UNCHECKED_MODELS: "maybe" } }), (err: unknown) => err instanceof ColonyError && err.code === "CONFIG_INVALID");
+});
+
 test("agents file: genomes validated with defaults; bad fields listed at once, then duplicate ids", () => {
   const spec = parseAgentsFile({ agents: [{ id: "a1", model: "m.gguf", skills: ["add"] }] }, "agents.json", "/x");
   const g = spec.genomes[0]!;
