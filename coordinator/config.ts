@@ -74,6 +74,12 @@ export const CoordinatorConfigSchema = z.strictObject({
   submitBurst: z.number().int().min(1).default(500),
   /** Unfinished tasks each submitter may have; 0 = unlimited. Default 1000. */
   maxOpenTasks: z.number().int().min(0).default(1000),
+  /**
+   * Announce every task only to the nodes that can bid for it, each on its own topic, so a node
+   * without the skill never sees the prompt (a submit's `private` overrides). Costs one message per
+   * eligible node instead of one for the fleet. Default false.
+   */
+  privateAnnounces: z.boolean().default(false),
   /** Seed of the scoring's tie-break randomness; default: time-based. */
   seed: z.number().int().optional(),
   /** Fleet id in the coordinator status and the mDNS TXT record. Default "default". */
@@ -105,10 +111,11 @@ const ENV_KEYS: Record<string, keyof CoordinatorConfig> = {
   COLONY_SUBMIT_RATE: "submitRate",
   COLONY_SUBMIT_BURST: "submitBurst",
   COLONY_MAX_OPEN_TASKS: "maxOpenTasks",
+  COLONY_PRIVATE_ANNOUNCES: "privateAnnounces",
 };
 
 const NUMERIC_KEYS = new Set<keyof CoordinatorConfig>(["port", "wsPort", "bidWindowMs", "maxAttempts", "ackWithinMs", "resultRetentionMs", "taskRetentionMs", "submitRate", "submitBurst", "maxOpenTasks"]);
-const BOOLEAN_KEYS = new Set<keyof CoordinatorConfig>(["insecure", "mdns"]);
+const BOOLEAN_KEYS = new Set<keyof CoordinatorConfig>(["insecure", "mdns", "privateAnnounces"]);
 
 /** Environment strings become numbers/booleans where the key is one, so zod reports real problems. */
 function envValue(key: keyof CoordinatorConfig, raw: string): unknown {

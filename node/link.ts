@@ -90,7 +90,7 @@ export class NodeLink implements Lifecycle {
       for (const fn of this.connectListeners) fn();
     });
     noDelay();
-    const subs = [channels.announce.topic(), channels.coordinatorStatus.topic(), channels.nodeAward.topic(nodeId), channels.nodeCancel.topic(nodeId), channels.nodeVerdict.topic(nodeId)];
+    const subs = [channels.announce.topic(), channels.nodeAnnounce.topic(nodeId), channels.coordinatorStatus.topic(), channels.nodeAward.topic(nodeId), channels.nodeCancel.topic(nodeId), channels.nodeVerdict.topic(nodeId)];
     await client.subscribeAsync(subs, { qos: 1 });
     for (const fn of this.connectListeners) fn();
   }
@@ -119,7 +119,8 @@ export class NodeLink implements Lifecycle {
     const receivedAt = this.o.clock.now();
     const id = this.o.nodeId;
     try {
-      if (topic === channels.announce.topic()) {
+      // A private task's announce comes on the node's own topic; it is handled like any other.
+      if (topic === channels.announce.topic() || topic === channels.nodeAnnounce.topic(id)) {
         const a = this.decode(channels.announce.schema, "announce", payload);
         if (!a) return;
         this.coordinatorClock.observe(a.sentAt, receivedAt);

@@ -12,6 +12,7 @@ export function register(program: Command): void {
     .option("--max-tokens <n>", "most tokens to generate")
     .option("--deadline-ms <n>", "time budget from acceptance to result (default: the coordinator's, 60000)")
     .option("--min-accuracy <p>", "only agents whose calibrated accuracy may reach P (0-1)")
+    .option("--private", "announce only to the nodes with an agent for --skill (no other node sees the prompt)")
     .option("--id <id>", "task id (default: 128 random bits; the id is the capability to read the result)")
     .option("--url <url>", "broker URL (default: credentials file, $COLONY_BROKER, mqtt://127.0.0.1:1883)")
     .option("--username <name>", "MQTT username (a submitter credential: colony credentials issue --submitter NAME)")
@@ -38,6 +39,7 @@ export function register(program: Command): void {
         maxTokens: intArg("--max-tokens", s(o.maxTokens)),
         deadlineMs: intArg("--deadline-ms", s(o.deadlineMs)),
         minAccuracy,
+        private: o.private === true ? true : undefined,
         check: o.checkExact !== undefined ? { type: "exact" as const, value: s(o.checkExact)! } : o.checkRegex !== undefined ? { type: "regex" as const, pattern: s(o.checkRegex)! } : undefined,
       };
       const parsed = SubmitSchema.safeParse(Object.fromEntries(Object.entries(candidate).filter(([, v]) => v !== undefined)));

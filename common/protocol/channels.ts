@@ -38,6 +38,7 @@ export const channels = {
   announce: channel(() => topics.announce, AnnounceSchema, 1),
   nodeAward: channel((nodeId: string) => topics.nodeAward(nodeId), AwardSchema, 1),
   nodeCancel: channel((nodeId: string) => topics.nodeCancel(nodeId), CancelSchema, 1),
+  nodeAnnounce: channel((nodeId: string) => topics.nodeAnnounce(nodeId), AnnounceSchema, 1),
   nodeVerdict: channel((nodeId: string) => topics.nodeVerdict(nodeId), VerdictSchema, 1),
   // Node -> coordinator
   nodeStatus: channel((nodeId: string) => topics.nodeStatus(nodeId), NodeStatusSchema, 1, true),

@@ -33,6 +33,11 @@ export const SubmitSchema = z.strictObject({
   check: CheckSchema.optional(),
   replyTo: ReplyTopicSchema.optional(),
   weights: WeightsSchema.optional(),
+  /**
+   * Announce only to the nodes that can bid (an agent with the task's skill), each on its own topic,
+   * instead of on the market topic every node reads. Default: the coordinator's `privateAnnounces`.
+   */
+  private: z.boolean().optional(),
 });
 export type Submit = z.infer<typeof SubmitSchema>;
 

@@ -38,6 +38,8 @@ export const topics = {
   /** Coordinator -> one node. */
   nodeAward: (nodeId: string) => `${ROOT}/nodes/${nodeId}/award`,
   nodeCancel: (nodeId: string) => `${ROOT}/nodes/${nodeId}/cancel`,
+  /** Coordinator -> one node: an announce of a private task (only nodes that can bid get it). */
+  nodeAnnounce: (nodeId: string) => `${ROOT}/nodes/${nodeId}/announce`,
   /** Coordinator -> the node that ran a task: how the attempt was judged, with the agent's record. */
   nodeVerdict: (nodeId: string) => `${ROOT}/nodes/${nodeId}/verdict`,
   /** Subscription patterns. */

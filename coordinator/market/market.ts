@@ -174,7 +174,8 @@ export class Market {
     this.persist(run);
     this.p.counters.inc("auctions.opened");
     this.out.taskEvent(ownerOf(rec), rec.id, { type: "announced", id: rec.id, at: now, attempt, auctionId });
-    this.out.announce(rec, { auctionId, attempt, closesAt, excluded: this.p.registry.agentsWithKeys(excluded) }, now);
+    const to = (rec.submit.private ?? this.p.settings.privateAnnounces) ? expected : undefined;
+    this.out.announce(rec, { auctionId, attempt, closesAt, excluded: this.p.registry.agentsWithKeys(excluded), to }, now);
     run.auctionTimer = this.p.clock.setTimer(closesAt - now, () => this.closeAuction(run));
   }
 

@@ -21,8 +21,12 @@ export class MarketOutbox {
     this.out.send(channels.taskEvent, [owner, taskId], ev, { qos });
   }
 
-  /** Every time is on the coordinator's clock; `sentAt` lets a node convert them to its own. */
-  announce(rec: Run["rec"], a: { auctionId: string; attempt: number; closesAt: number; excluded: { nodeId: string; agentId: string }[] }, now: number): void {
+  /**
+   * Every time is on the coordinator's clock; `sentAt` lets a node convert them to its own. `to`:
+   * a private task's announce goes to each of these nodes on its own topic (no other node sees the
+   * prompt); otherwise one message on the market topic every node reads.
+   */
+  announce(rec: Run["rec"], a: { auctionId: string; attempt: number; closesAt: number; excluded: { nodeId: string; agentId: string }[]; to?: readonly string[] | undefined }, now: number): void {
     const s = rec.submit;
     const msg: Announce = {
       auctionId: a.auctionId, taskId: rec.id, attempt: a.attempt, prompt: s.prompt,
@@ -34,7 +38,8 @@ export class MarketOutbox {
       sentAt: now,
       ...(a.excluded.length ? { excludedAgents: a.excluded.slice(0, 1024) } : {}),
     };
-    this.out.send(channels.announce, [], msg);
+    if (a.to) for (const nodeId of a.to) this.out.send(channels.nodeAnnounce, [nodeId], msg);
+    else this.out.send(channels.announce, [], msg);
   }
 
   award(rec: Run["rec"], a: { auctionId: string; attempt: number; nodeId: string; agentId: string; ackWithinMs: number }, now: number): void {

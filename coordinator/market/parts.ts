@@ -16,6 +16,8 @@ export interface MarketSettings {
   ackWithinMs: number;
   defaultDeadlineMs: number;
   defaultMaxTokens: number;
+  /** Tasks are private unless their submit says otherwise (Submit.private). */
+  privateAnnounces?: boolean;
 }
 
 export interface MarketParts {

@@ -71,7 +71,8 @@ test("a task is won and answered by the agent whose skill fits; sleep frees the 
     assert.equal(r.nodeId, "n-skill");
     assert.equal(typeof r.output, "string");
     assert.ok(r.output!.length > 0);
-    const r2 = await submit("task-sort-1", { prompt: "sort cba =", skill: "sort", maxTokens: 8 });
+    // A private task: the real daemon bids on the announce that comes on its own topic.
+    const r2 = await submit("task-sort-1", { prompt: "sort cba =", skill: "sort", maxTokens: 8, private: true });
     assert.equal(r2.agentId, "sorter-1");
     // The experience is in the hot cache, awaiting its verdict.
     assert.equal(d.hot.count("adder-1"), 1);
