@@ -109,26 +109,20 @@ export class Market {
     if (t.kind === "drop") return this.p.counters.drop(t.reason);
     if (t.kind === "reject") return this.reject(owner, t.id, t.error);
     const { id } = t;
-    let existing: TaskRecord | undefined = this.runs.get(id)?.rec;
-    if (!existing) {
-      const stored = await this.p.store.getTask(id);
-      // Re-checked after the await: an identical submit may have been accepted meanwhile.
-      existing = this.runs.get(id)?.rec ?? stored;
-    }
-    if (existing) {
-      const rec = existing;
-      const refused = duplicateError(rec, owner, t.digest);
+    const known = await this.runs.find(id, this.p.store);
+    if (known) {
+      const refused = duplicateError(known, owner, t.digest);
       if (refused) return this.reject(owner, id, refused);
       this.p.counters.inc("tasks.resent");
-      this.out.taskEvent(owner, id, { type: "accepted", id, at: rec.acceptedAt });
-      if (rec.result) this.out.result(owner, rec.result);
+      this.out.taskEvent(owner, id, { type: "accepted", id, at: known.acceptedAt });
+      if (known.result) this.out.result(owner, known.result);
       return;
     }
     const limited = this.p.quota.admitTask(owner, this.runs.openOf(owner));
     if (limited) return this.reject(owner, id, limited);
     const now = this.p.clock.now();
-    const rec = { id, owner, submit: t.submit, digest: t.digest, acceptedAt: now, deadlineAt: now + t.deadlineMs, maxTokens: t.maxTokens, state: "open" as const, attempts: [] };
-    const run = this.newRun(rec);
+    const run = this.newRun({ id, owner, submit: t.submit, digest: t.digest, acceptedAt: now, deadlineAt: now + t.deadlineMs, maxTokens: t.maxTokens, state: "open", attempts: [] });
+    const { rec } = run;
     // Stored BEFORE `accepted`: an accepted task survives a SIGKILL of the coordinator. A store
     // failure means the task is not accepted at all.
     try {

@@ -7,7 +7,7 @@ import type { Timer } from "../../common/clock.ts";
 import { recordKey } from "./agent-ref.ts";
 import type { Auction } from "./auction.ts";
 import { FAULTS } from "./results.ts";
-import { ownerOf, type TaskRecord } from "./task-store.ts";
+import { ownerOf, type TaskRecord, type TaskStore } from "./task-store.ts";
 
 /** The attempt that holds the task: its award is waiting for an ack, or it runs. */
 export interface Current {
@@ -73,6 +73,17 @@ export class RunTable {
     if (run.auction) this.byAuction.delete(run.auction.auctionId);
     run.auction = auction;
     this.byAuction.set(auction.auctionId, run);
+  }
+
+  /**
+   * The task stored under `id`: unfinished (from memory) or finished (from the store). Checked again
+   * after the read: an identical submit may have been accepted meanwhile.
+   */
+  async find(id: string, store: Pick<TaskStore, "getTask">): Promise<TaskRecord | undefined> {
+    const running = this.byTask.get(id)?.rec;
+    if (running) return running;
+    const stored = await store.getTask(id);
+    return this.byTask.get(id)?.rec ?? stored;
   }
 
   get(taskId: string): Run | undefined {
