@@ -7,11 +7,12 @@ import type { DeliveredAttempt } from "./events.ts";
 import { duplicateError, takeSubmit } from "./intake.ts";
 import { MarketOutbox } from "./outbox.ts";
 import type { MarketParts } from "./parts.ts";
+import { recordLateDone } from "./late-done.ts";
 import { loadUnfinishedTasks } from "./recovery.ts";
-import { deliveredEvent, deliveredResult, failedResult, firstVerdict, noWinnerError } from "./results.ts";
+import { deliveredEvent, deliveredResult, failedResult, firstVerdict } from "./results.ts";
 import { RunTable, type Current, type MarketSnapshot, type Run } from "./runs.ts";
-import { pickWinner } from "./scoring.ts";
 import { ownerOf, type AttemptRecord, type TaskRecord } from "./task-store.ts";
+import { decideAuction } from "./winner.ts";
 
 /** The track-record key of a task: its skill, or "*" for a task without one. */
 const skillKey = (rec: TaskRecord) => rec.submit.skill ?? "*";
@@ -190,21 +191,13 @@ export class Market {
     this.p.counters.inc("auctions.closed");
     const now = this.p.clock.now();
     const skill = skillKey(run.rec);
-    const bids = auction.bids.filter((b) => this.p.registry.isOnline(b.nodeId));
-    const { winner, scored } = pickWinner(
-      bids.map((b) => ({ key: b.nodeId, agentId: b.agentId, ...b.estimate })),
-      (b) => this.p.reputation.record(this.p.registry.refOrName(b.key, b.agentId), skill),
-      this.p.reputation.totalTrials(skill),
-      { budgetMs: run.rec.deadlineAt - now, minAccuracy: run.rec.submit.minAccuracy, weights: run.rec.submit.weights },
-      this.p.rng,
-    );
+    const decision = decideAuction(auction, run.rec, skill, now, this.p);
     const a = run.rec.attempts.at(-1)!;
-    if (!winner) {
+    if ("error" in decision) {
       a.outcome = "no-bidders";
-      const e = noWinnerError(auction, bids.length, scored);
-      return this.finishError(run, e.code, e.message);
+      return this.finishError(run, decision.error.code, decision.error.message);
     }
-    const bid = bids.find((b) => b.nodeId === winner.key)!;
+    const { bid, score } = decision.winner;
     a.nodeId = bid.nodeId;
     a.agentId = bid.agentId;
     // The genome the agent had when it won: its record and penalty key (agent-ref.ts).
@@ -217,9 +210,9 @@ export class Market {
       this.failAttempt(run, "ack-timeout", { code: MarketErrors.ACK_TIMEOUT, message: `no ack within ${this.p.settings.ackWithinMs} ms` }, true),
     );
     this.p.counters.inc("auctions.awarded");
-    this.out.award(run.rec, { auctionId: auction.auctionId, attempt: auction.attempt, nodeId: bid.nodeId, agentId: bid.agentId, ackWithinMs: this.p.settings.ackWithinMs }, now);
-    this.out.taskEvent(ownerOf(run.rec), run.rec.id, { type: "awarded", id: run.rec.id, at: now, attempt: auction.attempt, auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, score: winner.score, bid: bid.estimate, bids: bids.length });
-    this.p.events.emit("attemptAwarded", { taskId: run.rec.id, skill, attempt: auction.attempt, auctionId: auction.auctionId, nodeId: bid.nodeId, agentId: bid.agentId, genome: a.genome, bid: bid.estimate, score: winner.score, bids: bids.length, at: now });
+    const awarded = { auctionId: auction.auctionId, attempt: auction.attempt, nodeId: bid.nodeId, agentId: bid.agentId, bid: bid.estimate, score, bids: decision.bids };
+    this.out.awarded(run.rec, ownerOf(run.rec), { ...awarded, ackWithinMs: this.p.settings.ackWithinMs }, now);
+    this.p.events.emit("attemptAwarded", { taskId: run.rec.id, skill, genome: a.genome, ...awarded, at: now });
   }
 
   // ------------------------------------------------------------------------------------------
@@ -259,7 +252,8 @@ export class Market {
 
   async onDone(done: Done): Promise<void> {
     const run = this.currentRun(done);
-    if (!run) return void this.lateDone(done);
+    // A done for an attempt that was superseded (or a finished task): recorded, never final.
+    if (!run) return void recordLateDone(done, this.runs.get(done.taskId), { ...this.p, persist: (r) => void this.persist(r) });
     const cur = run.current!;
     if (cur.phase === "checking") return this.p.counters.drop("done.repeated");
     const a = run.rec.attempts.at(-1)!;
@@ -277,18 +271,6 @@ export class Market {
     a.outcome = checked === false ? "check-failed" : "ok";
     const verdict = (a.verdict = firstVerdict(checked));
     void this.finish(run, deliveredResult(run.rec, a, done, outcome, this.p.clock.now()), deliveredEvent(a, verdict, done));
-  }
-
-  /** A done for an attempt that was superseded (or a finished task): recorded, never final. */
-  private async lateDone(done: Done): Promise<void> {
-    const run = this.runs.get(done.taskId);
-    const rec = run?.rec ?? (await this.p.store.getTask(done.taskId).catch(() => undefined));
-    const a = rec?.attempts.find((x) => x.auctionId === done.auctionId && x.nodeId === done.nodeId);
-    if (!rec || !a) return this.p.counters.drop("done.unknown");
-    a.late = { status: done.status, at: this.p.clock.now() };
-    this.p.counters.inc("done.late");
-    if (run) this.persist(run);
-    else await this.p.store.putTask(rec);
   }
 
   /** The current attempt failed: tell the learners (penalty, record), stop the node if asked, re-auction. */

@@ -4,6 +4,7 @@
  * this file decides what the messages say.
  */
 import { channels, type Announce, type Award, type Outbox, type Result, type TaskEvent } from "../../common/protocol.ts";
+import type { BidMessage } from "./auction.ts";
 import type { Run } from "./runs.ts";
 
 export class MarketOutbox {
@@ -42,7 +43,8 @@ export class MarketOutbox {
     else this.out.send(channels.announce, [], msg);
   }
 
-  award(rec: Run["rec"], a: { auctionId: string; attempt: number; nodeId: string; agentId: string; ackWithinMs: number }, now: number): void {
+  /** The award to the winning node, and the `awarded` event to the task's submitter. */
+  awarded(rec: Run["rec"], owner: string, a: { auctionId: string; attempt: number; nodeId: string; agentId: string; ackWithinMs: number; bid: BidMessage["estimate"]; score: number; bids: number }, now: number): void {
     const msg: Award = {
       auctionId: a.auctionId, taskId: rec.id, attempt: a.attempt, agentId: a.agentId, prompt: rec.submit.prompt,
       ...(rec.submit.skill ? { skill: rec.submit.skill } : {}),
@@ -50,6 +52,7 @@ export class MarketOutbox {
       deadlineAt: rec.deadlineAt, sentAt: now, ackWithinMs: a.ackWithinMs,
     };
     this.out.send(channels.nodeAward, [a.nodeId], msg);
+    this.taskEvent(owner, rec.id, { type: "awarded", id: rec.id, at: now, attempt: a.attempt, auctionId: a.auctionId, nodeId: a.nodeId, agentId: a.agentId, score: a.score, bid: a.bid, bids: a.bids });
   }
 
   cancel(nodeId: string, auctionId: string, taskId: string, reason: string): void {
