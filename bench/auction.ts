@@ -1,15 +1,32 @@
 /**
- * `npm run bench -- auction [--tasks N] [--concurrency K] [--coordinator-tcp]`: the market over real
- * MQTT on loopback. The coordinator's own client reaches its embedded broker in memory, as in
- * production; --coordinator-tcp makes it use loopback TCP like every other client here.
+ * `npm run bench -- auction [--tasks N] [--concurrency K] [--coordinator-tcp]`: Colony's market
+ * against a bare MQTT auction, both over real MQTT with the same link and the same security.
  *
- * For 10 and 100 simulated nodes (each its own MQTT client, spread over 2 child processes):
- *  - latency: sequential submits, time from publishing the submit to receiving the `awarded` event
- *    (p50/p99); every node answers at once, so this measures the early close of the auction;
- *  - throughput: K submits in flight, completed tasks (result received) per second;
- *  - bare MQTT: the same message pattern (submit, announce, N replies, award, ack, done, result)
- *    between plain clients on the same broker with no Colony logic (no schema, no store, no
- *    scoring), and the ratio Colony/bare of the throughputs.
+ * What is compared, for 10 and 100 simulated nodes:
+ *  - Colony: the real coordinator (coordinator/coordinator.ts) with authentication and the topic
+ *    ACL on (`insecure: false`, as users run it): its embedded aedes broker with the fleet-auth hooks,
+ *    its own client on the in-memory link to that broker (--coordinator-tcp: loopback TCP).
+ *  - bare: a minimal hand-written coordinator (bench/_bare-coordinator.ts: no schema, no store, no
+ *    registry, no scoring) on a second embedded broker built exactly as the coordinator builds its
+ *    own (coordinator/broker.ts with createAedesAuthHooks and the same fleet secret), reached over
+ *    the same kind of link (in memory, or TCP with --coordinator-tcp), logged in with a coordinator
+ *    credential. A second broker, so that both sides can use Colony's own topics without hearing
+ *    each other.
+ *  - On both sides every other client holds a credential issued by coordinator/auth.ts from the
+ *    fleet's secret (loadOrCreateFleetSecret + issueCredential) and passes the same ACL rules: the
+ *    nodes (bench/_sim-nodes.ts, each its own MQTT client over loopback TCP, spread over 2 child
+ *    processes per side, the same code on both sides) as `node.simN`, the submitter as
+ *    `submitter.bench`.
+ *  - The same messages per task on both sides (topics, QoS, retain, payload shapes): submit;
+ *    events `accepted`, `announced`; announce; N bids (QoS 0); award; event `awarded`; ack; done;
+ *    verdict to the node; result (retained). Plus, on both, node heartbeats every 5 s; Colony's
+ *    coordinator also publishes its retained fleet stats about once a second, the bare one does not.
+ * Measured: latency = sequential submits, submit published -> `awarded` event received (p50/p99;
+ * every node answers at once, so this is the auction's early close); throughput = K submits in
+ * flight, tasks whose result arrived per second; ratio = Colony/bare throughput. The two sides
+ * alternate in 4 rounds so that load from other processes hits both alike. Colony's per-submitter
+ * rate limit stays on, raised so that the one bench submitter is never refused; a `rejected` event
+ * or a task unfinished after 20 s ends the bench with an error instead of a hang.
  * Last stdout line: one-line JSON summary.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -17,11 +34,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
-import mqtt, { type MqttClient } from "mqtt";
 import { silentLogger } from "../common/logger.ts";
-import { ANONYMOUS, encode, topics } from "../common/protocol.ts";
+import { connectMqtt, type MqttClient } from "../common/mqtt-connect.ts";
+import { encode, topics } from "../common/protocol.ts";
+import { createAedesAuthHooks, issueCredential, loadOrCreateFleetSecret } from "../coordinator/auth.ts";
+import { EmbeddedBroker } from "../coordinator/broker.ts";
 import { CoordinatorConfigSchema } from "../coordinator/config.ts";
 import { Coordinator } from "../coordinator/coordinator.ts";
+import { startBareCoordinator } from "./_bare-coordinator.ts";
 
 const args = process.argv.slice(2);
 const argInt = (name: string, dflt: number) => {
@@ -33,37 +53,38 @@ const argInt = (name: string, dflt: number) => {
 const TASKS = argInt("--tasks", 1000);
 const CONCURRENCY = argInt("--concurrency", 8);
 const COORDINATOR_TCP = args.includes("--coordinator-tcp");
+const SUBMITTER = "bench";
+const USER = `submitter.${SUBMITTER}`;
+const STALL_MS = 20_000; // 10x the bid window: a task this old is lost, not slow
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
-async function simNodes(url: string, mode: "colony" | "bare", n: number, prefix: string): Promise<ChildProcess[]> {
+/** Every simulated-node process, so that an early exit (a stalled or rejected task) leaves none behind. */
+const children = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const c of children) c.kill("SIGTERM");
+});
+
+async function simNodes(url: string, nodes: { id: string; username: string; password: string }[]): Promise<ChildProcess[]> {
   const procs: ChildProcess[] = [];
-  const groups = [0, 1].map((g) => Array.from({ length: n }, (_, i) => `${prefix}${i}`).filter((_, i) => i % 2 === g));
+  const groups = [0, 1].map((g) => nodes.filter((_, i) => i % 2 === g));
   await Promise.all(
     groups.map(
-      (ids) =>
+      (group) =>
         new Promise<void>((resolve, reject) => {
-          const child = spawn(process.execPath, ["--import", "tsx", "bench/_sim-nodes.ts", JSON.stringify({ url, mode, ids })], { stdio: ["ignore", "pipe", "inherit"] });
+          const child = spawn(process.execPath, ["--import", "tsx", "bench/_sim-nodes.ts", JSON.stringify({ url, nodes: group })], { stdio: ["pipe", "pipe", "inherit"] });
           procs.push(child);
+          children.add(child);
+          child.once("exit", () => children.delete(child));
           readline.createInterface({ input: child.stdout! }).on("line", (l) => l === "ready" && resolve());
           child.once("exit", (code) => reject(new Error(`sim nodes exited with ${code}`)));
         }),
     ),
   );
   return procs;
-}
-
-function connect(url: string): Promise<MqttClient> {
-  return new Promise((resolve) => {
-    const c = mqtt.connect(url, { protocolVersion: 4 });
-    c.once("connect", () => {
-      (c.stream as unknown as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
-      resolve(c);
-    });
-  });
 }
 
 /** Runs `count` tasks with `k` in flight; `one(i)` resolves with the task's submit-to-award ms. */
@@ -79,133 +100,131 @@ async function closedLoop(count: number, k: number, one: (i: number) => Promise<
   return { seconds: (performance.now() - t0) / 1000, lat };
 }
 
-/** Colony results that were not ok (must stay 0: every simulated node answers correctly). */
-let notOk = 0;
-
-async function colonyRun(url: string, sub: MqttClient, nodes: number, tag: string) {
-  // One wildcard-free subscription per task would dominate; this client has full rights
-  // (insecure broker), so it follows all task topics with one subscription.
-  await sub.subscribeAsync(`${topics.submitterRoot(ANONYMOUS)}/tasks/+/+`, { qos: 1 });
+/** The submitter of one side: submits in its own folder, follows its tasks with one subscription. */
+async function submitter(url: string, credential: { username: string; password: string }, tag: string) {
+  const sub = await connectMqtt({ url, ...credential, logger: silentLogger });
+  (sub.stream as unknown as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
+  await sub.subscribeAsync(`${topics.submitterRoot(USER)}/tasks/+/+`, { qos: 1 });
   const waiting = new Map<string, { t0: number; awardAt?: number; resolve: (ms: number) => void }>();
+  const state = { notOk: 0 };
   sub.on("message", (topic, payload) => {
     const parts = topic.split("/");
     const w = waiting.get(parts[5]!);
     if (!w) return;
     if (parts[6] === "events" && payload.includes('"awarded"')) w.awardAt = performance.now();
+    else if (parts[6] === "events" && payload.includes('"rejected"')) {
+      console.error(`${tag}: task ${parts[5]} rejected: ${payload.toString().slice(0, 300)}`);
+      process.exit(1);
+    }
     else if (parts[6] === "result") {
       waiting.delete(parts[5]!);
-      if (!payload.includes('"status":"ok"')) notOk++;
+      if (!payload.includes('"status":"ok"')) state.notOk++;
       w.resolve((w.awardAt ?? performance.now()) - w.t0);
     }
   });
-  const one = (i: number) =>
+  // A task that never finishes would hang the closed loop: fail loudly instead, saying where it stopped.
+  const watchdog = setInterval(() => {
+    const now = performance.now();
+    for (const [id, w] of waiting) {
+      if (now - w.t0 < STALL_MS) continue;
+      console.error(`${tag}: task ${id} unfinished after ${STALL_MS} ms (${w.awardAt ? "awarded, no result" : "not awarded"}); ${waiting.size} in flight`);
+      process.exit(1);
+    }
+  }, 1000);
+  watchdog.unref();
+  let n = 0;
+  const one = () =>
     new Promise<number>((resolve) => {
-      const id = `${tag}-${nodes}-${i}-${Math.random().toString(36).slice(2, 8)}`;
+      const id = `${tag}-${n++}-${Math.random().toString(36).slice(2, 8)}`;
       waiting.set(id, { t0: performance.now(), resolve });
-      sub.publish(topics.submit(ANONYMOUS), encode({ id, prompt: "bench", maxTokens: 8 }), { qos: 1 });
+      sub.publish(topics.submit(USER), encode({ id, prompt: "bench", maxTokens: 8 }), { qos: 1 });
     });
-  return one;
+  return { one, state, close: () => (clearInterval(watchdog), sub.endAsync()) };
 }
 
-async function bareRun(url: string, nodes: number) {
-  // The bare coordinator: announce on submit, award to the first replier after N replies, result on done.
-  const coord = await connect(url);
-  const sub = await connect(url);
-  const replies = new Map<string, { n: number; first?: string }>();
-  coord.on("message", (topic, payload) => {
-    const m = JSON.parse(payload.toString());
-    if (topic === "bench/submit") {
-      replies.set(m.id, { n: 0 });
-      coord.publish("bench/announce", JSON.stringify({ auctionId: `au-${m.id}`, taskId: m.id, attempt: 1, prompt: m.prompt, maxTokens: 8, deadlineAt: Date.now() + 60_000, closesAt: Date.now() + 1000 }), { qos: 1 });
-    } else if (topic.endsWith("/bid")) {
-      const r = replies.get(m.taskId)!;
-      r.n++;
-      r.first ??= m.nodeId;
-      if (r.n === nodes) coord.publish(`bench/nodes/${r.first}/award`, JSON.stringify({ auctionId: m.auctionId, taskId: m.taskId, attempt: 1, agentId: m.agentId, prompt: "bench", maxTokens: 8, deadlineAt: 0, ackWithinMs: 2000 }), { qos: 1 });
-    } else if (topic.endsWith("/done")) {
-      replies.delete(m.taskId);
-      coord.publish(`bench/tasks/${m.taskId}/result`, JSON.stringify({ id: m.taskId, status: "ok", output: m.output, attempts: [] }), { qos: 1 });
-    }
-  });
-  await coord.subscribeAsync(["bench/submit", "bench/nodes/+/bid", "bench/nodes/+/ack", "bench/nodes/+/done"], { qos: 1 });
-  await sub.subscribeAsync("bench/tasks/+/result", { qos: 1 });
-  const waiting = new Map<string, { t0: number; resolve: (ms: number) => void }>();
-  sub.on("message", (topic) => {
-    const id = topic.split("/")[2]!;
-    const w = waiting.get(id);
-    if (w) {
-      waiting.delete(id);
-      w.resolve(performance.now() - w.t0);
-    }
-  });
-  const one = (i: number) =>
-    new Promise<number>((resolve) => {
-      const id = `bare-${nodes}-${i}`;
-      waiting.set(id, { t0: performance.now(), resolve });
-      sub.publish("bench/submit", JSON.stringify({ id, prompt: "bench", maxTokens: 8 }), { qos: 1 });
-    });
-  return { one, close: async () => (await coord.endAsync(), await sub.endAsync()) };
+/** Both brokers must enforce the ACL: a node's credential may not read another node's awards. */
+async function assertAclOn(url: string, credential: { username: string; password: string }): Promise<void> {
+  const c = await connectMqtt({ url, ...credential, clientId: `${credential.username}:acl-check`, logger: silentLogger });
+  // mqtt.js rejects a subscription the broker refused (SUBACK 0x80 [MQTT-3.9.3]).
+  const refused = await c.subscribeAsync(topics.nodeAward("sim1"), { qos: 1 }).then((g) => g[0]?.qos === 128, (err: { packet?: { granted?: number[] } }) => err.packet?.granted?.[0] === 128);
+  await c.endAsync(true);
+  if (!refused) throw new Error(`the broker at ${url} let ${credential.username} subscribe to another node's awards: ACL off`);
 }
 
 const ROUNDS = 4;
-const summary: Record<string, unknown> = { bench: "auction", tasksPerPhase: TASKS, concurrency: CONCURRENCY, coordinatorTcp: COORDINATOR_TCP, rounds: ROUNDS, cores: os.cpus().length, loadavg1: +os.loadavg()[0]!.toFixed(1) };
+const summary: Record<string, unknown> = {
+  bench: "auction", auth: true, link: COORDINATOR_TCP ? "tcp" : "memory", tasksPerPhase: TASKS, concurrency: CONCURRENCY, rounds: ROUNDS, cores: os.cpus().length, loadavg1: +os.loadavg()[0]!.toFixed(1),
+};
 for (const nodes of [10, 100]) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "colony-bench-"));
-  const config = CoordinatorConfigSchema.parse({ port: 0, host: "127.0.0.1", dataDir, insecure: true, mdns: false, logLevel: "silent", bidWindowMs: 2000, seed: 1, brokerOverTcp: COORDINATOR_TCP });
+  const config = CoordinatorConfigSchema.parse({ port: 0, host: "127.0.0.1", dataDir, insecure: false, mdns: false, logLevel: "silent", bidWindowMs: 2000, seed: 1, brokerOverTcp: COORDINATOR_TCP,
+    // The per-submitter rate limit stays on (its check runs on every submit) but high enough for the
+    // bench's one submitter: at the default 20/s after a burst of 500 it ends the bench RATE_LIMITED.
+    submitRate: 1_000_000 });
   const coordinator = new Coordinator(config, { logger: silentLogger });
   await coordinator.start();
-  const url = coordinator.brokerUrl;
-  // Both populations run side by side; each only reacts to its own topics.
-  const procs = [...(await simNodes(url, "colony", nodes, "sim")), ...(await simNodes(url, "bare", nodes, "bare"))];
+  const secret = await loadOrCreateFleetSecret(dataDir); // the one the coordinator just created
+  const bareBroker = new EmbeddedBroker({ host: "127.0.0.1", port: 0, hooks: createAedesAuthHooks({ secret, insecure: false, logger: silentLogger }), logger: silentLogger });
+  await bareBroker.start();
+  const bareCoordinator = await startBareCoordinator({
+    url: bareBroker.localUrl, credential: issueCredential(secret, "coordinator"), nodes,
+    stream: COORDINATOR_TCP ? undefined : () => bareBroker.connectInMemory(),
+  });
+  const creds = Array.from({ length: nodes }, (_, i) => ({ id: `sim${i}`, ...issueCredential(secret, "node", `sim${i}`) }));
+  await assertAclOn(coordinator.brokerUrl, creds[0]!);
+  await assertAclOn(bareBroker.localUrl, creds[0]!);
+  const procs = [...(await simNodes(coordinator.brokerUrl, creds)), ...(await simNodes(bareBroker.localUrl, creds))];
   while (coordinator.registry.eligibleNodes(undefined, new Set()).length < nodes) await new Promise((r) => setTimeout(r, 20));
-  const sub = await connect(url);
-  const one = await colonyRun(url, sub, nodes, "warm");
-  const bare = await bareRun(url, nodes);
-  await closedLoop(20, 1, one); // warm-up: JIT, LevelDB
+  const submitterCred = issueCredential(secret, "submitter", SUBMITTER);
+  const colony = await submitter(coordinator.brokerUrl, submitterCred, "colony");
+  const bare = await submitter(bareBroker.localUrl, submitterCred, "bare");
+  await closedLoop(20, 1, colony.one); // warm-up: JIT, LevelDB
   await closedLoop(20, 1, bare.one);
   // Colony and bare alternate in rounds so that load from other processes hits both alike.
   const per = Math.ceil(TASKS / ROUNDS);
   const lat: number[] = [];
   const bareLat: number[] = [];
-  let colonyS = 0;
-  let bareS = 0;
-  let colonySeqS = 0;
-  let bareSeqS = 0;
+  const s = { colony: 0, bare: 0, colonySeq: 0, bareSeq: 0 };
   for (let round = 0; round < ROUNDS; round++) {
-    const seq = await closedLoop(per, 1, one);
+    const seq = await closedLoop(per, 1, colony.one);
     lat.push(...seq.lat);
-    colonySeqS += seq.seconds;
+    s.colonySeq += seq.seconds;
     const bseq = await closedLoop(per, 1, bare.one);
     bareLat.push(...bseq.lat);
-    bareSeqS += bseq.seconds;
-    colonyS += (await closedLoop(per, CONCURRENCY, one)).seconds;
-    bareS += (await closedLoop(per, CONCURRENCY, bare.one)).seconds;
+    s.bareSeq += bseq.seconds;
+    s.colony += (await closedLoop(per, CONCURRENCY, colony.one)).seconds;
+    s.bare += (await closedLoop(per, CONCURRENCY, bare.one)).seconds;
   }
   for (const p of procs) p.kill("SIGTERM");
+  await colony.close();
   await bare.close();
-  await sub.endAsync();
+  await bareCoordinator.endAsync(true);
+  await bareBroker.close();
   const counters = coordinator.counters.snapshot();
   if (process.env.BENCH_DEBUG) console.error(JSON.stringify(counters));
   await coordinator.close();
   rmSync(dataDir, { recursive: true, force: true });
   const total = per * ROUNDS;
-  const colonyTps = total / colonyS;
-  const bareTps = total / bareS;
+  const colonyTps = total / s.colony;
+  const bareTps = total / s.bare;
   const r = {
     awardP50Ms: +percentile(lat, 50).toFixed(2),
     awardP99Ms: +percentile(lat, 99).toFixed(2),
+    bareAwardP50Ms: +percentile(bareLat, 50).toFixed(2),
+    bareAwardP99Ms: +percentile(bareLat, 99).toFixed(2),
     colonyTasksPerS: +colonyTps.toFixed(1),
     bareTasksPerS: +bareTps.toFixed(1),
     ratio: +(colonyTps / bareTps).toFixed(2),
-    colonySeqTasksPerS: +(total / colonySeqS).toFixed(1),
-    bareSeqTasksPerS: +(total / bareSeqS).toFixed(1),
-    bareRoundTripP50Ms: +percentile(bareLat, 50).toFixed(2),
+    colonySeqTasksPerS: +(total / s.colonySeq).toFixed(1),
+    bareSeqTasksPerS: +(total / s.bareSeq).toFixed(1),
     ok: counters["tasks.ok"] ?? 0,
-    notOk,
+    notOk: colony.state.notOk,
+    bareNotOk: bare.state.notOk,
     dropped: counters["dropped"] ?? 0,
   };
-  console.log(`nodes=${nodes}: submit->award p50 ${r.awardP50Ms} ms p99 ${r.awardP99Ms} ms (sequential); throughput colony ${r.colonyTasksPerS}/s vs bare MQTT ${r.bareTasksPerS}/s (K=${CONCURRENCY}) ratio ${r.ratio}`);
+  console.log(`nodes=${nodes}: submit->award p50/p99 colony ${r.awardP50Ms}/${r.awardP99Ms} ms, bare ${r.bareAwardP50Ms}/${r.bareAwardP99Ms} ms (sequential); throughput colony ${r.colonyTasksPerS}/s vs bare ${r.bareTasksPerS}/s (K=${CONCURRENCY}) ratio ${r.ratio}`);
   summary[`n${nodes}`] = r;
 }
+summary.loadavg1End = +os.loadavg()[0]!.toFixed(1);
 console.log(JSON.stringify(summary));
 process.exit(0);

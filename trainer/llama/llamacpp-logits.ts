@@ -11,7 +11,7 @@ import type { ControlledEvaluateInputItem, Llama, LlamaModel as CppModel, Token 
 export interface CppLogitsOptions {
   /** llama.cpp threads. Default 1 (tiny models run fastest on one thread). */
   threads?: number;
-  /** Context size; default: the sequence length rounded up to 64 (at least 64). */
+  /** Context size; default: the sequence length + 1 rounded up to 64 (at least 64). */
   contextSize?: number;
   /** LoRA adapters applied for this evaluation. */
   lora?: Array<{ filePath: string; scale?: number }>;
@@ -25,7 +25,9 @@ export async function openLlama(): Promise<Llama> {
 
 /** Logits [T, vocab] for `tokens` (row t = prediction after tokens[0..t]) from a loaded llama.cpp model. */
 export async function llamaCppLogits(model: CppModel, tokens: readonly number[], opts: CppLogitsOptions = {}): Promise<Float32Array> {
-  const contextSize = opts.contextSize ?? Math.max(64, Math.ceil(tokens.length / 64) * 64);
+  // One slot more than the tokens: a context exactly full makes node-llama-cpp shift it (drop and
+  // re-decode the first half), and the last position's logits were 0.36 off (bench/trainer.ts).
+  const contextSize = opts.contextSize ?? Math.max(64, Math.ceil((tokens.length + 1) / 64) * 64);
   const ctx = await model.createContext({
     contextSize,
     batchSize: Math.max(tokens.length, 1),
