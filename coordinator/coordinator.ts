@@ -120,9 +120,9 @@ export class Coordinator implements Lifecycle {
     parts.push(["reputation", this.reputation]);
     parts.push(["verdicts", new VerdictRelay(this.events, this.reputation, link.outbox)]);
 
-    const checks = new CheckRunner();
+    const checks = new CheckRunner(this.counters);
     parts.push(["checks", checks]);
-    const quota = new SubmitterQuota(cfg, this.clock);
+    const quota = new SubmitterQuota(cfg, this.clock, this.counters);
     const marketOut = new MarketOutbox(link.outbox);
     // Before the market: recent results are back on the broker before tasks resume.
     parts.push(["retention", new Retention({ store, out: marketOut, clock: this.clock, counters: this.counters, logger: log.child({ part: "retention" }), settings: cfg })]);

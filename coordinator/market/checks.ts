@@ -13,6 +13,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { Ajv } from "ajv";
+import type { Counters } from "../../common/counters.ts";
 import { ColonyError } from "../../common/errors.ts";
 import type { Lifecycle } from "../../common/lifecycle.ts";
 import type { Check } from "../../common/protocol.ts";
@@ -135,11 +136,9 @@ class Lane {
 export class CheckRunner implements Lifecycle {
   private readonly lanes: Lane[];
   private nextId = 0;
-  /** Checks that ran out of time (counted for `colony status`). */
-  timeouts = 0;
-
-  constructor(opts: { workers?: number; timeoutMs?: number } = {}) {
-    this.lanes = Array.from({ length: Math.max(1, opts.workers ?? 2) }, () => new Lane(opts.timeoutMs ?? CHECK_TIMEOUT_MS, () => this.timeouts++));
+  /** Checks that run out of time are counted as `checks.timeout` (shown by `colony status`). */
+  constructor(private readonly counters: Pick<Counters, "inc">, opts: { workers?: number; timeoutMs?: number } = {}) {
+    this.lanes = Array.from({ length: Math.max(1, opts.workers ?? 2) }, () => new Lane(opts.timeoutMs ?? CHECK_TIMEOUT_MS, () => this.counters.inc("checks.timeout")));
   }
 
   async start(): Promise<void> {

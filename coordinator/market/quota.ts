@@ -6,6 +6,7 @@
  * answered from the record and is not limited.
  */
 import type { Clock } from "../../common/clock.ts";
+import type { Counters } from "../../common/counters.ts";
 import type { WireError } from "../../common/protocol.ts";
 import { MarketErrors } from "./errors.ts";
 
@@ -28,10 +29,9 @@ const MAX_BUCKETS = 10_000;
 
 export class SubmitterQuota {
   private readonly buckets = new Map<string, Bucket>();
-  /** Requests refused (for `colony status`). */
-  refused = 0;
 
-  constructor(private readonly s: QuotaSettings, private readonly clock: Clock) {}
+  /** Refused requests are counted as `submitters.rate-limited` (shown by `colony status`). */
+  constructor(private readonly s: QuotaSettings, private readonly clock: Clock, private readonly counters: Pick<Counters, "inc">) {}
 
   /** Takes one request from `owner`'s bucket; the error to answer with when it is empty. */
   takeRequest(owner: string): WireError | undefined {
@@ -39,7 +39,7 @@ export class SubmitterQuota {
     const now = this.clock.now();
     const b = this.refill(owner, now);
     if (b.tokens < 1) {
-      this.refused++;
+      this.counters.inc("submitters.rate-limited");
       return { code: MarketErrors.RATE_LIMITED, message: `more than ${this.s.submitRate} requests/s (burst ${this.s.submitBurst}) from ${owner}; retry in ${Math.ceil(((1 - b.tokens) / this.s.submitRate) * 1000)} ms` };
     }
     b.tokens -= 1;
@@ -49,7 +49,7 @@ export class SubmitterQuota {
   /** Whether `owner` may open one more task while `open` of its tasks are unfinished. */
   admitTask(owner: string, open: number): WireError | undefined {
     if (this.s.maxOpenTasks > 0 && open >= this.s.maxOpenTasks) {
-      this.refused++;
+      this.counters.inc("submitters.rate-limited");
       return { code: MarketErrors.RATE_LIMITED, message: `${owner} has ${open} unfinished tasks (limit ${this.s.maxOpenTasks}); submit again when some have finished` };
     }
     return this.takeRequest(owner);

@@ -39,7 +39,7 @@ function parts(store: TaskStore, clock: FakeClock) {
   const out = new MarketOutbox(new Outbox({ publish: (topic, payload, o) => void published.push({ topic, payload, retain: o.retain }) }));
   const counters = new Counters(silentLogger, () => clock.now());
   const retention = new Retention({ store, out, clock, counters, logger: silentLogger, settings: { resultRetentionMs: 2000, taskRetentionMs: 10_000 } });
-  const lookup = new TaskLookup({ store, out, clock, counters, quota: new SubmitterQuota({ submitRate: 0, submitBurst: 1, maxOpenTasks: 0 }, clock) });
+  const lookup = new TaskLookup({ store, out, clock, counters, quota: new SubmitterQuota({ submitRate: 0, submitBurst: 1, maxOpenTasks: 0 }, clock, counters) });
   const clears = (id: string, owner: string) => published.filter((p) => p.topic === topics.taskResult(owner, id) && p.payload === "" && p.retain === true).length;
   const results = (id: string, owner: string) => published.filter((p) => p.topic === topics.taskResult(owner, id) && p.payload !== "");
   const events = (id: string, owner: string) => published.filter((p) => p.topic === topics.taskEvents(owner, id)).map((p) => JSON.parse(p.payload));

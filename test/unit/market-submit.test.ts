@@ -84,8 +84,11 @@ test("checks: exact (trimmed by default), regex, json-schema decide the result's
 test("checks run off the event loop: a catastrophic regex times out while the loop stays free, and the task ends CHECK_TIMEOUT without blaming the agent; a reused $id and many schemas are fine", async () => {
   const { monitorEventLoopDelay } = await import("node:perf_hooks");
   const { CheckRunner } = await import("../../coordinator/market/checks.ts");
+  const { Counters } = await import("../../common/counters.ts");
+  const { silentLogger } = await import("../../common/logger.ts");
+  const counters = new Counters(silentLogger);
   const budgetMs = 300;
-  const runner = new CheckRunner({ timeoutMs: budgetMs });
+  const runner = new CheckRunner(counters, { timeoutMs: budgetMs });
   try {
     const loop = monitorEventLoopDelay({ resolution: 5 });
     loop.enable();
@@ -98,7 +101,7 @@ test("checks run off the event loop: a catastrophic regex times out while the lo
     ]);
     loop.disable();
     assert.deepEqual(evil, ["timeout", "timeout", "timeout", "timeout"]);
-    assert.equal(runner.timeouts, 4);
+    assert.equal(counters.get("checks.timeout"), 4);
     // The checks ran in workers: the event loop never stalled for a check's whole time budget (in
     // the coordinator's thread each of these blocked it for the budget).
     assert.ok(loop.max / 1e6 < budgetMs, `event loop blocked ${(loop.max / 1e6).toFixed(1)} ms`);
@@ -107,7 +110,7 @@ test("checks run off the event loop: a catastrophic regex times out while the lo
   }
   // With the default budget: replaced workers answer, a reused $id is each schema's own, and many
   // distinct schemas compile without keeping them all (an LRU of 256 in the worker).
-  const steady = new CheckRunner();
+  const steady = new CheckRunner(counters);
   try {
     assert.equal(await steady.run({ type: "regex", pattern: "^(a+)+$" }, "aaaa"), true);
     const a = { type: "json-schema" as const, schema: { $id: "https://example.com/x", type: "number" } };
@@ -170,5 +173,7 @@ test("RATE_LIMITED: a submitter's unfinished tasks and request rate are bounded;
   h.clock.advance(1000);
   await h.submit({ id: "q6", prompt: "p" });
   assert.equal(h.events("q6", "accepted").length, 1);
+  // Both refusals (the open-task limit, then the rate) are counted for `colony status`.
+  assert.equal(h.counters.get("submitters.rate-limited"), 2);
   await h.close();
 });
