@@ -1,8 +1,8 @@
 // connectMqtt against a real aedes broker: first-connect outcomes, waiting for a late broker,
 // and reconnecting with exponential backoff after the broker restarts.
 import { test } from "node:test";
+import { freePort } from "../fixtures/colony-process.ts";
 import assert from "node:assert/strict";
-import net from "node:net";
 import { randomBytes } from "node:crypto";
 import { closeClient, connectMqtt } from "../../common/mqtt-connect.ts";
 import { ColonyError } from "../../common/errors.ts";
@@ -10,13 +10,6 @@ import { silentLogger } from "../../common/logger.ts";
 import { issueCredential } from "../../coordinator/auth.ts";
 import { startAuthBroker, endAll } from "../fixtures/auth-broker.ts";
 
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => s.once("listening", r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 const code = (c: string) => (err: unknown) => err instanceof ColonyError && err.code === c;
 
 test("no broker: MQTT_CONNECT_TIMEOUT after connectTimeoutMs, nothing left running", async () => {

@@ -2,17 +2,11 @@
 // warns and names the alternative; with a credentials file it says nothing.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { runColony } from "../fixtures/colony-process.ts";
 
-function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, ["bin/colony.mjs", ...args], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, COLONY_LOG_LEVEL: "silent" } });
-  let stderr = "";
-  child.stderr.on("data", (d) => (stderr += d));
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stderr })));
-}
 
 test("colony submit/task/status warn about --password and point to --credentials", async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "colony-pw-"));
@@ -20,12 +14,12 @@ test("colony submit/task/status warn about --password and point to --credentials
   // An unsupported URL scheme: each command fails at once (MQTT_CONNECT_FAILED), after the warning.
   const url = "bogus://127.0.0.1:1";
   for (const args of [["submit", "hi"], ["task", "t-1"], ["status"]]) {
-    const r = await cli([...args, "--url", url, "--username", "submitter.x", "--password", "secret"]);
+    const r = await runColony([...args, "--url", url, "--username", "submitter.x", "--password", "secret"]);
     assert.notEqual(r.code, 0, args[0]);
     assert.match(r.stderr, /warning: a password on the command line is visible .* use --credentials FILE/, args[0]);
   }
   const file = path.join(dir, "cred.json");
   writeFileSync(file, JSON.stringify({ username: "submitter.x", password: "secret", url }), { mode: 0o600 });
-  const quiet = await cli(["status", "--credentials", file]);
+  const quiet = await runColony(["status", "--credentials", file]);
   assert.doesNotMatch(quiet.stderr, /warning: a password/);
 });

@@ -3,40 +3,21 @@
 // moments after the restart wait for the node the coordinator knew, instead of ending NO_BIDDERS
 // because the restarted registry was still empty (it waited only 300 ms before).
 import { test } from "node:test";
+import { ColonyProcesses, freePort } from "../fixtures/colony-process.ts";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
 import { silentLogger } from "../../common/logger.ts";
 import { connectMqtt } from "../../common/mqtt-connect.ts";
 import { encode, topics, type Result } from "../../common/protocol.ts";
 import { issueCredential, loadOrCreateFleetSecret } from "../../coordinator/auth.ts";
 import { submitterOf } from "../../coordinator/submitter.ts";
 
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
-const children: ChildProcess[] = [];
-async function daemon(args: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["bin/colony.mjs", ...args], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, COLONY_LOG_LEVEL: "error" } });
-  children.push(child);
-  const rl = readline.createInterface({ input: child.stdout! });
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`colony ${args[0]} did not start`)), 60_000);
-    rl.on("line", (l) => l.includes('"ready":true') && (clearTimeout(t), resolve()));
-    child.once("exit", (code) => reject(new Error(`colony ${args[0]} exited with ${code}`)));
-  });
-  return child;
-}
+
+const procs = new ColonyProcesses();
 
 test("after a coordinator crash and restart, tasks submitted at once wait for the node it knew and finish ok", async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "colony-crash-"));
@@ -44,16 +25,16 @@ test("after a coordinator crash and restart, tasks submitted at once wait for th
   const port = await freePort();
   const url = `mqtt://127.0.0.1:${port}`;
   t.after(() => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    procs.killAll();
     rmSync(dir, { recursive: true, force: true });
   });
   const coordArgs = ["coordinator", "--data-dir", data, "--port", String(port), "--host", "127.0.0.1", "--no-mdns"];
-  let coordinator = await daemon(coordArgs);
+  let coordinator = await procs.start(coordArgs);
   const secret = await loadOrCreateFleetSecret(data);
   const credFile = path.join(dir, "pi.json");
   const { writeFileSync } = await import("node:fs");
   writeFileSync(credFile, JSON.stringify({ ...issueCredential(secret, "node", "pi"), url }), { mode: 0o600 });
-  await daemon(["node", "--credentials", credFile, "--node-id", "pi", "--data-dir", path.join(dir, "pi")]);
+  await procs.start(["node", "--credentials", credFile, "--node-id", "pi", "--data-dir", path.join(dir, "pi")]);
 
   const submitter = await connectMqtt({ url, ...issueCredential(secret, "submitter", "alice"), logger: silentLogger, reconnectMinMs: 50, reconnectMaxMs: 100 });
   t.after(() => submitter.endAsync(true));
@@ -71,7 +52,7 @@ test("after a coordinator crash and restart, tasks submitted at once wait for th
   coordinator.kill("SIGKILL");
   await once(coordinator, "exit");
   await new Promise((r) => setTimeout(r, 1500));
-  coordinator = await daemon(coordArgs);
+  coordinator = await procs.start(coordArgs);
   // Submitted as soon as the coordinator is back, before the node has reconnected.
   for (const id of ["after-1", "after-2", "after-3"]) await submit(id);
   for (let i = 0; i < 600 && ["after-1", "after-2", "after-3"].some((id) => !results.has(id)); i++) await new Promise((r) => setTimeout(r, 25));

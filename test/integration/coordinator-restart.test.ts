@@ -1,12 +1,10 @@
 import { test } from "node:test";
+import { ColonyProcesses, freePort, runColony } from "../fixtures/colony-process.ts";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
 import { silentLogger } from "../../common/logger.ts";
 import { connectMqtt } from "../../common/mqtt-connect.ts";
 import { newTaskId, submitAndWait } from "../../coordinator/submitter.ts";
@@ -16,36 +14,9 @@ import { BidderProcess } from "../fixtures/bidder-process.ts";
 // restarted on the same port and data folder: the accepted task is resumed and finished, and
 // the CLI (`colony task`, `colony submit`, SIGTERM shutdown) works against it.
 
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function startCoordinator(port: number, dataDir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["bin/colony.mjs", "coordinator", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir, "--insecure", "--no-mdns", "--bid-window-ms", "3000"], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, COLONY_LOG_LEVEL: "error" },
-  });
-  const rl = readline.createInterface({ input: child.stdout! });
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error("coordinator did not start")), 20_000);
-    rl.on("line", (l) => l.includes('"ready":true') && (clearTimeout(t), resolve()));
-    child.once("exit", (code) => reject(new Error(`coordinator exited with ${code}`)));
-  });
-  return child;
-}
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["bin/colony.mjs", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, COLONY_LOG_LEVEL: "silent" } });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
-}
+const procs = new ColonyProcesses();
+const startCoordinator = (port: number, dataDir: string) =>
+  procs.start(["coordinator", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir, "--insecure", "--no-mdns", "--bid-window-ms", "3000"], 20_000);
 
 test("coordinator SIGKILLed mid-auction and restarted: nothing lost, one result; CLI submit/task/SIGTERM", async () => {
   const port = await freePort();
@@ -70,14 +41,14 @@ test("coordinator SIGKILLed mid-auction and restarted: nothing lost, one result;
     assert.deepEqual(r.attempts.map((a) => a.outcome), ["restarted", "ok"]);
     assert.equal(bidders.events.filter((e) => e.ev === "award" && e.taskId === id).length, 1);
 
-    const viaBroker = await cli(["task", id, "--url", url, "--json"]);
+    const viaBroker = await runColony(["task", id, "--url", url, "--json"]);
     assert.equal(viaBroker.code, 0, viaBroker.stderr);
     assert.equal(JSON.parse(viaBroker.stdout).output, "PERSIST ME");
 
-    const ok = await cli(["submit", "shout", "--skill", "restart", "--check-exact", "SHOUT", "--url", url]);
+    const ok = await runColony(["submit", "shout", "--skill", "restart", "--check-exact", "SHOUT", "--url", url]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stdout.trim(), "SHOUT");
-    const bad = await cli(["submit", "shout", "--skill", "restart", "--check-exact", "whisper", "--url", url, "--json"]);
+    const bad = await runColony(["submit", "shout", "--skill", "restart", "--check-exact", "whisper", "--url", url, "--json"]);
     assert.equal(bad.code, 1);
     assert.equal(JSON.parse(bad.stdout).error.code, "CHECK_FAILED");
 
@@ -85,7 +56,7 @@ test("coordinator SIGKILLed mid-auction and restarted: nothing lost, one result;
     coord.kill("SIGTERM");
     const [code] = await once(coord, "exit");
     assert.equal(code, 0);
-    const offline = await cli(["task", id, "--data-dir", dataDir, "--json"]);
+    const offline = await runColony(["task", id, "--data-dir", dataDir, "--json"]);
     assert.equal(offline.code, 0, offline.stderr);
     assert.deepEqual(JSON.parse(offline.stdout), r);
   } finally {

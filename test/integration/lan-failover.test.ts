@@ -5,51 +5,21 @@
 // re-auctioned and finish on the other node. (It used to end NO_BIDDERS: the identical agent id on
 // the healthy node was excluded with the dead one's.)
 import { test } from "node:test";
+import type { ChildProcess } from "node:child_process";
+import { ColonyProcesses, freePort, runColony } from "../fixtures/colony-process.ts";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
 import { silentLogger } from "../../common/logger.ts";
 import { connectMqtt } from "../../common/mqtt-connect.ts";
 import { topics } from "../../common/protocol.ts";
 import { issueCredential, loadOrCreateFleetSecret } from "../../coordinator/auth.ts";
 
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
-const children: ChildProcess[] = [];
 
-/** `colony ARGS` until its stdout prints the ready JSON line (long-running commands). */
-async function daemon(args: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["bin/colony.mjs", ...args], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, COLONY_LOG_LEVEL: "error" } });
-  children.push(child);
-  const rl = readline.createInterface({ input: child.stdout! });
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`colony ${args[0]} did not start`)), 60_000);
-    rl.on("line", (l) => l.includes('"ready":true') && (clearTimeout(t), resolve()));
-    child.once("exit", (code) => reject(new Error(`colony ${args[0]} exited with ${code}`)));
-  });
-  return child;
-}
 
-/** `colony ARGS` to completion. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["bin/colony.mjs", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, COLONY_LOG_LEVEL: "silent" } });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
-}
+const procs = new ColonyProcesses();
 
 test("README LAN setup: two nodes with the same seed agents; the winner dies mid-task and the other finishes it", async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "colony-lan-"));
@@ -57,23 +27,23 @@ test("README LAN setup: two nodes with the same seed agents; the winner dies mid
   const port = await freePort();
   const url = `mqtt://127.0.0.1:${port}`;
   t.after(async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    procs.killAll();
     rmSync(dir, { recursive: true, force: true });
   });
 
   // On the LAN host.
-  await daemon(["coordinator", "--data-dir", data, "--port", String(port), "--host", "127.0.0.1", "--no-mdns"]);
+  await procs.start(["coordinator", "--data-dir", data, "--port", String(port), "--host", "127.0.0.1", "--no-mdns"]);
   for (const n of ["pi-kitchen", "pi-attic"]) {
-    const r = await cli(["credentials", "issue", "--data-dir", data, "--node", n, "--url", url, "--out", path.join(dir, `${n}.json`)]);
+    const r = await runColony(["credentials", "issue", "--data-dir", data, "--node", n, "--url", url, "--out", path.join(dir, `${n}.json`)]);
     assert.equal(r.code, 0, r.stderr);
   }
-  const alice = await cli(["credentials", "issue", "--data-dir", data, "--submitter", "alice", "--url", url, "--out", path.join(dir, "alice.json")]);
+  const alice = await runColony(["credentials", "issue", "--data-dir", data, "--submitter", "alice", "--url", url, "--out", path.join(dir, "alice.json")]);
   assert.equal(alice.code, 0, alice.stderr);
 
   // On each device (both host the seed agents with their default ids).
   const nodes: Record<string, ChildProcess> = {};
   for (const n of ["pi-kitchen", "pi-attic"]) {
-    nodes[n] = await daemon(["node", "--credentials", path.join(dir, `${n}.json`), "--node-id", n, "--data-dir", path.join(dir, n)]);
+    nodes[n] = await procs.start(["node", "--credentials", path.join(dir, `${n}.json`), "--node-id", n, "--data-dir", path.join(dir, n)]);
   }
 
   // Watch the awards with the coordinator's rights and kill the winner as soon as it has one.
@@ -98,7 +68,7 @@ test("README LAN setup: two nodes with the same seed agents; the winner dies mid
   assert.equal(online.size, 2, "both nodes online");
 
   // Anywhere.
-  const r = await cli(["submit", "add 12 34 =", "--skill", "add", "--credentials", path.join(dir, "alice.json"), "--json"]);
+  const r = await runColony(["submit", "add 12 34 =", "--skill", "add", "--credentials", path.join(dir, "alice.json"), "--json"]);
   assert.ok(killed, "a node won the task and was killed");
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
   const result = JSON.parse(r.stdout.trim().split("\n").at(-1)!);

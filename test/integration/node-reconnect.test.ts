@@ -2,10 +2,9 @@
 // while the node generates: the node reconnects with backoff, registers again, the task in flight
 // ends with exactly one result, and new tasks are answered.
 import { test } from "node:test";
+import { freePort } from "../fixtures/colony-process.ts";
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { silentLogger } from "../../common/logger.ts";
@@ -16,13 +15,6 @@ import { startHarness } from "../fixtures/coordinator-harness.ts";
 import { genome, SMALL, startNode, writeRandomModel } from "../fixtures/node-helpers.ts";
 import { submitterOf } from "../../coordinator/submitter.ts";
 
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 test("coordinator restart mid-task: node re-registers, one result, new tasks answered", { timeout: 120_000 }, async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "colony-node-reconnect-"));
