@@ -107,9 +107,9 @@ test("a submitter reads only its own folder: never another submitter's tasks, ne
 });
 
 test("a submitter publishes its submits and feedback in its own folder, and outside colony/, nothing else", async () => {
-  for (const t of [topics.submit("submitter.alice"), topics.taskFeedback("submitter.alice", "t-42"), "homeassistant/light/set"]) assert.equal(await deliveredTo(observer, await as("submitter", "alice"), t), true, t);
+  for (const t of [topics.submit("submitter.alice"), topics.taskFeedback("submitter.alice", "t-42"), topics.taskGet("submitter.alice", "t-42"), "homeassistant/light/set"]) assert.equal(await deliveredTo(observer, await as("submitter", "alice"), t), true, t);
   // Not in bob's folder (submitting or judging as bob), not a result, not a node or coordinator topic.
-  for (const t of [topics.submit("submitter.bob"), topics.taskFeedback("submitter.bob", "t-42"), topics.nodeBid("pi-a"), topics.taskResult("submitter.alice", "t-42"), topics.announce, topics.coordinatorStatus, "colony/v1/tasks/submit"]) {
+  for (const t of [topics.submit("submitter.bob"), topics.taskFeedback("submitter.bob", "t-42"), topics.taskGet("submitter.bob", "t-42"), topics.nodeAnnounce("pi-a"), topics.nodeBid("pi-a"), topics.taskResult("submitter.alice", "t-42"), topics.announce, topics.coordinatorStatus, "colony/v1/tasks/submit"]) {
     assert.equal(await deliveredTo(observer, await as("submitter", "alice"), t), false, t);
   }
   assert.equal(await deliveredTo(observer, await as("submitter", "alice"), topics.submit("submitter.alice"), { retain: true }), false, "retained submit");

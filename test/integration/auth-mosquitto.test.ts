@@ -89,8 +89,8 @@ test("mosquitto: a submitter reads only its own folder, and publishes submits an
   observer.publish(topics.taskResult("submitter.bob", "someone-elses"), "x", { qos: 1 });
   await new Promise((r) => setTimeout(r, 150));
   assert.deepEqual(leaked, []);
-  for (const t of [topics.submit("submitter.alice"), topics.taskFeedback("submitter.alice", "t-42")]) assert.equal(await deliveredTo(observer, sub, t), true, t);
-  for (const t of [topics.nodeBid("pi-a"), topics.taskResult("submitter.alice", "t-42"), topics.submit("submitter.bob"), topics.taskFeedback("submitter.bob", "t-42")]) {
+  for (const t of [topics.submit("submitter.alice"), topics.taskFeedback("submitter.alice", "t-42"), topics.taskGet("submitter.alice", "t-42")]) assert.equal(await deliveredTo(observer, sub, t), true, t);
+  for (const t of [topics.nodeBid("pi-a"), topics.taskResult("submitter.alice", "t-42"), topics.submit("submitter.bob"), topics.taskFeedback("submitter.bob", "t-42"), topics.taskGet("submitter.bob", "t-42"), topics.nodeAnnounce("pi-a")]) {
     assert.equal(await deliveredTo(observer, await as("submitter", "alice"), t, { waitMs: 150 }), false, t);
   }
 });
