@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { IdSchema, SkillSchema } from "./protocol.ts";
+import { IdSchema, SkillSchema } from "./protocol/primitives.ts";
 import { stableJson } from "./stable-json.ts";
 
 /** An accuracy claim: one figure for every skill, or one per skill (skills not listed claim nothing). */
@@ -23,8 +23,13 @@ export const SamplingSchema = z.strictObject({
 export const GenomeSchema = z.strictObject({
   id: IdSchema,
   parent: IdSchema.optional(),
-  /** Local GGUF path (relative to the agents file) or an `hf:` URI. */
+  /**
+   * Local GGUF path (relative to the agents file) or an `hf:` URI; `#sha256=<hex>` pins its content
+   * (node/llama/model-ref.ts), and lets a node that already holds that content use it under any path.
+   */
   model: z.string().min(1).max(512),
+  /** A LoRA adapter GGUF on `model` (same reference forms), applied when the agent's context is made. */
+  adapter: z.string().min(1).max(512).optional(),
   kind: z.enum(["completion", "chat"]).default("completion"),
   /** `{prompt}` is replaced by the task's prompt. */
   promptTemplate: z.string().max(8192).refine((t) => t.includes("{prompt}"), "must contain {prompt}").default("{prompt}"),

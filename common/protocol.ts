@@ -8,6 +8,7 @@
  * - task.ts        the submitter surface: submit, feedback, task events, result
  * - market.ts      coordinator <-> node: announce, bid, award, ack, progress, done, cancel, verdict
  * - fleet.ts       presence: node status and heartbeat, coordinator status and stats
+ * - lifecycle.ts   coordinator -> node commands (spawn, retire, wake) and acks; lineage; the architect's decisions
  * - channels.ts    topic -> payload map and the typed Outbox
  * - codec.ts       bytes <-> messages (`decode` is the one place bytes become typed messages)
  *
@@ -18,5 +19,6 @@ export * from "./protocol/primitives.ts";
 export * from "./protocol/task.ts";
 export * from "./protocol/market.ts";
 export * from "./protocol/fleet.ts";
+export * from "./protocol/lifecycle.ts";
 export * from "./protocol/channels.ts";
 export * from "./protocol/codec.ts";

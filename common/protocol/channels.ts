@@ -8,6 +8,7 @@ import type { z } from "zod";
 import { encode } from "./codec.ts";
 import { CoordinatorStatsSchema, CoordinatorStatusSchema, HeartbeatSchema, NodeStatusSchema } from "./fleet.ts";
 import { AckSchema, AnnounceSchema, AwardSchema, BidSchema, CancelSchema, DoneSchema, ProgressSchema, VerdictSchema } from "./market.ts";
+import { ArchitectReportSchema, CommandAckSchema, CommandSchema, LineageSnapshotSchema } from "./lifecycle.ts";
 import { FeedbackSchema, ResultSchema, SubmitSchema, TaskEventSchema, TaskGetSchema } from "./task.ts";
 import { topics } from "./topics.ts";
 
@@ -40,7 +41,11 @@ export const channels = {
   nodeCancel: channel((nodeId: string) => topics.nodeCancel(nodeId), CancelSchema, 1),
   nodeAnnounce: channel((nodeId: string) => topics.nodeAnnounce(nodeId), AnnounceSchema, 1),
   nodeVerdict: channel((nodeId: string) => topics.nodeVerdict(nodeId), VerdictSchema, 1),
+  nodeCommand: channel((nodeId: string) => topics.nodeCommand(nodeId), CommandSchema, 1),
+  evolutionLineage: channel(() => topics.evolutionLineage, LineageSnapshotSchema, 1, true),
+  architectDecisions: channel(() => topics.architectDecisions, ArchitectReportSchema, 1, true),
   // Node -> coordinator
+  nodeCommandAck: channel((nodeId: string) => topics.nodeCommandAck(nodeId), CommandAckSchema, 1),
   nodeStatus: channel((nodeId: string) => topics.nodeStatus(nodeId), NodeStatusSchema, 1, true),
   nodeHeartbeat: channel((nodeId: string) => topics.nodeHeartbeat(nodeId), HeartbeatSchema, 0),
   /** QoS 0: a bid is worth nothing after its window, and a PUBACK round trip is most of its cost. */

@@ -1,5 +1,6 @@
 /** The fleet surface: node presence and heartbeats, coordinator presence and its stats snapshot. */
 import { z } from "zod";
+import { GenomeSchema } from "../genome.ts";
 import { DeviceStateSchema, IdSchema, Sha256Schema, SkillSchema } from "./primitives.ts";
 import { PROTOCOL_VERSION } from "./topics.ts";
 
@@ -13,6 +14,13 @@ export const AgentInfoSchema = z.strictObject({
   parent: IdSchema.optional(),
   /** sha256 of the agent's genome (common/genome.ts): what its records are about. */
   genome: Sha256Schema.optional(),
+  /**
+   * The whole genome, so the coordinator can vary it (evolution). Sent while the status fits the
+   * payload limit; an agent without it can be retired but not be a parent.
+   */
+  spec: GenomeSchema.optional(),
+  /** Generation in its lineage (0: from the node's agents file). */
+  generation: z.number().int().min(0).optional(),
 });
 export type AgentInfo = z.infer<typeof AgentInfoSchema>;
 

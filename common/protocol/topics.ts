@@ -40,6 +40,14 @@ export const topics = {
   nodeCancel: (nodeId: string) => `${ROOT}/nodes/${nodeId}/cancel`,
   /** Coordinator -> one node: an announce of a private task (only nodes that can bid get it). */
   nodeAnnounce: (nodeId: string) => `${ROOT}/nodes/${nodeId}/announce`,
+  /** Coordinator -> one node: spawn, retire or keep an agent warm (common/protocol/lifecycle.ts). */
+  nodeCommand: (nodeId: string) => `${ROOT}/nodes/${nodeId}/command`,
+  /** Node -> coordinator: the outcome of a command. */
+  nodeCommandAck: (nodeId: string) => `${ROOT}/nodes/${nodeId}/command-ack`,
+  /** Retained: every agent's life (parents, generation, birth, death, niche fitness). */
+  evolutionLineage: `${ROOT}/evolution/lineage`,
+  /** Retained: the architect's latest decisions and what held others back. */
+  architectDecisions: `${ROOT}/architect/decisions`,
   /** Coordinator -> the node that ran a task: how the attempt was judged, with the agent's record. */
   nodeVerdict: (nodeId: string) => `${ROOT}/nodes/${nodeId}/verdict`,
   /** Subscription patterns. */
@@ -49,6 +57,7 @@ export const topics = {
   allAcks: `${ROOT}/nodes/+/ack`,
   allProgress: `${ROOT}/nodes/+/progress`,
   allDone: `${ROOT}/nodes/+/done`,
+  allCommandAcks: `${ROOT}/nodes/+/command-ack`,
   allSubmits: `${ROOT}/submitters/+/submit`,
   allFeedback: `${ROOT}/submitters/+/tasks/+/feedback`,
   allGets: `${ROOT}/submitters/+/tasks/+/get`,

@@ -7,7 +7,7 @@ import { ROOT, topics } from "../../common/protocol.ts";
 import { usernameFor, type Principal } from "./credentials.ts";
 
 /** What a node may publish under its own `colony/v1/nodes/{nodeId}/`. */
-export const NODE_PUBLISH_KINDS = ["status", "heartbeat", "bid", "ack", "progress", "done"] as const;
+export const NODE_PUBLISH_KINDS = ["status", "heartbeat", "bid", "ack", "progress", "done", "command-ack"] as const;
 /** Topics a node may subscribe to besides its own `colony/v1/nodes/{nodeId}/#`. */
 export const NODE_SUBSCRIBE_TOPICS = [`${ROOT}/market/announce`, `${ROOT}/coordinator/status`] as const;
 // Same character set as protocol ids (no '/', '+', '#'): a level that is one concrete task id.
