@@ -25,3 +25,14 @@ export function posteriorMean(claim: number, rec: Record, priorStrength = PRIOR_
   const beta = 1 + priorStrength * (1 - c) + rec.failures;
   return alpha / (alpha + beta);
 }
+
+/** Scale of the exploration bonus c * sqrt(ln(N + 1) / (n + 1)). */
+export const EXPLORATION = 0.15;
+
+/**
+ * UCB1 bonus: large for an agent tried rarely compared with all trials of the skill. The coordinator
+ * adds it to every bid's mean; a node adds it when it picks among its own agents for a niche.
+ */
+export function explorationBonus(agentTrials: number, totalTrials: number, c = EXPLORATION): number {
+  return c * Math.sqrt(Math.log(totalTrials + 1) / (agentTrials + 1));
+}

@@ -56,4 +56,5 @@ export const CommonErrors = defineErrors("common", {
   CREDENTIALS_FILE_INSECURE: "A client credentials file is readable by group or others; chmod 600 it.",
   DISCOVERY_TIMEOUT: "No Colony coordinator was found by mDNS within the timeout.",
   DISCOVERY_PROTOCOL_MISMATCH: "Only coordinators speaking another protocol version were found by mDNS.",
+  RETAINED_MISSING: "A retained coordinator topic the command reads (stats, lineage, architect decisions) was absent or invalid: the coordinator is not running, that part is off, or the credential may not read it.",
 });

@@ -3,7 +3,7 @@
  * synchronous: everything it needs (probe snapshot, agents' states, calibrations, queue) is read
  * from memory, so the bid leaves within a millisecond even while llama.cpp generates.
  */
-import { posteriorMean, type Record } from "../common/accuracy.ts";
+import { explorationBonus, posteriorMean, type Record } from "../common/accuracy.ts";
 import type { Announce, Bid } from "../common/protocol.ts";
 import { estimateCost, estimatePromptTokens, UNCALIBRATED, type Calibration, type CostEstimate } from "./cost-model.ts";
 import type { DeviceProfile } from "./profile.ts";
@@ -24,7 +24,7 @@ export interface BidderAgent {
   wakeNeedMB: number;
   /** The genome's claim for a skill; the bid carries it, the coordinator caps what it may add. */
   claim: (skill: string | undefined) => number;
-  /** The coordinator's record of this agent for a skill, from its verdicts (record-cache.ts). */
+  /** The coordinator's record of this agent for a skill or niche ("~c3"), from its verdicts (record-cache.ts). */
   record: (skill: string | undefined) => Record;
 }
 
@@ -62,6 +62,16 @@ export function deviceState(s: ProbeSnapshot): NonNullable<Extract<Bid, { type: 
   return d;
 }
 
+const trials = (r: Record): number => r.successes + r.failures;
+/** Ahead of any posterior plus bonus, behind nothing else: cost still orders two untried agents. */
+const UNTRIED = 10;
+/**
+ * Trials on a key before the UCB bonus alone decides: an agent judged fewer times goes first. One trial
+ * was not enough: a child whose first answer was right still sat at a posterior of 0.76 next to a
+ * parent at 0.99 and waited hundreds of tasks for its second (docs/scoring.md, "Exploration on the node").
+ */
+export const WARMUP_TRIALS = 3;
+
 /**
  * `deadlineAt` and `now` are on the node's clock (the announce's times converted: jobs.ts and
  * bid-desk.ts call `fromCoordinatorClock`).
@@ -86,6 +96,14 @@ export function decideBid(a: Announce, node: BidderNode, now: number): Decision 
     return decline(a, node.nodeId, "queue-full", `${node.running} running, ${node.queued} queued (limit ${profile.queueLimit})`);
   }
 
+  // The key of the records the pick uses: the skill, else the niche the coordinator inferred.
+  const key = a.skill ?? a.niche;
+  // Only the agent a node picks is ever judged: for a niche every agent may be the right one, and a
+  // child spawned next to its parent (docs/evolution.md) would never be tried. So when several agents
+  // could take the task the pick explores, with the coordinator's UCB1 bonus over the node's own
+  // agents' trials on the key (docs/scoring.md, "Tasks without a skill").
+  const explore = eligible.length > 1;
+  const nicheTrials = explore ? eligible.reduce((n, ag) => n + trials(ag.record(key)), 0) : 0;
   const headroomMB = s.freeMemMB - profile.memoryReserveMB + node.reclaimableMB;
   let best: { agent: BidderAgent; est: CostEstimate; claim: number; score: number } | undefined;
   let memoryBlocked = 0;
@@ -122,7 +140,11 @@ export function decideBid(a: Announce, node: BidderNode, now: number): Decision 
     const claim = agent.claim(a.skill);
     // The same expected accuracy the coordinator will compute (its record, the capped claim); among
     // similar agents the faster one (latency as a share of the time budget).
-    const score = posteriorMean(claim, agent.record(a.skill)) - 0.2 * (est.latencyMs / budgetMs);
+    const rec = agent.record(key);
+    // UCB1 plays every arm first, here a few times: an agent barely judged on the key (a newborn child, a new niche) goes before the others.
+    const bonus = !explore ? 0 : trials(rec) < WARMUP_TRIALS ? UNTRIED : explorationBonus(trials(rec), nicheTrials);
+    // Uncapped, like the coordinator's ranking: a good incumbent must not tie a newcomer at 1.
+    const score = posteriorMean(claim, rec) + bonus - 0.2 * (est.latencyMs / budgetMs);
     if (!best || score > best.score) best = { agent, est, claim, score };
   }
   if (!best) {

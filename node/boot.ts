@@ -44,7 +44,7 @@ export async function bootNode(config: Readonly<NodeConfig>, logger: Logger, ext
     profile, threads, agents, dataDir: config.dataDir, probe, logger,
     heartbeatMs: config.heartbeatMs, progressIntervalMs: config.progressIntervalMs, hotCacheSize: config.hotCacheSize,
     calibrate: config.calibrate, sleepAfterMs: config.sleepAfterMs, recalibrateAfterMs: config.recalibrateAfterMs,
-    allowUncheckedModels: config.allowUncheckedModels,
+    allowUncheckedModels: config.allowUncheckedModels, retireWaitMs: config.retireWaitMs,
     ...(config.energyMeter === "model" ? { energyMeter: "model" as const } : {}),
   });
   try {

@@ -52,6 +52,8 @@ export const NodeConfigSchema = z.strictObject({
   allowUncheckedModels: z.boolean().default(false),
   /** Overrides the profile's sleepAfterMs. */
   sleepAfterMs: z.number().int().min(100).optional(),
+  /** How long a retire command waits for the agent's running and queued tasks before AGENT_BUSY. Default 120 s. */
+  retireWaitMs: z.number().int().min(0).max(3600_000).default(120_000),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;

@@ -2,7 +2,7 @@
  * The node daemon's root: it wires the parts of one device and starts them in order, closing them
  * in reverse (common/lifecycle.ts):
  *
- *   store -> caches -> runtime -> agents -> calibration -> link -> presence -> bids -> jobs
+ *   store -> caches -> runtime -> agents -> calibration -> link -> presence -> bids -> jobs -> lifecycle
  *
  * - store: the node's LevelDB (calibrations, hot cache, the coordinator's records of its agents);
  * - runtime: the one llama.cpp of the process (llama/llama-runtime.ts); agents: the pool that
@@ -10,7 +10,8 @@
  * - link: the MQTT session, the only way in or out (link.ts); every other part publishes through
  *   its typed outbox;
  * - presence: retained status and heartbeats; bids: announce -> bid (bid-desk.ts); jobs: award ->
- *   run -> done (jobs.ts).
+ *   run -> done (jobs.ts); lifecycle: the coordinator's spawn / retire / wake commands
+ *   (agents/lifecycle.ts), whose outcome agents/agent-store.ts keeps across restarts.
  *
  * Time comes from the injected clock, so a node whose clock is wrong can be run in a test.
  */
@@ -21,8 +22,11 @@ import { Counters } from "../common/counters.ts";
 import { PartGroup, type Lifecycle, type NamedPart } from "../common/lifecycle.ts";
 import type { Logger } from "../common/logger.ts";
 import type { Verdict } from "../common/protocol.ts";
-import { Agent, type Genome } from "./agents/agent.ts";
+import type { Genome } from "./agents/agent.ts";
+import { AgentMaker } from "./agents/agent-maker.ts";
 import { AgentPool } from "./agents/agent-pool.ts";
+import { AgentStore } from "./agents/agent-store.ts";
+import { AgentLifecycle } from "./agents/lifecycle.ts";
 import { RecordCache } from "./agents/record-cache.ts";
 import { BidDesk } from "./bid-desk.ts";
 import type { BidderNode } from "./bidder.ts";
@@ -31,11 +35,10 @@ import { HotCache } from "./hot-cache.ts";
 import { JobRunner } from "./jobs.ts";
 import { CalibrationStore } from "./llama/calibration.ts";
 import { LlamaRuntime, type ModelFacts } from "./llama/llama-runtime.ts";
-import { resolveModel } from "./llama/model-ref.ts";
 import { NodeLink } from "./link.ts";
 import { NodePresence } from "./presence.ts";
 import type { DeviceProbe } from "./probe.ts";
-import type { DeviceProfile } from "./profile.ts";
+import { maxAgentsFor, type DeviceProfile } from "./profile.ts";
 import { Recalibrator } from "./recalibrator.ts";
 
 export interface NodeDaemonOptions {
@@ -64,6 +67,8 @@ export interface NodeDaemonOptions {
   energyMeter?: EnergyMeter | "model" | undefined;
   /** Load models the model gate does not model, after its basic checks (config allowUncheckedModels). Default false. */
   allowUncheckedModels?: boolean | undefined;
+  /** How long a retire command waits for the agent's accepted tasks before AGENT_BUSY. Default 120 s. */
+  retireWaitMs?: number | undefined;
   clock?: Clock;
 }
 
@@ -82,6 +87,8 @@ export class NodeDaemon implements Lifecycle {
   presence!: NodePresence;
   bids!: BidDesk;
   jobs!: JobRunner;
+  agentStore!: AgentStore;
+  lifecycle!: AgentLifecycle;
 
   constructor(private readonly opts: NodeDaemonOptions) {
     this.log = opts.logger.child({ nodeId: opts.nodeId });
@@ -110,7 +117,8 @@ export class NodeDaemon implements Lifecycle {
     this.calibrations = new CalibrationStore(db);
     this.hot = new HotCache(db, o.hotCacheSize ?? 200);
     this.records = new RecordCache(db);
-    const caches: Lifecycle = { start: async () => (await this.hot.start(), await this.records.start()), close: async () => {} };
+    this.agentStore = new AgentStore(db, log);
+    const caches: Lifecycle = { start: async () => (await this.hot.start(), await this.records.start(), await this.agentStore.start()), close: async () => {} };
 
     this.runtime = new LlamaRuntime({
       threads: o.threads, gpuLayers: o.profile.gpuLayers, modelsDir: path.join(o.dataDir, "models"), logger: log,
@@ -126,13 +134,21 @@ export class NodeDaemon implements Lifecycle {
       modelNeedMB: (file) => Math.max(this.calibrations.get(file)?.residentMB ?? 0, (facts.get(file)?.sizeMB ?? 0) * 1.1) + 16,
       clock,
     });
+    const maker = new AgentMaker({ runtime: this.runtime, baseDir: o.agents.baseDir, modelsDir: path.join(o.dataDir, "models"), facts, now: () => clock.now() });
     const agents: Lifecycle = {
       start: async () => {
-        for (const g of o.agents.genomes) {
-          const { file, sha256 } = await resolveModel(g.model, o.agents.baseDir, path.join(o.dataDir, "models"));
-          const f = await this.runtime.verify(file, sha256);
-          facts.set(file, f);
-          this.pool.add(new Agent(g, f, this.runtime, () => clock.now()));
+        // The agents file less what the coordinator retired, plus what it spawned (agent-store.ts).
+        for (const m of this.agentStore.population(o.agents.genomes)) {
+          if (!m.spawned) {
+            this.pool.add(await maker.fromFile(m.genome));
+            continue;
+          }
+          // A spawned agent whose model went away must not keep the node down; its record stays.
+          try {
+            this.pool.add(await maker.spawned(m.genome, m.generation, m.files));
+          } catch (err) {
+            log.error({ err, agentId: m.genome.id }, "a spawned agent cannot be hosted again: skipped");
+          }
         }
         await this.pool.start();
       },
@@ -152,6 +168,12 @@ export class NodeDaemon implements Lifecycle {
       energy: new EnergyAccount(o.energyMeter === "model" ? undefined : (o.energyMeter ?? detectMeter()), clock), answered: (id) => this.bids.answered(id), out, clock, coordinatorClock: this.link.coordinatorClock, counters, logger: log,
       progressIntervalMs: o.progressIntervalMs ?? 100, onIdleSlot: () => this.presence.publishHeartbeat(),
     });
+    this.lifecycle = new AgentLifecycle({
+      nodeId: o.nodeId, pool: this.pool, store: this.agentStore, maker, settled: (id, ms) => this.jobs.settled(id, ms),
+      maxAgents: () => maxAgentsFor(o.profile, o.probe.snapshot().totalMemMB), modelNeedMB: (file) => this.pool.modelNeedMB(file),
+      memoryForModelsMB: () => o.probe.snapshot().totalMemMB - o.profile.memoryReserveMB,
+      publishStatus: () => this.presence.publishStatus(), out, clock, logger: log, retireWaitMs: o.retireWaitMs,
+    });
     this.pool.onChange = () => this.presence.publishStatus();
     this.link.onConnect(() => this.presence.publishStatus());
     this.link.route({
@@ -160,10 +182,12 @@ export class NodeDaemon implements Lifecycle {
       cancel: (c) => this.jobs.onCancel(c),
       verdict: (v) => void this.fileVerdict(v),
       coordinatorStatus: (s) => this.presence.onCoordinatorStatus(s),
+      command: (c) => this.lifecycle.onCommand(c),
+      badCommand: (r) => this.lifecycle.onBadCommand(r),
     });
     const parts: NamedPart[] = [
       ["store", store], ["caches", caches], ["runtime", this.runtime], ["agents", agents], ["calibration", this.recalibrator],
-      ["link", this.link], ["presence", this.presence], ["bids", this.bids], ["jobs", this.jobs],
+      ["link", this.link], ["presence", this.presence], ["bids", this.bids], ["jobs", this.jobs], ["lifecycle", this.lifecycle],
     ];
     this.parts = new PartGroup(parts, (err, part) => log.error({ err, part }, "error while closing"));
     await this.parts.start();
@@ -198,7 +222,8 @@ export class NodeDaemon implements Lifecycle {
   /** The coordinator's verdict on a task this node ran: into the hot cache, and its record of the agent into the record cache. */
   private async fileVerdict(v: Verdict): Promise<void> {
     try {
-      if (v.record && this.pool.get(v.agentId)) await this.records.put(v.agentId, v.skill, v.record);
+      // Kept under the task's key: its skill, or the niche of a task without one.
+      if (v.record && this.pool.get(v.agentId)) await this.records.put(v.agentId, v.skill ?? v.niche, v.record);
       if (v.source !== "failure") await this.hot.verdict(v.taskId, v);
     } catch (err) {
       this.log.error({ err }, "filing a verdict failed");

@@ -89,6 +89,22 @@ export class JobRunner implements Lifecycle {
     return this.jobs.size;
   }
 
+  /**
+   * Resolves true once every task accepted for `agentId` (running or queued) has ended, false if
+   * some still run after `withinMs` (a retire waits here: no accepted task is dropped).
+   */
+  async settled(agentId: string, withinMs: number): Promise<boolean> {
+    const mine = [...this.jobs.values()].filter((j) => j.agent.id === agentId).map((j) => j.done);
+    if (mine.length === 0) return true;
+    let timer: { cancel(): void } | undefined;
+    const late = new Promise<boolean>((r) => (timer = this.p.clock.setTimer(withinMs, () => r(false))));
+    try {
+      return await Promise.race([Promise.all(mine).then(() => true), late]);
+    } finally {
+      timer?.cancel();
+    }
+  }
+
   /** Expected wait for a free slot: remaining estimated work of running and queued jobs, spread over the slots. */
   queueMs(): number {
     if (this.running < this.p.profile.slots && this.queue.length === 0) return 0;

@@ -7,13 +7,16 @@
  * Announces and awards carry the coordinator's clock (`sentAt`); the link learns from them where
  * that clock stands against the node's (common/clock.ts SenderClock), so a node whose clock is off
  * by minutes still meets every window, and a message that sat in a queue still shows up late.
+ * Life cycle commands (spawn, retire, wake) come on the node's own `command` topic; one that fails
+ * to decode but names its command is still handed on, as a refusal to ack (agents/command-intake.ts).
  */
 import { SenderClock, type Clock } from "../common/clock.ts";
 import type { Counters } from "../common/counters.ts";
 import type { Lifecycle } from "../common/lifecycle.ts";
 import type { Logger } from "../common/logger.ts";
 import { closeClient, connectMqtt, type MqttClient } from "../common/mqtt-connect.ts";
-import { channels, decode, encode, Outbox, type Announce, type Award, type Cancel, type CoordinatorStatus, type NodeStatus, type Verdict } from "../common/protocol.ts";
+import { channels, decode, encode, Outbox, type Announce, type Award, type Cancel, type Command, type CoordinatorStatus, type NodeStatus, type Verdict } from "../common/protocol.ts";
+import { takeCommand, type CommandIntake } from "./agents/command-intake.ts";
 
 /**
  * What the node does with each inbound message. Announce and award times are on the coordinator's
@@ -25,6 +28,10 @@ export interface NodeInbound {
   cancel(c: Cancel): void;
   verdict(v: Verdict): void;
   coordinatorStatus(s: CoordinatorStatus): void;
+  /** A life cycle command (its `sentAt` already observed). */
+  command(c: Command): void;
+  /** A command that failed to decode but named itself: to be acked `refused` with `error`. */
+  badCommand(r: Extract<CommandIntake, { kind: "refuse" }>): void;
 }
 
 export interface NodeLinkOptions {
@@ -90,7 +97,7 @@ export class NodeLink implements Lifecycle {
       for (const fn of this.connectListeners) fn();
     });
     noDelay();
-    const subs = [channels.announce.topic(), channels.nodeAnnounce.topic(nodeId), channels.coordinatorStatus.topic(), channels.nodeAward.topic(nodeId), channels.nodeCancel.topic(nodeId), channels.nodeVerdict.topic(nodeId)];
+    const subs = [channels.announce.topic(), channels.nodeAnnounce.topic(nodeId), channels.coordinatorStatus.topic(), channels.nodeAward.topic(nodeId), channels.nodeCancel.topic(nodeId), channels.nodeVerdict.topic(nodeId), channels.nodeCommand.topic(nodeId)];
     await client.subscribeAsync(subs, { qos: 1 });
     for (const fn of this.connectListeners) fn();
   }
@@ -136,6 +143,15 @@ export class NodeLink implements Lifecycle {
       } else if (topic === channels.nodeVerdict.topic(id)) {
         const v = this.decode(channels.nodeVerdict.schema, "verdict", payload);
         if (v) h.verdict(v);
+      } else if (topic === channels.nodeCommand.topic(id)) {
+        const c = takeCommand(payload);
+        if (c.kind === "drop") return this.o.counters.drop(c.reason);
+        if (c.kind === "refuse") {
+          this.o.counters.drop(`command.${c.error.code}`, { why: c.error.message.slice(0, 200) });
+          return h.badCommand(c);
+        }
+        this.coordinatorClock.observe(c.command.sentAt, receivedAt);
+        h.command(c.command);
       } else if (topic === channels.coordinatorStatus.topic()) {
         // An empty retained payload clears the status (MQTT 3.1.1 §3.3.1.3): nothing to do.
         if (payload.length === 0) return;

@@ -3,12 +3,13 @@
  * genome hashes, loaded models), republished after every reconnect, whenever an agent changes state,
  * and when a restarted coordinator appears (its registry is empty until nodes speak); plus a
  * heartbeat with load and device readings every `heartbeatMs`. The offline status is the link's
- * (its will, or its close).
+ * (its will, or its close). Each agent's whole genome (`spec`) rides along for evolution while the
+ * status fits STATUS_BUDGET_BYTES; past it the largest genomes go first (fitSpecs).
  */
 import path from "node:path";
 import { every, type Clock, type Timer } from "../common/clock.ts";
 import type { Lifecycle } from "../common/lifecycle.ts";
-import { channels, PROTOCOL_VERSION, type CoordinatorStatus, type NodeStatus, type Outbox } from "../common/protocol.ts";
+import { channels, encode, PROTOCOL_VERSION, type AgentInfo, type CoordinatorStatus, type NodeStatus, type Outbox } from "../common/protocol.ts";
 import type { AgentPool } from "./agents/agent-pool.ts";
 import { deviceState } from "./bidder.ts";
 import type { LlamaRuntime } from "./llama/llama-runtime.ts";
@@ -23,6 +24,30 @@ export interface PresenceSources {
   probe: DeviceProbe;
   /** Running and queued tasks. */
   load: () => { busy: number; queued: number };
+}
+
+/**
+ * The status message's budget: MAX_PAYLOAD_BYTES (64 KiB, common/protocol/codec.ts) less a margin for
+ * the rest of the message, so a status is never dropped unread by the coordinator.
+ */
+export const STATUS_BUDGET_BYTES = 48 * 1024;
+
+/**
+ * Leaves out the specs of the largest genomes until the encoded agents fit `budget` bytes (with
+ * room for the rest of the status). An agent without its spec can still be retired, not be a parent.
+ */
+export function fitSpecs(agents: AgentInfo[], budget = STATUS_BUDGET_BYTES - 1024): AgentInfo[] {
+  let size = Buffer.byteLength(encode(agents));
+  if (size <= budget) return agents;
+  const out = [...agents];
+  const bySize = out.map((a, i) => ({ i, bytes: a.spec ? Buffer.byteLength(encode(a.spec)) + 8 : 0 })).filter((x) => x.bytes > 0).sort((a, b) => b.bytes - a.bytes);
+  for (const { i, bytes } of bySize) {
+    if (size <= budget) break;
+    const { spec: _spec, ...rest } = out[i]!;
+    out[i] = rest;
+    size -= bytes;
+  }
+  return out;
 }
 
 export class NodePresence implements Lifecycle {
@@ -47,7 +72,7 @@ export class NodePresence implements Lifecycle {
     const { s } = this;
     return {
       state: "online", nodeId: s.nodeId, protocol: PROTOCOL_VERSION, deviceClass: s.profile.name.slice(0, 64),
-      slots: s.profile.slots, agents: s.pool.info(), models: s.runtime.loadedModels().map((f) => path.basename(f).slice(0, 512)), at: this.clock.now(),
+      slots: s.profile.slots, agents: fitSpecs(s.pool.info()), models: s.runtime.loadedModels().map((f) => path.basename(f).slice(0, 512)), at: this.clock.now(),
     };
   }
 

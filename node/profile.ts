@@ -70,6 +70,11 @@ export const ProfileSchema = z.strictObject({
   queueLimit: z.number().int().min(0).max(10_000),
   /** An idle agent sleeps (frees its context and, if unshared, its model) after this many ms. */
   sleepAfterMs: z.number().int().min(100).max(7 * 24 * 3600 * 1000),
+  /**
+   * The most agents the node hosts (agents file and spawned together); a spawn beyond it is refused
+   * with POPULATION_LIMIT. Default: derived from the device's memory (see `maxAgentsFor`).
+   */
+  maxAgents: z.number().int().min(1).max(256).optional(),
 });
 export type DeviceProfile = z.infer<typeof ProfileSchema>;
 
@@ -133,6 +138,16 @@ export function detectProfile(hw: HardwareIdentity, profiles: DeviceProfile[] = 
   const best = matching[0];
   if (!best) throw new ColonyError(NodeErrors.PROFILE_NOT_FOUND, `no device profile matches this hardware (${JSON.stringify(hw)}) and there is no fallback`);
   return best;
+}
+
+/**
+ * The node's population limit: the profile's `maxAgents`, else one agent per 128 MB of total memory
+ * (an asleep agent costs only its genome, but each may be woken and holds a context then; 128 MB is
+ * a small model's context plus its share of the runtime), at least 1 and at most 64 (the status
+ * message lists every agent: 64 genomes fit its payload budget).
+ */
+export function maxAgentsFor(p: Pick<DeviceProfile, "maxAgents">, totalMemMB: number): number {
+  return p.maxAgents ?? Math.max(1, Math.min(64, Math.floor(totalMemMB / 128)));
 }
 
 /** Inference threads for a profile: its number, or the physical core count for "auto". */

@@ -6,7 +6,7 @@
  * (docs/protocol.md, "Clocks").
  */
 import { z } from "zod";
-import { DeviceStateSchema, EnergySourceSchema, IdSchema, MAX_TOKENS_LIMIT, SkillSchema, WireErrorSchema } from "./primitives.ts";
+import { DeviceStateSchema, EnergySourceSchema, IdSchema, MAX_TOKENS_LIMIT, NicheSchema, SkillSchema, WireErrorSchema } from "./primitives.ts";
 
 export const BidEstimateSchema = z.strictObject({
   /** Expected ms from award to result: queue + wake (if asleep) + prompt + generation. */
@@ -30,6 +30,11 @@ export const AnnounceSchema = z.strictObject({
   attempt: z.number().int().min(1),
   prompt: z.string().max(48 * 1024),
   skill: SkillSchema.optional(),
+  /**
+   * Only for a task without a skill: the niche the coordinator inferred from its prompt. A node
+   * picks among its agents with their records for it (docs/scoring.md, "Tasks without a skill").
+   */
+  niche: NicheSchema.optional(),
   /** Resolved once, when the task was accepted (the submit's value or the coordinator's default). */
   maxTokens: z.number().int().min(1).max(MAX_TOKENS_LIMIT),
   /** When the result is due (coordinator clock). */
@@ -105,7 +110,8 @@ export const DoneSchema = z.strictObject({
 export type Done = z.infer<typeof DoneSchema>;
 
 /** An agent's record for one skill as the coordinator (its one owner) holds it. */
-export const RecordSchema = z.strictObject({ successes: z.number().int().min(0), failures: z.number().int().min(0) });
+// Not integers: an untrusted submitter's verdict counts a fraction of an observation (docs/scoring.md).
+export const RecordSchema = z.strictObject({ successes: z.number().min(0).max(1e12), failures: z.number().min(0).max(1e12) });
 
 /**
  * Payload of `nodes/{nodeId}/verdict`: how an attempt this node ran was judged (`source`: the
@@ -120,6 +126,8 @@ export const VerdictSchema = z.strictObject({
   score: z.number().min(0).max(1).optional(),
   source: z.enum(["check", "delivery", "feedback", "failure"]).optional(),
   skill: SkillSchema.optional(),
+  /** For a task without a skill: its niche, the key `record` is kept under (never with `skill`). */
+  niche: NicheSchema.optional(),
   record: RecordSchema.optional(),
 });
 export type Verdict = z.infer<typeof VerdictSchema>;

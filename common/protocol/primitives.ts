@@ -5,6 +5,11 @@ import { z } from "zod";
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 export const IdSchema = z.string().regex(ID_RE, "must be 1-128 characters of [A-Za-z0-9._:-], starting with a letter or digit");
 export const SkillSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "must be 1-64 characters of [a-z0-9_-]");
+/**
+ * The niche the coordinator inferred for a task without a skill (coordinator/evolution/niches.ts):
+ * "~" and 1-16 characters of [a-z0-9], e.g. "~c3". The "~" keeps it apart from every skill name.
+ */
+export const NicheSchema = z.string().regex(/^~[a-z0-9]{1,16}$/, 'must be "~" and 1-16 characters of [a-z0-9]');
 /** A sha256 in lower-case hex (genome and model hashes). */
 export const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, "must be a sha256 in lower-case hex");
 /** A topic a result may be copied to: no wildcards, no `$` system topics, at most 256 bytes. */

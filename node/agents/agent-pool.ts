@@ -2,6 +2,8 @@
  * The agents of a node and their sleep/wake policy: idle agents sleep after the profile's
  * sleepAfterMs; before a wake that would push free memory below the profile's reserve, the least
  * recently used idle agents sleep first; a wake that still does not fit fails with MEMORY_RESERVE.
+ * An agent the coordinator asked to keep warm (a `wake` command's hold) is never put to sleep by
+ * either rule until its hold ends.
  */
 import os from "node:os";
 import { every, systemClock, type Clock, type Timer } from "../../common/clock.ts";
@@ -29,6 +31,8 @@ export class AgentPool {
   private wakeLock: Promise<unknown> = Promise.resolve();
   private readonly clock: Clock;
   private readonly freeMemMB: () => number;
+  /** Keep-warm holds: agent id -> time (clock) until which the agent must stay awake. */
+  private readonly holds = new Map<string, number>();
   /** Wake and sleep events, for logs and tests. */
   onChange: ((agent: Agent) => void) | undefined;
 
@@ -45,9 +49,35 @@ export class AgentPool {
     return this.agents.get(id);
   }
 
+  /** Takes an agent out: it no longer bids or takes awards. Its tasks keep their reference to it. */
+  remove(id: string): Agent | undefined {
+    const a = this.agents.get(id);
+    this.agents.delete(id);
+    this.holds.delete(id);
+    return a;
+  }
+
+  /** Keeps `agent` awake (no idle sleep, never a victim for memory) until `until` on the pool's clock. */
+  hold(agent: Agent, until: number): void {
+    this.holds.set(agent.id, Math.max(until, this.holds.get(agent.id) ?? 0));
+  }
+
+  private held(a: Agent, now: number): boolean {
+    const until = this.holds.get(a.id);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.holds.delete(a.id);
+    return false;
+  }
+
   async start(): Promise<void> {
     const ms = Math.max(50, Math.min(1000, Math.floor(this.opts.sleepAfterMs / 4)));
     this.timer = every(this.clock, ms, () => void this.sleepIdle().catch((err) => this.opts.logger.error({ err }, "sleeping idle agents failed")));
+  }
+
+  /** Estimated MB `file` needs when loaded (calibrated resident size, else file size x 1.1). */
+  modelNeedMB(file: string): number {
+    return this.opts.modelNeedMB(file);
   }
 
   /** MB a wake of `agent` needs: 0 if awake or its model is already loaded by another agent. */
@@ -81,7 +111,8 @@ export class AgentPool {
     if (agent.state === "awake" || agent.state === "busy") return;
     const need = this.wakeNeedMB(agent);
     const reserve = this.opts.memoryReserveMB;
-    const idle = [...this.agents.values()].filter((a) => a !== agent && a.state === "awake").sort((a, b) => a.lastUsed - b.lastUsed);
+    const now = this.clock.now();
+    const idle = [...this.agents.values()].filter((a) => a !== agent && a.state === "awake" && !this.held(a, now)).sort((a, b) => a.lastUsed - b.lastUsed);
     while (this.freeMemMB() - need < reserve && idle.length > 0) {
       const victim = idle.shift()!;
       this.opts.logger.info({ agentId: victim.id, for: agent.id, needMB: Math.round(need), freeMB: Math.round(this.freeMemMB()) }, "sleeping an idle agent to respect the memory reserve");
@@ -99,7 +130,7 @@ export class AgentPool {
   async sleepIdle(): Promise<void> {
     const t = this.clock.now();
     for (const a of this.agents.values()) {
-      if (a.state === "awake" && t - a.lastUsed >= this.opts.sleepAfterMs) {
+      if (a.state === "awake" && t - a.lastUsed >= this.opts.sleepAfterMs && !this.held(a, t)) {
         this.opts.logger.debug({ agentId: a.id }, "agent idle: sleeping");
         await a.sleep();
         this.onChange?.(a);
@@ -115,6 +146,8 @@ export class AgentPool {
       state: a.state,
       ...(a.genome.parent ? { parent: a.genome.parent } : {}),
       genome: a.genomeHash,
+      spec: a.genome,
+      generation: a.generation,
     }));
   }
 

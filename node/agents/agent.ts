@@ -34,8 +34,18 @@ export interface GenerateResult {
   stopReason: string;
 }
 
+/** How an agent came to be on this node, beyond its genome. */
+export interface AgentOrigin {
+  /** Generation in its lineage: 0 for the agents file, the spawn command's lineage tag otherwise. */
+  generation?: number | undefined;
+  /** The genome's LoRA adapter, resolved to a local file (and its pin), applied at every wake. */
+  adapter?: { file: string; sha256?: string | undefined } | undefined;
+}
+
 export class Agent {
   state: AgentState = "asleep";
+  readonly generation: number;
+  private readonly adapter: AgentOrigin["adapter"];
   /** Epoch ms of the last task end or wake (LRU for sleeping). */
   lastUsed = 0;
   /** sha256 of the genome: what the coordinator's records are about. */
@@ -48,8 +58,10 @@ export class Agent {
   private turn: Promise<void> = Promise.resolve();
 
   /** `model` is the verified local file of genome.model. */
-  constructor(readonly genome: Genome, readonly model: ModelFacts, private readonly runtime: LlamaRuntime, private readonly now: () => number = Date.now) {
+  constructor(readonly genome: Genome, readonly model: ModelFacts, private readonly runtime: LlamaRuntime, private readonly now: () => number = Date.now, origin: AgentOrigin = {}) {
     this.genomeHash = genomeHash(genome);
+    this.generation = origin.generation ?? 0;
+    this.adapter = origin.adapter;
   }
 
   get id(): string {
@@ -58,6 +70,11 @@ export class Agent {
 
   get modelFile(): string {
     return this.model.file;
+  }
+
+  /** The local file of the genome's adapter, if it has one. */
+  get adapterFile(): string | undefined {
+    return this.adapter?.file;
   }
 
   /** Tokens of this agent's context, known before it wakes: the genome's, else the model's training context (capped). */
@@ -104,14 +121,17 @@ export class Agent {
       try {
         this.loaded = await this.runtime.acquire(this.modelFile);
         try {
+          const lora = await this.loraOption();
           this.context = await this.loaded.createContext({
             contextSize: this.contextSize,
             threads: opts.threads ?? this.threads,
             sequences: 1,
+            ...lora,
           });
         } catch (err) {
           await this.runtime.release(this.modelFile);
           this.loaded = undefined;
+          if (err instanceof ColonyError) throw err;
           throw new ColonyError(NodeErrors.MODEL_LOAD_FAILED, `cannot create a context for agent ${this.id}: ${(err as Error).message}`, undefined, { cause: err });
         }
         this.sequence = this.context.getSequence();
@@ -125,6 +145,17 @@ export class Agent {
       }
     })();
     return this.transition;
+  }
+
+  /**
+   * The adapter's verified copy, checked again against the model at every wake (either file may
+   * have changed since the spawn); node-llama-cpp keeps it in the model's memory until the model is disposed.
+   */
+  private async loraOption(): Promise<{ lora?: { adapters: { filePath: string; scale: number }[] } }> {
+    if (!this.adapter) return {};
+    const base = await this.runtime.verify(this.modelFile);
+    const v = await this.runtime.verifyAdapter(this.adapter.file, this.adapter.sha256, base);
+    return { lora: { adapters: [{ filePath: v.verifiedFile, scale: 1 }] } };
   }
 
   /** Frees the context and this agent's share of the model. Not while busy. */

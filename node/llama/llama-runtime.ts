@@ -9,6 +9,7 @@ import type { Llama, LlamaModel } from "node-llama-cpp";
 import { ColonyError } from "../../common/errors.ts";
 import type { Logger } from "../../common/logger.ts";
 import { NodeErrors } from "../errors.ts";
+import { checkAdapterFits, verifyAdapterFile } from "./adapter-file.ts";
 import { VerifiedModelStore, type VerifiedModel } from "./verified-models.ts";
 
 export { verifyModelFile, type ModelFacts } from "./model-file.ts";
@@ -45,18 +46,24 @@ export class LlamaRuntime {
   private readonly models = new Map<string, Loaded>();
   private closed = false;
   private readonly store: VerifiedModelStore;
+  /** LoRA adapters (genome.adapter): copied and checked like models, in a folder of their own. */
+  private readonly adapters: VerifiedModelStore;
   private readonly warned = new Set<string>();
 
   constructor(readonly opts: LlamaRuntimeOptions) {
-    this.store = new VerifiedModelStore(opts.verifiedDir ?? path.join(opts.modelsDir, "verified"), {
+    const dir = opts.verifiedDir ?? path.join(opts.modelsDir, "verified");
+    this.store = new VerifiedModelStore(dir, {
       allowUnchecked: opts.allowUncheckedModels === true,
       inUse: () => new Set([...this.models.values()].map((m) => m.verifiedFile)),
     });
+    // llama.cpp reads an adapter into the model's memory when a context applies it: no copy stays mapped.
+    this.adapters = new VerifiedModelStore(path.join(dir, "adapters"), { allowUnchecked: false, inUse: () => new Set(), check: verifyAdapterFile });
   }
 
   async start(): Promise<void> {
     // Copies from an earlier run are not trusted to be current: each model is verified again.
     await this.store.clear();
+    await this.adapters.clear();
     const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
     try {
       this.llama = await getLlama({
@@ -107,6 +114,21 @@ export class LlamaRuntime {
       this.warned.add(v.verifiedFile);
       this.opts.logger.warn({ file, reason: v.uncheckedReason }, "model not fully checked by the model gate (allowUncheckedModels)");
     }
+    return v;
+  }
+
+  /** A model file the node has verified with this sha256 since it started (a pinned genome may use it under any path). */
+  sourceFor(sha256: string): string | undefined {
+    return this.store.sourceFor(sha256);
+  }
+
+  /**
+   * Checks a LoRA adapter against the model `base` (a verified model) and returns its verified copy,
+   * the file a context applies. Throws ADAPTER_INVALID or MODEL_HASH_MISMATCH.
+   */
+  async verifyAdapter(file: string, sha256: string | undefined, base: VerifiedModel): Promise<VerifiedModel> {
+    const v = await this.adapters.pin(file, sha256);
+    await checkAdapterFits(v.verifiedFile, base.verifiedFile, file);
     return v;
   }
 

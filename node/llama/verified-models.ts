@@ -64,11 +64,23 @@ export class VerifiedModelStore {
   /** sha256 pinned by each source's model reference: applies to every later re-verification. */
   private readonly expected = new Map<string, string>();
 
-  /** `inUse`: verified files llama.cpp has loaded now (never removed while loaded). */
+  /**
+   * `inUse`: verified files llama.cpp has loaded now (never removed while loaded). `check`: the gate
+   * run on each copy; default the model gate (a store of LoRA adapters passes the adapter reader).
+   */
   constructor(
     private readonly dir: string,
-    private readonly opts: { allowUnchecked: boolean; inUse: () => Set<string> },
+    private readonly opts: { allowUnchecked: boolean; inUse: () => Set<string>; check?: (copy: string, shownAs: string) => Promise<ModelFacts> },
   ) {}
+
+  /**
+   * A source whose verified copy has this sha256, if one was pinned since the start: a genome that
+   * pins a model by hash may use a file the node already holds under another path or URI.
+   */
+  sourceFor(sha256: string): string | undefined {
+    for (const [source, p] of this.pins) if (p.model.sha256 === sha256) return source;
+    return undefined;
+  }
 
   /** Removes every copy and leftover temporary file (at start: no copy is referenced yet). */
   async clear(): Promise<void> {
@@ -109,7 +121,7 @@ export class VerifiedModelStore {
       }
       if (expected && sha256 !== expected) throw hashMismatch(source, expected, sha256);
       // The gate runs on the copy: the bytes it passes are the bytes llama.cpp will map.
-      const facts = await verifyModelFile(tmp, { allowUnchecked: this.opts.allowUnchecked, shownAs: source });
+      const facts = this.opts.check ? await this.opts.check(tmp, source) : await verifyModelFile(tmp, { allowUnchecked: this.opts.allowUnchecked, shownAs: source });
       const verifiedFile = path.join(this.dir, `${sha256}.gguf`);
       await chmod(tmp, 0o400);
       // Same name = same bytes (another source, or an earlier copy): replacing it changes nothing,

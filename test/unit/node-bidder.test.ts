@@ -113,14 +113,22 @@ test("declines: no-skill, excluded, queue-full, deadline, memory", () => {
   assert.equal(reason({ ...announce, skill: undefined }, node()), "bid");
 });
 
-test("one bid for the best agent: more accurate wins, then faster", () => {
-  const slow = agent({ agentId: "slow", calibration: { ...cal, genTokensPerS: 20 } });
-  const fast = agent({ agentId: "fast" });
+test("one bid for the best agent: more accurate wins, then faster; an agent never judged is tried first", () => {
+  const some = () => ({ successes: 3, failures: 1 });
+  const slow = agent({ agentId: "slow", record: some, calibration: { ...cal, genTokensPerS: 20 } });
+  const fast = agent({ agentId: "fast", record: some });
   const sharp = agent({ agentId: "sharp", record: () => ({ successes: 30, failures: 0 }), calibration: { ...cal, genTokensPerS: 50 } });
   const d1 = decideBid(announce, node({ agents: [slow, fast] }), now).bid;
   assert.equal(d1.type === "bid" && d1.agentId, "fast");
   const d2 = decideBid(announce, node({ agents: [slow, fast, sharp] }), now).bid;
   assert.equal(d2.type === "bid" && d2.agentId, "sharp");
+  // A newborn child next to its parent: untried, it goes first (UCB1 plays every arm once), or it
+  // would never be judged (docs/scoring.md, "Exploration on the node").
+  const child = agent({ agentId: "child", calibration: { ...cal, genTokensPerS: 20 } });
+  const d3 = decideBid(announce, node({ agents: [sharp, child] }), now).bid;
+  assert.equal(d3.type === "bid" && d3.agentId, "child");
+  const alone = decideBid(announce, node({ agents: [child] }), now).bid;
+  assert.equal(alone.type === "bid" && alone.agentId, "child");
 });
 
 test("the bid carries the agent's claim, not a record; the node picks its agent by the coordinator's record", () => {
@@ -133,6 +141,41 @@ test("the bid carries the agent's claim, not a record; the node picks its agent 
   assert.ok(d.type === "bid");
   assert.equal(d.type === "bid" && d.agentId, "B");
   assert.equal(d.type === "bid" && d.estimate.accuracy, 0.6);
+});
+
+test("a task without a skill is picked by the records under its niche, and the pick explores the node's agents", () => {
+  // Four agents on one node (like `npm start`). On this niche "right" is always right but claims
+  // little (0.3: its genome's skills are others) and is the slowest; "fast" claims 0.9 and is right
+  // 3 times in 5; the others claim 0.9 and are always wrong. Without exploration the node would
+  // settle on "fast" (posterior about 0.6 > "right"'s untried 0.4) and never learn better. The node
+  // hears each verdict's record under the niche and picks with it plus the UCB1 bonus.
+  const recs = new Map<string, { successes: number; failures: number }>();
+  const recOf = (id: string, key: string | undefined) => recs.get(`${id}|${key}`) ?? noRecord;
+  const ids = ["fast", "other", "third", "right"];
+  const agents = ids.map((id, i) =>
+    agent({ agentId: id, skills: [id], claim: () => (id === "right" ? 0.3 : 0.9), record: (k) => recOf(id, k), calibration: { ...cal, genTokensPerS: 100 - 10 * i } }),
+  );
+  const unlabeled: Announce = { ...announce, skill: undefined, niche: "~c1" };
+  const picks: string[] = [];
+  for (let i = 0; i < 80; i++) {
+    const d = decideBid(unlabeled, node({ agents }), now).bid;
+    assert.ok(d.type === "bid");
+    if (d.type !== "bid") return;
+    picks.push(d.agentId);
+    assert.equal(d.estimate.accuracy, d.agentId === "right" ? 0.3 : 0.9, "the bid carries the claim, never the record");
+    const r = recOf(d.agentId, "~c1");
+    const ok = d.agentId === "right" || (d.agentId === "fast" && i % 5 < 3);
+    recs.set(`${d.agentId}|~c1`, ok ? { ...r, successes: r.successes + 1 } : { ...r, failures: r.failures + 1 });
+  }
+  assert.ok(ids.every((id) => picks.slice(0, 30).includes(id)), `every agent tried within 30 tasks: ${picks.join(",")}`);
+  const late = picks.slice(-20).filter((id) => id === "right").length;
+  assert.ok(late >= 18, `the right agent wins the niche: ${late}/20 (${picks.join(",")})`);
+  // Deterministic: the same records give the same pick.
+  assert.deepEqual(decideBid(unlabeled, node({ agents }), now).bid, decideBid(unlabeled, node({ agents }), now).bid);
+  // The niche's records never leak into another key: an unlabeled task without a niche (niches off)
+  // is picked by its own records, without the exploration bonus.
+  const plain = decideBid({ ...announce, skill: undefined }, node({ agents }), now).bid;
+  assert.equal(plain.type === "bid" && plain.agentId, "fast");
 });
 
 test("a prompt that fits no agent's context is declined with reason context; an agent it fits bids", () => {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { AnnounceSchema, AwardSchema, decode, SubmitSchema, BidSchema, MAX_PAYLOAD_BYTES, MAX_TOKENS_LIMIT, parseNodeTopic, topics } from "../../common/protocol.ts";
+import { AnnounceSchema, AwardSchema, decode, SubmitSchema, BidSchema, MAX_PAYLOAD_BYTES, MAX_TOKENS_LIMIT, parseNodeTopic, topics, VerdictSchema } from "../../common/protocol.ts";
 
 test("a minimal submit decodes", () => {
   const r = decode(SubmitSchema, Buffer.from(JSON.stringify({ prompt: "2+2=" })));
@@ -51,4 +51,19 @@ test("announces and awards are bounded like submits: maxTokens at most MAX_TOKEN
   assert.equal(decode(AwardSchema, JSON.stringify(award)).ok, false);
   assert.equal(decode(AwardSchema, JSON.stringify({ ...award, maxTokens: 8 })).ok, true);
   assert.equal(decode(SubmitSchema, JSON.stringify({ prompt: "x", maxTokens: MAX_TOKENS_LIMIT + 1 })).ok, false);
+});
+
+test("a task without a skill carries its niche on the announce and the verdict; a niche is never a skill", () => {
+  const announce = { auctionId: "a1", taskId: "t1", attempt: 1, prompt: "add 1 2 =", maxTokens: 8, deadlineAt: 2, closesAt: 1, sentAt: 0 };
+  assert.equal(decode(AnnounceSchema, JSON.stringify({ ...announce, niche: "~c12" })).ok, true);
+  const verdict = { taskId: "t1", agentId: "g", success: true, source: "check", record: { successes: 1, failures: 0 } };
+  assert.equal(decode(VerdictSchema, JSON.stringify({ ...verdict, niche: "~c12" })).ok, true);
+  for (const bad of ["c12", "~", "~C1", "~c-1", "~" + "a".repeat(17), "add"]) {
+    assert.equal(decode(AnnounceSchema, JSON.stringify({ ...announce, niche: bad })).ok, false, `announce niche ${bad}`);
+    assert.equal(decode(VerdictSchema, JSON.stringify({ ...verdict, niche: bad })).ok, false, `verdict niche ${bad}`);
+  }
+  // A niche key in the skill field is refused: "~" is outside the skill alphabet, so keys never collide.
+  assert.equal(decode(AnnounceSchema, JSON.stringify({ ...announce, skill: "~c12" })).ok, false);
+  assert.equal(decode(VerdictSchema, JSON.stringify({ ...verdict, skill: "~c12" })).ok, false);
+  assert.equal(decode(SubmitSchema, JSON.stringify({ prompt: "x", skill: "~c1" })).ok, false);
 });
