@@ -2,6 +2,7 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { loadConfig, type ConfigSources } from "../common/config.ts";
+import { EvolutionSettingsSchema } from "./architect/settings.ts";
 
 /**
  * The coordinator's one config module: defaults < JSON file (--config) < COLONY_* environment <
@@ -80,6 +81,15 @@ export const CoordinatorConfigSchema = z.strictObject({
    * eligible node instead of one for the fleet. Default false.
    */
   privateAnnounces: z.boolean().default(false),
+  /**
+   * Tasks without a skill get a niche inferred from their prompt (coordinator/evolution/niches.ts),
+   * with its own track records, instead of sharing the key "*" (docs/scoring.md). Default true.
+   */
+  unlabeledNiches: z.boolean().default(true),
+  /** The architect: agents are spawned, retired and kept warm from the market's history (docs/evolution.md). */
+  architect: z.boolean().default(true),
+  /** Evolution's and the architect's settings (coordinator/architect/settings.ts). */
+  evolution: EvolutionSettingsSchema.default(EvolutionSettingsSchema.parse({})),
   /** Seed of the scoring's tie-break randomness; default: time-based. */
   seed: z.number().int().optional(),
   /** Fleet id in the coordinator status and the mDNS TXT record. Default "default". */
@@ -112,10 +122,12 @@ const ENV_KEYS: Record<string, keyof CoordinatorConfig> = {
   COLONY_SUBMIT_BURST: "submitBurst",
   COLONY_MAX_OPEN_TASKS: "maxOpenTasks",
   COLONY_PRIVATE_ANNOUNCES: "privateAnnounces",
+  COLONY_UNLABELED_NICHES: "unlabeledNiches",
+  COLONY_ARCHITECT: "architect",
 };
 
 const NUMERIC_KEYS = new Set<keyof CoordinatorConfig>(["port", "wsPort", "bidWindowMs", "maxAttempts", "ackWithinMs", "resultRetentionMs", "taskRetentionMs", "submitRate", "submitBurst", "maxOpenTasks"]);
-const BOOLEAN_KEYS = new Set<keyof CoordinatorConfig>(["insecure", "mdns", "privateAnnounces"]);
+const BOOLEAN_KEYS = new Set<keyof CoordinatorConfig>(["insecure", "mdns", "privateAnnounces", "unlabeledNiches", "architect"]);
 
 /** Environment strings become numbers/booleans where the key is one, so zod reports real problems. */
 function envValue(key: keyof CoordinatorConfig, raw: string): unknown {

@@ -10,6 +10,9 @@ import { Rng } from "../common/random.ts";
 import { createAedesAuthHooks, issueCredential, loadOrCreateFleetSecret } from "./auth.ts";
 import { EmbeddedBroker, isWildcard } from "./broker.ts";
 import type { CoordinatorConfig } from "./config.ts";
+import { Architect } from "./architect/architect.ts";
+import { Evolution } from "./evolution/evolution.ts";
+import { NicheBook } from "./evolution/niche-book.ts";
 import { Inbound } from "./inbound.ts";
 import { CoordinatorLink } from "./link.ts";
 import { CheckRunner } from "./market/checks.ts";
@@ -32,11 +35,13 @@ import { fleetStats, StatsPublisher } from "./stats.ts";
  * The coordinator process's root: it wires named parts and starts them in order, closing them in
  * reverse (common/lifecycle.ts):
  *
- *   broker -> store -> link -> registry -> reputation -> verdicts -> roster -> market -> inbound -> presence -> stats -> mdns
+ *   broker -> store -> link -> registry -> reputation -> verdicts -> evolution -> checks -> retention -> niches -> roster -> market -> inbound
+ *   -> architect -> presence -> stats -> mdns
  *
  * The market decides; the parts that learn from it subscribe to its typed events (`events`):
  * reputation (track records and penalties) first, then verdicts to nodes, which send the updated
- * record. A new learner (cold cache, lineage, architect, metrics) is one more subscriber here.
+ * record; then evolution (lineage, fitness, life cycle commands), which the architect reads on its
+ * schedule. A new learner (cold cache, metrics) is one more subscriber here.
  */
 export class Coordinator implements Lifecycle {
   private readonly clock: Clock;
@@ -49,6 +54,9 @@ export class Coordinator implements Lifecycle {
   registry!: Registry;
   market!: Market;
   reputation!: Reputation;
+  evolution!: Evolution;
+  /** Absent when `architect` is off. */
+  architect: Architect | undefined;
   private link: CoordinatorLink | undefined;
   private startedAt = 0;
 
@@ -119,6 +127,12 @@ export class Coordinator implements Lifecycle {
     });
     parts.push(["reputation", this.reputation]);
     parts.push(["verdicts", new VerdictRelay(this.events, this.reputation, link.outbox)]);
+    // Lineage, fitness and life cycle commands (docs/evolution.md): a learner like the others.
+    const evo = (this.evolution = new Evolution({
+      store, events: this.events, registry: this.registry, reputation: this.reputation, out: link.outbox, clock: this.clock, counters: this.counters,
+      logger: log.child({ part: "evolution" }), windowMs: cfg.evolution.windowMs,
+    }));
+    parts.push(["evolution", evo]);
 
     const checks = new CheckRunner(this.counters);
     parts.push(["checks", checks]);
@@ -127,9 +141,12 @@ export class Coordinator implements Lifecycle {
     // Before the market: recent results are back on the broker before tasks resume.
     parts.push(["retention", new Retention({ store, out: marketOut, clock: this.clock, counters: this.counters, logger: log.child({ part: "retention" }), settings: cfg })]);
     const rng = new Rng(cfg.seed ?? this.clock.now());
+    // Niches of tasks without a skill, learned from their prompts (docs/scoring.md); before the market.
+    const niches = cfg.unlabeledNiches ? new NicheBook({ store, clock: this.clock, logger: log.child({ part: "niches" }) }) : undefined;
+    if (niches) parts.push(["niches", niches]);
     this.market = new Market({
       settings: cfg, clock: this.clock, rng: () => rng.next(), store, registry: this.registry, reputation: this.reputation, events: this.events,
-      counters: this.counters, logger: log.child({ part: "market" }), out: link.outbox, checks, quota,
+      counters: this.counters, logger: log.child({ part: "market" }), out: link.outbox, checks, quota, ...(niches ? { niches } : {}),
     });
     // No auction before the nodes that were online before a restart are back (or a grace period).
     const roster = new Roster({ store, registry: this.registry, clock: this.clock, logger: log.child({ part: "roster" }), graceMs: cfg.resumeGraceMs });
@@ -137,7 +154,14 @@ export class Coordinator implements Lifecycle {
     parts.push(["market", { start: () => this.market.start({ gate: roster.ready }), close: () => this.market.close() }]);
     const feedback = new FeedbackDesk(store, this.events, this.clock, this.counters, (taskId) => this.market.isRunning(taskId));
     const lookup = new TaskLookup({ store, out: marketOut, clock: this.clock, counters: this.counters, quota });
-    parts.push(["inbound", new Inbound(link, { registry: this.registry, market: this.market, feedback, lookup }, this.counters)]);
+    parts.push(["inbound", new Inbound(link, { registry: this.registry, market: this.market, feedback, lookup, commands: evo.commands }, this.counters)]);
+    if (cfg.architect) {
+      this.architect = new Architect({
+        store, evolution: evo, registry: this.registry, out: link.outbox, clock: this.clock, counters: this.counters, logger: log.child({ part: "architect" }),
+        settings: cfg.evolution, seed: cfg.seed ?? 0,
+      });
+      parts.push(["architect", this.architect]);
+    }
     parts.push(["presence", new Presence(link, { fleetId: cfg.fleetId, startedAt: () => this.startedAt })]);
     const statsSources = { fleetId: cfg.fleetId, startedAt: () => this.startedAt, registry: this.registry, market: this.market, reputation: this.reputation, counters: this.counters };
     parts.push(["stats", new StatsPublisher(statsSources, link.outbox, this.clock, cfg.statsIntervalMs)]);

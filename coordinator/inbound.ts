@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { Counters } from "../common/counters.ts";
 import type { Lifecycle } from "../common/lifecycle.ts";
-import { channels, decode, IdSchema, parseNodeTopic, parseSubmitterTopic, topics } from "../common/protocol.ts";
+import { channels, decode, IdSchema, parseNodeTopic, parseSubmitterTopic, topics, type CommandAck } from "../common/protocol.ts";
 import type { CoordinatorLink } from "./link.ts";
 import type { FeedbackDesk } from "./market/feedback.ts";
 import type { TaskLookup } from "./market/lookup.ts";
@@ -17,7 +17,7 @@ import type { Registry } from "./registry.ts";
  * `get`, which asks for a task's result again.
  */
 export const SUBSCRIPTIONS = [
-  topics.allSubmits, topics.allNodeStatus, topics.allNodeHeartbeats, topics.allBids, topics.allAcks, topics.allProgress, topics.allDone, topics.allFeedback, topics.allGets,
+  topics.allSubmits, topics.allNodeStatus, topics.allNodeHeartbeats, topics.allBids, topics.allAcks, topics.allProgress, topics.allDone, topics.allFeedback, topics.allGets, topics.allCommandAcks,
 ] as const;
 
 /** Who handles what arrives. */
@@ -26,6 +26,8 @@ export interface InboundRoutes {
   market: Market;
   feedback: FeedbackDesk;
   lookup: TaskLookup;
+  /** Acks of life cycle commands (evolution/commands.ts); absent: they are counted as dropped. */
+  commands?: { onAck(ack: CommandAck): void } | undefined;
 }
 
 export class Inbound implements Lifecycle {
@@ -33,12 +35,14 @@ export class Inbound implements Lifecycle {
   private readonly market: Market;
   private readonly feedback: FeedbackDesk;
   private readonly lookup: TaskLookup;
+  private readonly commands: InboundRoutes["commands"];
 
   constructor(private readonly link: CoordinatorLink, routes: InboundRoutes, private readonly counters: Counters) {
     this.registry = routes.registry;
     this.market = routes.market;
     this.feedback = routes.feedback;
     this.lookup = routes.lookup;
+    this.commands = routes.commands;
   }
 
   private readonly onMessage = (topic: string, payload: Buffer, packet?: { retain?: boolean }): void => {
@@ -138,6 +142,12 @@ export class Inbound implements Lifecycle {
         case "done": {
           const v = this.decodeNode(channels.nodeDone.schema, "done", node.nodeId, payload);
           if (v) this.market.onDone(v);
+          return;
+        }
+        case "command-ack": {
+          const v = this.decodeNode(channels.nodeCommandAck.schema, "command-ack", node.nodeId, payload);
+          if (v && this.commands) this.commands.onAck(v);
+          else if (v) this.counters.drop("command-ack.no-evolution");
           return;
         }
       }

@@ -8,9 +8,11 @@ import { TypedEmitter } from "../common/events.ts";
 export interface RegistryEvents {
   nodeOnline: { nodeId: string };
   nodeOffline: { nodeId: string; why: string };
+  /** Every online status a node publishes (its agent set may have changed): evolution's lineage listens. */
+  nodeStatus: { nodeId: string; status: OnlineStatus };
 }
 
-type OnlineStatus = Extract<NodeStatus, { state: "online" }>;
+export type OnlineStatus = Extract<NodeStatus, { state: "online" }>;
 
 export interface NodeEntry {
   nodeId: string;
@@ -81,6 +83,7 @@ export class Registry {
     entry.lastSeen = now;
     this.nodes.set(status.nodeId, entry);
     if (cameOnline) this.events.emit("nodeOnline", { nodeId: status.nodeId });
+    this.events.emit("nodeStatus", { nodeId: status.nodeId, status });
   }
 
   onHeartbeat(hb: Heartbeat): void {

@@ -11,7 +11,7 @@ import type { Counters } from "../../common/counters.ts";
 import { ANONYMOUS, type Feedback } from "../../common/protocol.ts";
 import type { MarketEventBus } from "./events.ts";
 import { deliveredAttempt } from "./results.ts";
-import type { TaskStore } from "./task-store.ts";
+import { skillKey, type TaskStore } from "./task-store.ts";
 
 export class FeedbackDesk {
   constructor(
@@ -33,7 +33,7 @@ export class FeedbackDesk {
     rec.feedback = { success: fb.success, at: now };
     attempt.verdict = { success: fb.success, source: "feedback" };
     this.events.emit("feedback", {
-      taskId, submitter: from, skill: rec.submit.skill ?? "*", nodeId: attempt.nodeId!, agentId: attempt.agentId!, genome: attempt.genome, verdict: attempt.verdict, previous, score: fb.score, at: now,
+      taskId, submitter: from, skill: skillKey(rec), nodeId: attempt.nodeId!, agentId: attempt.agentId!, genome: attempt.genome, verdict: attempt.verdict, previous, score: fb.score, at: now,
     });
     this.counters.inc("feedback.applied");
     await this.store.putTask(rec);

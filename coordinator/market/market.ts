@@ -11,11 +11,8 @@ import { recordLateDone } from "./late-done.ts";
 import { loadUnfinishedTasks } from "./recovery.ts";
 import { deliveredEvent, deliveredResult, failedResult, firstVerdict } from "./results.ts";
 import { RunTable, type Current, type MarketSnapshot, type Run } from "./runs.ts";
-import { ownerOf, type AttemptRecord, type TaskRecord } from "./task-store.ts";
+import { ownerOf, skillKey, type AttemptRecord } from "./task-store.ts";
 import { decideAuction } from "./winner.ts";
-
-/** The track-record key of a task: its skill, or "*" for a task without one. */
-const skillKey = (rec: TaskRecord) => rec.submit.skill ?? "*";
 
 /**
  * The market: submit -> store -> accepted -> announce -> sealed bids -> score -> award -> ack ->
@@ -122,7 +119,9 @@ export class Market {
     const limited = this.p.quota.admitTask(owner, this.runs.openOf(owner));
     if (limited) return this.reject(owner, id, limited);
     const now = this.p.clock.now();
-    const run = this.newRun({ id, owner, submit: t.submit, digest: t.digest, acceptedAt: now, deadlineAt: now + t.deadlineMs, maxTokens: t.maxTokens, state: "open", attempts: [] });
+    // A task without a skill is routed by the niche of its prompt (docs/scoring.md), kept with the task.
+    const niche = t.submit.skill === undefined ? this.p.niches?.classify(t.submit.prompt) : undefined;
+    const run = this.newRun({ id, owner, submit: t.submit, ...(niche ? { niche } : {}), digest: t.digest, acceptedAt: now, deadlineAt: now + t.deadlineMs, maxTokens: t.maxTokens, state: "open", attempts: [] });
     const { rec } = run;
     // Stored BEFORE `accepted`: an accepted task survives a SIGKILL of the coordinator. A store
     // failure means the task is not accepted at all.

@@ -31,7 +31,7 @@ export class MarketOutbox {
     const s = rec.submit;
     const msg: Announce = {
       auctionId: a.auctionId, taskId: rec.id, attempt: a.attempt, prompt: s.prompt,
-      ...(s.skill ? { skill: s.skill } : {}),
+      ...(s.skill ? { skill: s.skill } : rec.niche ? { niche: rec.niche } : {}),
       maxTokens: rec.maxTokens,
       deadlineAt: rec.deadlineAt,
       ...(s.minAccuracy !== undefined ? { minAccuracy: s.minAccuracy } : {}),

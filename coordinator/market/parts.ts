@@ -35,5 +35,10 @@ export interface MarketParts {
   checks: Pick<CheckRunner, "run">;
   /** Per-submitter limits on unfinished tasks and request rate (quota.ts). */
   quota: Pick<SubmitterQuota, "admitTask">;
+  /**
+   * Infers the niche of a task without a skill from its prompt (coordinator/evolution/niche-book.ts):
+   * its track-record key instead of "*". Absent: every such task shares the key "*".
+   */
+  niches?: { classify(prompt: string): string };
   logger: Logger;
 }

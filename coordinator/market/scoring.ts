@@ -6,9 +6,9 @@
  * plus a UCB1-style exploration bonus that shrinks as the agent is tried, so new agents get tried
  * and none starves.
  */
-import { posteriorMean, type Record } from "../../common/accuracy.ts";
+import { explorationBonus, posteriorMean, type Record } from "../../common/accuracy.ts";
 
-export { CLAIM_CAP, posteriorMean, PRIOR_STRENGTH, type Record } from "../../common/accuracy.ts";
+export { CLAIM_CAP, EXPLORATION, explorationBonus, posteriorMean, PRIOR_STRENGTH, type Record } from "../../common/accuracy.ts";
 
 export interface Weights {
   accuracy: number;
@@ -17,8 +17,6 @@ export interface Weights {
 }
 export const DEFAULT_WEIGHTS: Readonly<Weights> = Object.freeze({ accuracy: 1, latency: 0.3, energy: 0.1 });
 
-/** Scale of the exploration bonus c * sqrt(ln(N + 1) / (n + 1)). */
-export const EXPLORATION = 0.15;
 /** Energy at which the energy penalty is half its weight: E / (E + E_REF). */
 export const ENERGY_REF_J = 10;
 
@@ -48,19 +46,17 @@ export interface Scored {
   score: number;
 }
 
-/** UCB1 bonus: large for an agent tried rarely compared with all trials of the skill. */
-export function explorationBonus(agentTrials: number, totalTrials: number, c = EXPLORATION): number {
-  return c * Math.sqrt(Math.log(totalTrials + 1) / (agentTrials + 1));
-}
-
 export function scoreBid(bid: BidView, rec: Record, totalTrials: number, task: TaskView): Scored {
   const w = { ...DEFAULT_WEIGHTS, ...(task.weights ?? {}) };
   const mean = posteriorMean(bid.accuracy, rec);
-  const ucb = Math.min(1, mean + explorationBonus(rec.successes + rec.failures, totalTrials));
+  // Ranked uncapped: capped at 1, an incumbent near 1 with a small bonus ties every newcomer, and the
+  // newcomer, asleep or uncalibrated, loses the tie on cost and is never tried (docs/scoring.md, 2).
+  const optimistic = mean + explorationBonus(rec.successes + rec.failures, totalTrials);
+  const ucb = Math.min(1, optimistic);
   const budget = Math.max(1, task.budgetMs);
   const latencyTerm = Math.min(1, bid.latencyMs / budget);
   const energyTerm = bid.energyJ / (bid.energyJ + ENERGY_REF_J);
-  const score = w.accuracy * ucb - w.latency * latencyTerm - w.energy * energyTerm;
+  const score = w.accuracy * optimistic - w.latency * latencyTerm - w.energy * energyTerm;
   let reason: Scored["reason"];
   if (bid.latencyMs > task.budgetMs) reason = "deadline";
   // Optimistic (UCB) on purpose: a new agent must be able to qualify to ever build a record.

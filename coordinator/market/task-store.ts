@@ -33,6 +33,11 @@ export interface TaskRecord {
   /** The submitter (MQTT username) whose folder the task lives in; absent in tasks stored by older versions (= "anonymous"). */
   owner?: string;
   submit: Submit;
+  /**
+   * A task without a skill: the niche the coordinator inferred from its prompt when it accepted the
+   * task (coordinator/evolution/niches.ts), its track-record key. Absent with niches switched off.
+   */
+  niche?: string;
   /** sha256 of the submit in stable JSON (intake.ts), for the idempotent re-send rule. */
   digest?: string;
   /** Tasks stored by older versions kept the whole stable JSON instead (the prompt twice). */
@@ -69,6 +74,9 @@ export interface FinishedEntry {
 
 /** The submitter whose folder a task lives in (tasks stored before owners were kept: anonymous). */
 export const ownerOf = (rec: Pick<TaskRecord, "owner">): string => rec.owner ?? ANONYMOUS;
+
+/** The track-record key of a task: its skill, else the niche inferred from its prompt, else "*". */
+export const skillKey = (rec: Pick<TaskRecord, "submit" | "niche">): string => rec.submit.skill ?? rec.niche ?? "*";
 
 type Op = { type: "put"; key: string; value: unknown } | { type: "del"; key: string };
 
@@ -126,6 +134,14 @@ export class TaskStore {
   private get d(): Level<string, unknown> {
     if (!this.db) throw new Error("task store is not open");
     return this.db;
+  }
+
+  /**
+   * A named section of the same LevelDB for another part's records (evolution's lineage, the
+   * architect's decisions): one database per coordinator, one owner per section. Open after start().
+   */
+  section(name: string) {
+    return this.d.sublevel<string, unknown>(name, { valueEncoding: "json" });
   }
 
   /** Reads its own writes: a record waiting for its batch is returned as it is now. */

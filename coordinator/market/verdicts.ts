@@ -32,8 +32,10 @@ export class VerdictRelay implements Lifecycle {
     for (const off of this.unsubscribe.splice(0)) off();
   }
 
-  private send(agent: AgentRef, v: Omit<Verdict, "skill" | "record">, skill: string): void {
-    const msg: Verdict = { ...v, ...(skill !== "*" ? { skill } : {}), record: this.reputation.record(agent, skill) };
+  /** `skill`: the task's track-record key (market.ts skillKey): a skill, a niche ("~c3"), or "*". */
+  private send(agent: AgentRef, v: Omit<Verdict, "skill" | "niche" | "record">, skill: string): void {
+    const key = skill === "*" ? {} : skill.startsWith("~") ? { niche: skill } : { skill };
+    const msg: Verdict = { ...v, ...key, record: this.reputation.record(agent, skill) };
     this.out.send(channels.nodeVerdict, [agent.nodeId], msg);
   }
 }

@@ -48,14 +48,15 @@ test("a wrong password, a password for another name and a forged role are refuse
 });
 
 test("a node publishes on its own topics; the coordinator receives them", async () => {
-  for (const t of [topics.nodeStatus("pi-a"), topics.nodeHeartbeat("pi-a"), topics.nodeBid("pi-a"), topics.nodeAck("pi-a"), topics.nodeProgress("pi-a"), topics.nodeDone("pi-a")]) {
+  for (const t of [topics.nodeStatus("pi-a"), topics.nodeHeartbeat("pi-a"), topics.nodeBid("pi-a"), topics.nodeAck("pi-a"), topics.nodeProgress("pi-a"), topics.nodeDone("pi-a"), topics.nodeCommandAck("pi-a")]) {
     assert.equal(await deliveredTo(observer, await as("node", "pi-a"), t), true, t);
   }
   assert.equal(await deliveredTo(observer, await as("node", "pi-a"), topics.nodeStatus("pi-a"), { retain: true }), true, "retained status");
 });
 
 test("a node's publishes on another node's topics, on task topics or retained heartbeats never arrive", async () => {
-  const refused = [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.nodeAward("pi-a"), topics.submit("submitter.alice"), topics.taskResult("submitter.alice", "t1"), topics.announce, topics.coordinatorStatus, "homeassistant/x"];
+  // Life cycle commands are the coordinator's alone: not on another node's topic, not on its own.
+  const refused = [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.nodeAward("pi-a"), topics.nodeCommand("pi-b"), topics.nodeCommand("pi-a"), topics.nodeCommandAck("pi-b"), topics.submit("submitter.alice"), topics.taskResult("submitter.alice", "t1"), topics.announce, topics.coordinatorStatus, "homeassistant/x"];
   for (const t of refused) {
     const node = await as("node", "pi-a");
     assert.equal(await deliveredTo(observer, node, t), false, t);

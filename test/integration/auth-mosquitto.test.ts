@@ -58,9 +58,9 @@ test("mosquitto refuses anonymous clients, wrong passwords and unknown users", a
 
 test("mosquitto: a node publishes on its own topics only", async () => {
   const node = await as("node", "pi-a");
-  for (const t of [topics.nodeStatus("pi-a"), topics.nodeBid("pi-a"), topics.nodeDone("pi-a")]) assert.equal(await deliveredTo(observer, node, t), true, t);
+  for (const t of [topics.nodeStatus("pi-a"), topics.nodeBid("pi-a"), topics.nodeDone("pi-a"), topics.nodeCommandAck("pi-a")]) assert.equal(await deliveredTo(observer, node, t), true, t);
   // mosquitto silently drops a publish its ACL refuses (the connection stays up).
-  for (const t of [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.submit("submitter.alice"), topics.taskResult("submitter.alice", "t1"), topics.announce]) {
+  for (const t of [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.submit("submitter.alice"), topics.taskResult("submitter.alice", "t1"), topics.announce, topics.nodeCommand("pi-b"), topics.nodeCommand("pi-a"), topics.nodeCommandAck("pi-b")]) {
     assert.equal(await deliveredTo(observer, node, t, { waitMs: 150 }), false, t);
   }
 });
@@ -68,9 +68,9 @@ test("mosquitto: a node publishes on its own topics only", async () => {
 test("mosquitto: node subscriptions are limited to its folder, announce and coordinator status", async () => {
   const node = await as("node", "pi-a");
   const coordinatorSends = async (t: string) => deliveredTo(node, observer, t, { waitMs: 150 });
-  for (const t of [topics.nodeAward("pi-a"), topics.announce, topics.coordinatorStatus]) assert.equal(await coordinatorSends(t), true, t);
+  for (const t of [topics.nodeAward("pi-a"), topics.nodeCommand("pi-a"), topics.announce, topics.coordinatorStatus]) assert.equal(await coordinatorSends(t), true, t);
   // mosquitto grants the SUBACK but its ACL filters every message on delivery.
-  for (const t of [topics.nodeAward("pi-b"), topics.taskResult("submitter.alice", "t1"), "homeassistant/x"]) assert.equal(await coordinatorSends(t), false, t);
+  for (const t of [topics.nodeAward("pi-b"), topics.nodeCommand("pi-b"), topics.taskResult("submitter.alice", "t1"), "homeassistant/x"]) assert.equal(await coordinatorSends(t), false, t);
 });
 
 test("mosquitto: a submitter reads only its own folder, and publishes submits and feedback only there", async () => {
