@@ -1,7 +1,8 @@
 import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import { loadConfig, type ConfigSources } from "../common/config.ts";
+import { deepFreeze, loadConfig, type ConfigSources } from "../common/config.ts";
+import { ColonyError, CommonErrors } from "../common/errors.ts";
 import { EvolutionSettingsSchema } from "./architect/settings.ts";
 
 /**
@@ -137,12 +138,23 @@ function envValue(key: keyof CoordinatorConfig, raw: string): unknown {
   return raw;
 }
 
-export function loadCoordinatorConfig(sources: { file?: string | undefined; env?: NodeJS.ProcessEnv; flags?: Partial<Record<keyof CoordinatorConfig, unknown>> }): Readonly<CoordinatorConfig> {
+/**
+ * `architectDryRun` (flag `--architect-dry-run`, env COLONY_ARCHITECT_DRY_RUN=1) sets `evolution.dryRun`
+ * without replacing the rest of the file's `evolution` object (sources merge one level deep).
+ */
+export function loadCoordinatorConfig(sources: { file?: string | undefined; env?: NodeJS.ProcessEnv; flags?: Partial<Record<keyof CoordinatorConfig, unknown>>; architectDryRun?: boolean | undefined }): Readonly<CoordinatorConfig> {
   const env: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV_KEYS)) {
     const raw = sources.env?.[name];
     if (raw !== undefined && raw !== "") env[key] = envValue(key, raw);
   }
   const s: ConfigSources = { file: sources.file, env, flags: sources.flags ?? {} };
-  return loadConfig(CoordinatorConfigSchema, s);
+  const config = loadConfig(CoordinatorConfigSchema, s);
+  const rawDry = sources.env?.COLONY_ARCHITECT_DRY_RUN;
+  if (rawDry !== undefined && rawDry !== "" && !["0", "1", "true", "false"].includes(rawDry)) {
+    throw new ColonyError(CommonErrors.CONFIG_INVALID, `invalid configuration:\n  COLONY_ARCHITECT_DRY_RUN must be 0, 1, true or false, got ${JSON.stringify(rawDry)}`);
+  }
+  const dryRun = sources.architectDryRun ?? (rawDry === "1" || rawDry === "true" ? true : rawDry === "0" || rawDry === "false" ? false : undefined);
+  if (dryRun === undefined || dryRun === config.evolution.dryRun) return config;
+  return deepFreeze({ ...config, evolution: { ...config.evolution, dryRun } });
 }

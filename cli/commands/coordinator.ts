@@ -16,6 +16,8 @@ export function register(program: Command): void {
     .option("--ack-within-ms <n>", "time a winner has to acknowledge its award (default 2000)")
     .option("--fleet-id <id>", "fleet id in the coordinator status and mDNS record (default \"default\")")
     .option("--no-mdns", "do not advertise the broker by mDNS")
+    .option("--no-architect", "no architect: agents are neither spawned nor retired (the lineage is still kept)")
+    .option("--architect-dry-run", "the architect plans and publishes each cycle but sends nothing; see `colony architect plan`")
     .option("--config <file>", "JSON config file (defaults < file < COLONY_* environment < flags); see docs/coordinator.md")
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const { intArg } = await import("../../common/config.ts");
@@ -40,7 +42,9 @@ export function register(program: Command): void {
           ackWithinMs: intArg("--ack-within-ms", str(o.ackWithinMs)),
           fleetId: str(o.fleetId),
           mdns: o.mdns === false ? false : undefined,
+          architect: o.architect === false ? false : undefined,
         },
+        architectDryRun: o.architectDryRun === true ? true : undefined,
       });
       const logger = createLogger({ level: config.logLevel, name: "coordinator" });
       const coordinator = new Coordinator(config, { logger });

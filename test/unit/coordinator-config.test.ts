@@ -37,6 +37,23 @@ test("invalid config reports every problem at once with CONFIG_INVALID", () => {
   assert.throws(() => loadCoordinatorConfig({ flags: { nonsense: 1 } as never }), /CONFIG_INVALID|Unrecognized/);
 });
 
+test("architect dry run: flag or env sets evolution.dryRun and keeps the file's other evolution settings", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "colony-cfg-"));
+  const file = path.join(dir, "c.json");
+  writeFileSync(file, JSON.stringify({ evolution: { spawnsPerHour: 1, kinds: ["retire"] } }));
+  const base = loadCoordinatorConfig({ file });
+  assert.equal(base.evolution.dryRun, false);
+  const byFlag = loadCoordinatorConfig({ file, architectDryRun: true });
+  assert.equal(byFlag.evolution.dryRun, true);
+  assert.equal(byFlag.evolution.spawnsPerHour, 1);
+  assert.deepEqual(byFlag.evolution.kinds, ["retire"]);
+  assert.ok(Object.isFrozen(byFlag.evolution));
+  assert.equal(loadCoordinatorConfig({ file, env: { COLONY_ARCHITECT_DRY_RUN: "1" } }).evolution.dryRun, true);
+  assert.equal(loadCoordinatorConfig({ env: { COLONY_ARCHITECT: "0" } }).architect, false);
+  assert.throws(() => loadCoordinatorConfig({ env: { COLONY_ARCHITECT_DRY_RUN: "yes" } }), (e: unknown) => e instanceof ColonyError && e.code === "CONFIG_INVALID");
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test("registry: a silent node goes offline after heartbeatTimeoutMs; a last will at once", async () => {
   const clock = new FakeClock(0);
   const offline: string[] = [];
