@@ -31,6 +31,7 @@ const ManifestSchema = z.looseObject({
       z.looseObject({
         name: z.string().min(1),
         file: z.string().min(1),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
         skills: z.array(z.string()).min(1),
         heldOut: z.looseObject({ accuracy: z.record(z.string(), z.number().min(0).max(1)) }).optional(),
       }),
@@ -57,7 +58,7 @@ export function parseAgentsFile(json: unknown, source: string, baseDir: string):
 }
 
 /**
- * One agent per seed model. Its claim is the manifest's held-out accuracy for each of its skills
+ * One agent per seed model, its model pinned to the manifest's sha256. Its claim is the manifest's held-out accuracy for each of its skills
  * (a skill the manifest has no figure for claims nothing: 0.5); a model without held-out figures
  * claims 0.5.
  */
@@ -67,7 +68,10 @@ export function agentsFromManifest(json: unknown, source: string, baseDir: strin
   const genomes = parsed.data.models.map((m) => {
     const heldOut = m.heldOut?.accuracy ?? {};
     const claims = Object.fromEntries(m.skills.filter((s) => heldOut[s] !== undefined).map((s) => [s, heldOut[s]!]));
-    const g = GenomeSchema.safeParse({ id: m.name, model: m.file, skills: m.skills, accuracyPrior: Object.keys(claims).length ? claims : 0.5 });
+    // Pinned to the manifest's hash: a swapped file is refused, and the coordinator (which signs the
+    // seeds into its model store at first start) finds the model by its content (docs/models.md).
+    const model = m.sha256 ? `${m.file}#sha256=${m.sha256}` : m.file;
+    const g = GenomeSchema.safeParse({ id: m.name, model, skills: m.skills, accuracyPrior: Object.keys(claims).length ? claims : 0.5 });
     if (!g.success) throw invalid(`${source} (model ${m.name})`, g.error);
     return g.data;
   });

@@ -68,6 +68,7 @@ test("seed manifest: each seed agent claims the committed manifest's held-out ac
   for (const m of manifest.models) {
     const g = spec.genomes.find((x) => x.id === m.name)!;
     assert.deepEqual(g.skills, m.skills);
+    assert.equal(g.model, `${(m as unknown as { file: string }).file}#sha256=${(m as unknown as { sha256: string }).sha256}`, "pinned to the manifest's hash");
     for (const skill of m.skills) {
       assert.equal(claimFor(g, skill), m.heldOut.accuracy[skill], `${m.name} claims its held-out ${skill} accuracy`);
       assert.notEqual(claimFor(g, skill), 0.5);
