@@ -16,9 +16,11 @@ export function retainedOptions(cmd: Command): Command {
     .option("--json", "print as one JSON line");
 }
 
-/** topic -> parsed JSON payload, for those of `topics` that arrived. */
-export async function readRetained(o: Record<string, string | boolean | undefined>, wanted: readonly string[], name: string): Promise<Map<string, unknown>> {
-  const { intArg } = await import("../common/config.ts");
+/**
+ * Connects with the common options: `--username`/`--password`, else a coordinator credential issued
+ * from `--data-dir`'s fleet secret, else `--credentials` or $COLONY_CREDENTIALS.
+ */
+export async function connectWithOptions(o: Record<string, string | boolean | undefined>, name: string) {
   const { createLogger } = await import("../common/logger.ts");
   const { connectClient } = await import("../coordinator/submitter.ts");
   const { cliEnv } = await import("./env.ts");
@@ -31,7 +33,14 @@ export async function readRetained(o: Record<string, string | boolean | undefine
   const env = cliEnv();
   const logger = createLogger({ level: env.logLevel ?? "warn", name });
   (await import("./warnings.ts")).warnPasswordFlag(o.password);
-  const client = await connectClient({ url: s(o.url), username, password, credentials: s(o.credentials) ?? env.credentials, defaultUrl: env.broker, logger });
+  return connectClient({ url: s(o.url), username, password, credentials: s(o.credentials) ?? env.credentials, defaultUrl: env.broker, logger });
+}
+
+/** topic -> parsed JSON payload, for those of `topics` that arrived. */
+export async function readRetained(o: Record<string, string | boolean | undefined>, wanted: readonly string[], name: string): Promise<Map<string, unknown>> {
+  const { intArg } = await import("../common/config.ts");
+  const s = (v: unknown) => (typeof v === "string" ? v : undefined);
+  const client = await connectWithOptions(o, name);
   const got = new Map<string, unknown>();
   try {
     await new Promise<void>((resolve) => {

@@ -58,3 +58,33 @@ export const CommonErrors = defineErrors("common", {
   DISCOVERY_PROTOCOL_MISMATCH: "Only coordinators speaking another protocol version were found by mDNS.",
   RETAINED_MISSING: "A retained coordinator topic the command reads (stats, lineage, architect decisions) was absent or invalid: the coordinator is not running, that part is off, or the credential may not read it.",
 });
+
+/**
+ * Pushing models over MQTT (docs/models.md, "Pushing models"): the coordinator's model server and
+ * the node's fetcher and model store. The manifest's own codes (MODEL_UNSIGNED,
+ * MODEL_SIGNATURE_INVALID, MODEL_FOREIGN_KEY, MODEL_ROLLBACK, ...) are ModelManifestErrors below.
+ */
+export const ModelTransferErrors = defineErrors("model-transfer", {
+  MODEL_NOT_FOUND: "The coordinator's model store holds no model with that sha256.",
+  MODEL_RANGE_INVALID: "A model-fetch asked for bytes outside the model (offset + length past its size).",
+  MODEL_FETCH_BUSY: "The node has more model-fetch requests waiting at the coordinator than its bound allows; the request was refused (the fetcher asks again).",
+  MODEL_FETCH_TIMEOUT: "A model transfer made no progress within the fetcher's timeout (the coordinator is gone or does not answer).",
+  MODEL_CHUNK_CORRUPT: "A chunk's bytes did not match its sha256 again and again, beyond the fetcher's retries.",
+  MODEL_TRUNCATED: "The fetched model's size differs from its manifest's, or the coordinator's total disagrees with the manifest.",
+  MODEL_QUOTA: "The model does not fit the node's model disk quota (device profile modelDiskMB) or the disk's free space, even after removing models no agent uses.",
+  MODEL_KEY_MISSING: "The node has no fleet model key (its credential's modelKey) to verify a signed model with.",
+});
+
+/**
+ * Signed model manifests (common/model-manifest.ts, docs/models.md): what a node, the coordinator's
+ * model store and `colony models verify` refuse a model for. MODEL_KEY_MISSING is with
+ * ModelTransferErrors above.
+ */
+export const ModelManifestErrors = defineErrors("model-manifest", {
+  MODEL_MANIFEST_INVALID: "A model manifest (or its signed envelope) does not match the manifest schema; the message lists the first problems.",
+  MODEL_UNSIGNED: "A model manifest carries no signature.",
+  MODEL_SIGNATURE_INVALID: "A model manifest's signature does not verify with the fleet's model key: the manifest or the signature was altered.",
+  MODEL_FOREIGN_KEY: "A model manifest names a signing key (keyId) other than this fleet's: it was signed by another fleet or with a rotated fleet secret.",
+  MODEL_ROLLBACK: "A model manifest's version is not above a version already accepted for its lineage (the same version with the same sha256 is accepted again).",
+  MODEL_KEY_INVALID: "The fleet model key given (a credential's modelKey, --key) is not a 32-byte ed25519 public key in base64url.",
+});

@@ -11,6 +11,7 @@ import { z } from "zod";
 import { ColonyError, CommonErrors } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { formatIssues } from "./config.ts";
+import { PublicKeySchema } from "./model-manifest.ts";
 
 export type { MqttClient };
 
@@ -212,6 +213,8 @@ export const ClientCredentialsSchema = z.strictObject({
   password: z.string().min(1).max(256),
   /** Broker URL, if the issuer knew it; a flag or mDNS discovery may still override it. */
   url: z.string().min(1).max(512).optional(),
+  /** A node's: the fleet's model key (base64url ed25519 public key) pushed models must be signed with (docs/models.md). */
+  modelKey: PublicKeySchema.optional(),
 });
 export type ClientCredentials = z.infer<typeof ClientCredentialsSchema>;
 

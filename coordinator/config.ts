@@ -4,6 +4,7 @@ import { z } from "zod";
 import { deepFreeze, loadConfig, type ConfigSources } from "../common/config.ts";
 import { ColonyError, CommonErrors } from "../common/errors.ts";
 import { EvolutionSettingsSchema } from "./architect/settings.ts";
+import { MindSettingsSchema } from "./mind/settings.ts";
 
 /**
  * The coordinator's one config module: defaults < JSON file (--config) < COLONY_* environment <
@@ -70,6 +71,10 @@ export const CoordinatorConfigSchema = z.strictObject({
   resultRetentionMs: z.number().int().min(1000).default(86_400_000),
   /** How long a finished task stays in the store; then it is deleted and its id is free. Default 2592000000 (30 days). */
   taskRetentionMs: z.number().int().min(1000).default(2_592_000_000),
+  /** How long an experience (a finished attempt) stays in the cold cache (docs/mind.md). Default 2592000000 (30 days). */
+  experienceRetentionMs: z.number().int().min(1000).default(2_592_000_000),
+  /** Most experiences the cold cache keeps; the oldest beyond it are pruned. Default 1000000. */
+  maxExperiences: z.number().int().min(1).default(1_000_000),
   /** Requests (submits, gets) per second each submitter may send once its burst is spent; 0 = unlimited. Default 20. */
   submitRate: z.number().min(0).default(20),
   /** Requests a submitter may send at once. Default 500. */
@@ -89,6 +94,8 @@ export const CoordinatorConfigSchema = z.strictObject({
   unlabeledNiches: z.boolean().default(true),
   /** The architect: agents are spawned, retired and kept warm from the market's history (docs/evolution.md). */
   architect: z.boolean().default(true),
+  /** The collective mind's settings: distillation jobs, their gate (coordinator/mind/settings.ts, docs/mind.md). */
+  mind: MindSettingsSchema.default(MindSettingsSchema.parse({})),
   /** Evolution's and the architect's settings (coordinator/architect/settings.ts). */
   evolution: EvolutionSettingsSchema.default(EvolutionSettingsSchema.parse({})),
   /** Seed of the scoring's tie-break randomness; default: time-based. */
@@ -97,6 +104,23 @@ export const CoordinatorConfigSchema = z.strictObject({
   fleetId: z.string().min(1).max(128).default("default"),
   /** Advertise the broker on the LAN by mDNS. Default true. */
   mdns: z.boolean().default(true),
+  /**
+   * Port of the Prometheus endpoint (`GET /metrics`, on `host`; docs/operations.md); 0 = any free
+   * port. Default unset: no metrics endpoint.
+   */
+  metricsPort: z.number().int().min(0).max(65535).optional(),
+  /**
+   * Port of the live dashboard (HTTP, on `host`; docs/operations.md, "Dashboard"); 0 = any free port.
+   * It needs the broker's WebSocket (`wsPort`, turned on at a free port when unset) and hands an
+   * observer credential to anyone who can reach it. Default unset: no dashboard.
+   */
+  dashboardPort: z.number().int().min(0).max(65535).optional(),
+  /** Let the dashboard show prompts and outputs (observers then read them). Default false. */
+  dashboardShowPrompts: z.boolean().default(false),
+  /** Publish Home Assistant MQTT discovery configs and states (docs/operations.md). Default false. */
+  homeAssistant: z.boolean().default(false),
+  /** Home Assistant's discovery prefix (its MQTT integration setting). Default "homeassistant". */
+  homeAssistantPrefix: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, "a topic without wildcards, outside colony/").refine((p) => p.split("/")[0] !== "colony", "outside colony/").default("homeassistant"),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
@@ -119,16 +143,23 @@ const ENV_KEYS: Record<string, keyof CoordinatorConfig> = {
   COLONY_TRUSTED_SUBMITTERS: "trustedSubmitters",
   COLONY_RESULT_RETENTION_MS: "resultRetentionMs",
   COLONY_TASK_RETENTION_MS: "taskRetentionMs",
+  COLONY_EXPERIENCE_RETENTION_MS: "experienceRetentionMs",
+  COLONY_MAX_EXPERIENCES: "maxExperiences",
   COLONY_SUBMIT_RATE: "submitRate",
   COLONY_SUBMIT_BURST: "submitBurst",
   COLONY_MAX_OPEN_TASKS: "maxOpenTasks",
   COLONY_PRIVATE_ANNOUNCES: "privateAnnounces",
   COLONY_UNLABELED_NICHES: "unlabeledNiches",
   COLONY_ARCHITECT: "architect",
+  COLONY_METRICS_PORT: "metricsPort",
+  COLONY_DASHBOARD_PORT: "dashboardPort",
+  COLONY_DASHBOARD_SHOW_PROMPTS: "dashboardShowPrompts",
+  COLONY_HOME_ASSISTANT: "homeAssistant",
+  COLONY_HOME_ASSISTANT_PREFIX: "homeAssistantPrefix",
 };
 
-const NUMERIC_KEYS = new Set<keyof CoordinatorConfig>(["port", "wsPort", "bidWindowMs", "maxAttempts", "ackWithinMs", "resultRetentionMs", "taskRetentionMs", "submitRate", "submitBurst", "maxOpenTasks"]);
-const BOOLEAN_KEYS = new Set<keyof CoordinatorConfig>(["insecure", "mdns", "privateAnnounces", "unlabeledNiches", "architect"]);
+const NUMERIC_KEYS = new Set<keyof CoordinatorConfig>(["port", "wsPort", "bidWindowMs", "maxAttempts", "ackWithinMs", "resultRetentionMs", "taskRetentionMs", "experienceRetentionMs", "maxExperiences", "submitRate", "submitBurst", "maxOpenTasks", "metricsPort", "dashboardPort"]);
+const BOOLEAN_KEYS = new Set<keyof CoordinatorConfig>(["insecure", "mdns", "privateAnnounces", "unlabeledNiches", "architect", "homeAssistant", "dashboardShowPrompts"]);
 
 /** Environment strings become numbers/booleans where the key is one, so zod reports real problems. */
 function envValue(key: keyof CoordinatorConfig, raw: string): unknown {

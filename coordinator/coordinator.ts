@@ -7,6 +7,7 @@ import { PartGroup } from "../common/lifecycle.ts";
 import type { Logger } from "../common/logger.ts";
 import type { CoordinatorStats } from "../common/protocol.ts";
 import { Rng } from "../common/random.ts";
+import { ColonyError, CommonErrors } from "../common/errors.ts";
 import { createAedesAuthHooks, issueCredential, loadOrCreateFleetSecret } from "./auth.ts";
 import { EmbeddedBroker, isWildcard } from "./broker.ts";
 import type { CoordinatorConfig } from "./config.ts";
@@ -14,6 +15,16 @@ import { Architect } from "./architect/architect.ts";
 import { Evolution } from "./evolution/evolution.ts";
 import { NicheBook } from "./evolution/niche-book.ts";
 import { Inbound } from "./inbound.ts";
+import { ExperienceExport } from "./mind/export.ts";
+import { ExperienceStore } from "./mind/experiences.ts";
+import { Mind } from "./mind/mind.ts";
+import type { startDistilJob } from "./mind/distil/job.ts";
+import { ModelServer, type ModelServerOptions } from "./models/model-server.ts";
+import { ModelStore } from "./models/model-store.ts";
+import { CatalogPublisher } from "./models/catalog.ts";
+import { PushDesk } from "./models/push-desk.ts";
+import { importSeedModels } from "./models/seed-models.ts";
+import { deriveSigningKey } from "../common/model-manifest.ts";
 import { CoordinatorLink } from "./link.ts";
 import { CheckRunner } from "./market/checks.ts";
 import { MarketEventBus } from "./market/events.ts";
@@ -30,13 +41,18 @@ import { Presence } from "./presence.ts";
 import { Registry } from "./registry.ts";
 import { Roster } from "./roster.ts";
 import { fleetStats, StatsPublisher } from "./stats.ts";
+import type { FleetMetrics } from "./metrics/fleet-metrics.ts";
+import type { MetricsHttpServer } from "./metrics/http.ts";
+import type { DashboardServer } from "./dashboard/server.ts";
+import { HomeAssistantDiscovery } from "./home-assistant/home-assistant.ts";
+import { COLONY_VERSION } from "./home-assistant/discovery.ts";
 
 /**
  * The coordinator process's root: it wires named parts and starts them in order, closing them in
  * reverse (common/lifecycle.ts):
  *
- *   broker -> store -> link -> registry -> reputation -> verdicts -> evolution -> checks -> retention -> niches -> roster -> market -> inbound
- *   -> architect -> presence -> stats -> mdns
+ *   broker -> store -> link -> registry -> reputation -> verdicts -> evolution -> experiences -> mind-export -> checks -> retention -> niches -> roster -> market -> model-store -> model-seeds -> model-catalog -> models -> model-push -> mind -> inbound
+ *   -> architect -> presence -> stats -> metrics -> metrics-http -> home-assistant -> dashboard-feed -> dashboard (each opt-in) -> mdns
  *
  * The market decides; the parts that learn from it subscribe to its typed events (`events`):
  * reputation (track records and penalties) first, then verdicts to nodes, which send the updated
@@ -55,12 +71,26 @@ export class Coordinator implements Lifecycle {
   market!: Market;
   reputation!: Reputation;
   evolution!: Evolution;
+  /** The cold cache: every finished attempt as an experience (docs/mind.md). */
+  experiences!: ExperienceStore;
+  /** Distillation jobs (docs/mind.md). */
+  mind!: Mind;
   /** Absent when `architect` is off. */
   architect: Architect | undefined;
   private link: CoordinatorLink | undefined;
   private startedAt = 0;
 
-  constructor(private readonly config: Readonly<CoordinatorConfig>, deps: { logger: Logger; clock?: Clock }) {
+  /** The models the coordinator serves to nodes (docs/models.md); absent in an insecure fleet (no secret, no signing key). */
+  modelStore: ModelStore | undefined;
+  /** The fleet's model signing key, public half only (what node credentials carry as `modelKey`); absent when insecure. */
+  signingKey: { publicKey: string; keyId: string } | undefined;
+
+  /** The model store (the same as `modelStore`). */
+  get models(): ModelStore | undefined {
+    return this.modelStore;
+  }
+
+  constructor(private readonly config: Readonly<CoordinatorConfig>, private readonly deps: { logger: Logger; clock?: Clock; modelServer?: Pick<ModelServerOptions, "maxInFlightPerNode" | "maxQueuedPerNode" | "corrupt">; startDistilJob?: typeof startDistilJob }) {
     this.logger = deps.logger;
     this.clock = deps.clock ?? systemClock;
     this.counters = new Counters(this.logger, () => this.clock.now());
@@ -80,9 +110,22 @@ export class Coordinator implements Lifecycle {
   get port(): number | undefined {
     return this.broker?.port;
   }
+  /** Port of the Prometheus endpoint, once started (undefined when `metricsPort` is unset). */
+  get metricsPort(): number | undefined {
+    return this.metricsServer?.port;
+  }
+  private metricsServer: MetricsHttpServer | undefined;
+  /** The Prometheus registry (absent when `metricsPort` is unset). */
+  metrics: FleetMetrics | undefined;
+
   get wsPort(): number | undefined {
     return this.broker?.wsPort;
   }
+  /** Port of the live dashboard, once started (undefined when `dashboardPort` is unset). */
+  get dashboardPort(): number | undefined {
+    return this.dashboardServer?.port;
+  }
+  private dashboardServer: DashboardServer | undefined;
 
   async start(): Promise<void> {
     const cfg = this.config;
@@ -90,13 +133,19 @@ export class Coordinator implements Lifecycle {
     this.startedAt = this.clock.now();
     await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
     const external = cfg.broker !== undefined;
+    if (external && cfg.dashboardPort !== undefined) {
+      // The page reads the fleet over the embedded broker's WebSocket, with an observer credential signed by the fleet secret.
+      throw new ColonyError(CommonErrors.CONFIG_INVALID, "invalid configuration:\n  dashboardPort needs the embedded broker (its WebSocket): unset broker, or unset dashboardPort");
+    }
     // The secret signs every credential; an insecure fleet on an external broker needs none.
     const secret = cfg.insecure ? undefined : await loadOrCreateFleetSecret(cfg.dataDir);
     const parts: NamedPart[] = [];
 
     if (!external) {
-      const hooks = cfg.insecure ? undefined : createAedesAuthHooks({ secret, insecure: false, logger: log.child({ part: "auth" }) });
-      this.broker = new EmbeddedBroker({ host: cfg.host, port: cfg.port, wsPort: cfg.wsPort, hooks, logger: log });
+      const hooks = cfg.insecure ? undefined : createAedesAuthHooks({ secret, insecure: false, logger: log.child({ part: "auth" }), onRefusal: (action) => this.counters.inc(`auth.refused.${action}`) });
+      // The dashboard's page reads the fleet over MQTT-over-WebSocket: it turns the WebSocket on (any free port) when unset.
+      const wsPort = cfg.wsPort ?? (cfg.dashboardPort !== undefined ? 0 : undefined);
+      this.broker = new EmbeddedBroker({ host: cfg.host, port: cfg.port, wsPort, hooks, logger: log });
       parts.push(["broker", this.broker]);
     }
     const store = (this.store = new TaskStore(path.join(cfg.dataDir, "tasks")));
@@ -133,6 +182,13 @@ export class Coordinator implements Lifecycle {
       logger: log.child({ part: "evolution" }), windowMs: cfg.evolution.windowMs,
     }));
     parts.push(["evolution", evo]);
+    // The cold cache (docs/mind.md): a learner like the others, and its export to coordinator credentials.
+    this.experiences = new ExperienceStore({
+      store, events: this.events, clock: this.clock, counters: this.counters, logger: log.child({ part: "experiences" }),
+      retentionMs: cfg.experienceRetentionMs, maxExperiences: cfg.maxExperiences,
+    });
+    parts.push(["experiences", this.experiences]);
+    parts.push(["mind-export", new ExperienceExport({ link, experiences: this.experiences, counters: this.counters, logger: log.child({ part: "mind-export" }) })]);
 
     const checks = new CheckRunner(this.counters);
     parts.push(["checks", checks]);
@@ -154,17 +210,65 @@ export class Coordinator implements Lifecycle {
     parts.push(["market", { start: () => this.market.start({ gate: roster.ready }), close: () => this.market.close() }]);
     const feedback = new FeedbackDesk(store, this.events, this.clock, this.counters, (taskId) => this.market.isRunning(taskId));
     const lookup = new TaskLookup({ store, out: marketOut, clock: this.clock, counters: this.counters, quota });
-    parts.push(["inbound", new Inbound(link, { registry: this.registry, market: this.market, feedback, lookup, commands: evo.commands }, this.counters)]);
+    // Pushed models: the signed store, and its bytes to nodes over MQTT, one binary frame per fetch
+    // (models/model-server.ts). The signing key is derived from the fleet secret: none when insecure.
+    let modelServer: ModelServer | undefined;
+    if (secret) {
+      const key = deriveSigningKey(secret);
+      this.signingKey = { publicKey: key.publicKey, keyId: key.keyId };
+      const modelStore = (this.modelStore = new ModelStore({ dir: path.join(cfg.dataDir, "models"), tasks: store, key, now: () => this.clock.now(), logger: log.child({ part: "model-store" }) }));
+      parts.push(["model-store", modelStore]);
+      // The seed models get signed manifests at the fleet's first start (a no-op afterwards).
+      parts.push(["model-seeds", { start: async () => void (await importSeedModels(modelStore, { logger: log.child({ part: "model-store" }) })), close: async () => {} }]);
+      parts.push(["model-catalog", new CatalogPublisher({ store: modelStore, keyId: key.keyId, out: link.outbox, now: () => this.clock.now() })]);
+      modelServer = new ModelServer({
+        store: modelStore, publish: (topic, payload) => link.client.publish(topic, payload, { qos: 0 }), counters: this.counters, logger: log.child({ part: "models" }), ...this.deps.modelServer,
+      });
+      parts.push(["models", modelServer]);
+      parts.push(["model-push", new PushDesk({ link, store: modelStore, commands: evo.commands, registry: this.registry, counters: this.counters, logger: log.child({ part: "model-push" }) })]);
+    }
+    // The collective mind (docs/mind.md): distillation jobs in their own process, gate, signed model, spawned child.
+    const mind = (this.mind = new Mind({
+      store, dataDir: cfg.dataDir, experiences: this.experiences, models: this.modelStore, evolution: evo, registry: this.registry, link,
+      clock: this.clock, counters: this.counters, logger: log.child({ part: "mind" }), settings: cfg.mind, ...(this.deps.startDistilJob ? { startJob: this.deps.startDistilJob } : {}),
+    }));
+    parts.push(["mind", mind]);
+    parts.push(["inbound", new Inbound(link, { registry: this.registry, market: this.market, feedback, lookup, commands: evo.commands, models: modelServer }, this.counters)]);
     if (cfg.architect) {
       this.architect = new Architect({
         store, evolution: evo, registry: this.registry, out: link.outbox, clock: this.clock, counters: this.counters, logger: log.child({ part: "architect" }),
-        settings: cfg.evolution, seed: cfg.seed ?? 0,
+        settings: cfg.evolution, seed: cfg.seed ?? 0, distil: (d) => mind.fromDecision(d),
       });
       parts.push(["architect", this.architect]);
     }
     parts.push(["presence", new Presence(link, { fleetId: cfg.fleetId, startedAt: () => this.startedAt })]);
     const statsSources = { fleetId: cfg.fleetId, startedAt: () => this.startedAt, registry: this.registry, market: this.market, reputation: this.reputation, counters: this.counters };
     parts.push(["stats", new StatsPublisher(statsSources, link.outbox, this.clock, cfg.statsIntervalMs)]);
+    // Operators' views (docs/operations.md): Prometheus on its own HTTP port, Home Assistant discovery over MQTT.
+    if (cfg.metricsPort !== undefined) {
+      // Loaded only when asked for: prom-client costs ~60 ms of start-up.
+      const [{ FleetMetrics }, { MetricsHttpServer }] = await Promise.all([import("./metrics/fleet-metrics.ts"), import("./metrics/http.ts")]);
+      const metrics = (this.metrics = new FleetMetrics({ events: this.events, counters: this.counters, registry: this.registry, market: this.market, maxAttempts: cfg.maxAttempts }));
+      parts.push(["metrics", metrics]);
+      this.metricsServer = new MetricsHttpServer({ host: cfg.host, port: cfg.metricsPort, source: metrics, logger: log.child({ part: "metrics" }) });
+      parts.push(["metrics-http", this.metricsServer]);
+    }
+    if (cfg.homeAssistant) {
+      parts.push(["home-assistant", new HomeAssistantDiscovery({
+        client: () => link.client, registry: this.registry, events: this.events, counters: this.counters, clock: this.clock, logger: log.child({ part: "home-assistant" }),
+        prefix: cfg.homeAssistantPrefix, fleetId: cfg.fleetId, version: COLONY_VERSION, intervalMs: cfg.statsIntervalMs,
+      })]);
+    }
+    if (cfg.dashboardPort !== undefined) {
+      // The live dashboard (docs/operations.md): a sanitized feed of the market for observers, and the page on its own HTTP port.
+      const [{ DashboardFeed }, { DashboardServer }] = await Promise.all([import("./dashboard/feed.ts"), import("./dashboard/server.ts")]);
+      parts.push(["dashboard-feed", new DashboardFeed({ events: this.events, registry: this.registry, out: link.outbox, clock: this.clock, intervalMs: cfg.statsIntervalMs, showPrompts: cfg.dashboardShowPrompts })]);
+      this.dashboardServer = new DashboardServer({
+        host: cfg.host, port: cfg.dashboardPort, fleetId: cfg.fleetId, wsPort: () => this.broker?.wsPort, showPrompts: cfg.dashboardShowPrompts, logger: log.child({ part: "dashboard" }),
+        credential: () => (secret ? issueCredential(secret, "observer", "dashboard") : undefined),
+      });
+      parts.push(["dashboard", this.dashboardServer]);
+    }
     if (cfg.mdns && !external) parts.push(["mdns", this.mdnsPart()]);
 
     this.parts = new PartGroup(parts, (err, part) => log.error({ err, part }, "error while closing"));

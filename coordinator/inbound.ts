@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { Counters } from "../common/counters.ts";
 import type { Lifecycle } from "../common/lifecycle.ts";
-import { channels, decode, IdSchema, parseNodeTopic, parseSubmitterTopic, topics, type CommandAck } from "../common/protocol.ts";
+import { channels, decode, IdSchema, parseNodeTopic, parseSubmitterTopic, topics, type CommandAck, type ModelFetch, type ModelReport } from "../common/protocol.ts";
 import type { CoordinatorLink } from "./link.ts";
 import type { FeedbackDesk } from "./market/feedback.ts";
 import type { TaskLookup } from "./market/lookup.ts";
@@ -18,6 +18,7 @@ import type { Registry } from "./registry.ts";
  */
 export const SUBSCRIPTIONS = [
   topics.allSubmits, topics.allNodeStatus, topics.allNodeHeartbeats, topics.allBids, topics.allAcks, topics.allProgress, topics.allDone, topics.allFeedback, topics.allGets, topics.allCommandAcks,
+  topics.allModelFetches, topics.allModelReports,
 ] as const;
 
 /** Who handles what arrives. */
@@ -28,6 +29,8 @@ export interface InboundRoutes {
   lookup: TaskLookup;
   /** Acks of life cycle commands (evolution/commands.ts); absent: they are counted as dropped. */
   commands?: { onAck(ack: CommandAck): void } | undefined;
+  /** Model fetches and reports (models/model-server.ts); absent: they are counted as dropped. */
+  models?: { onFetch(f: ModelFetch): void; onReport(r: ModelReport): void } | undefined;
 }
 
 export class Inbound implements Lifecycle {
@@ -36,6 +39,7 @@ export class Inbound implements Lifecycle {
   private readonly feedback: FeedbackDesk;
   private readonly lookup: TaskLookup;
   private readonly commands: InboundRoutes["commands"];
+  private readonly models: InboundRoutes["models"];
 
   constructor(private readonly link: CoordinatorLink, routes: InboundRoutes, private readonly counters: Counters) {
     this.registry = routes.registry;
@@ -43,9 +47,12 @@ export class Inbound implements Lifecycle {
     this.feedback = routes.feedback;
     this.lookup = routes.lookup;
     this.commands = routes.commands;
+    this.models = routes.models;
   }
 
   private readonly onMessage = (topic: string, payload: Buffer, packet?: { retain?: boolean }): void => {
+    // Integrations subscribe on the same client outside colony/ (home-assistant/: `homeassistant/status`); theirs to handle.
+    if (!topic.startsWith("colony/")) return;
     try {
       // A retained message is an old one the broker replays to every new subscriber: a retained
       // submit would re-run on every coordinator restart. Only node presence is retained by design.
@@ -85,6 +92,8 @@ export class Inbound implements Lifecycle {
   }
 
   private route(topic: string, payload: Buffer): void {
+    // Subscribed and decoded by their own parts on the same client (mind/export.ts, mind/mind.ts, models/push-desk.ts).
+    if (topic === topics.mindExperienceExport || topic === topics.mindDistil || topic === topics.modelPush) return;
     this.counters.inc("received");
     const sub = parseSubmitterTopic(topic);
     if (sub) {
@@ -148,6 +157,18 @@ export class Inbound implements Lifecycle {
           const v = this.decodeNode(channels.nodeCommandAck.schema, "command-ack", node.nodeId, payload);
           if (v && this.commands) this.commands.onAck(v);
           else if (v) this.counters.drop("command-ack.no-evolution");
+          return;
+        }
+        case "model-fetch": {
+          const v = this.decodeNode(channels.nodeModelFetch.schema, "model-fetch", node.nodeId, payload);
+          if (v && this.models) this.models.onFetch(v);
+          else if (v) this.counters.drop("model-fetch.no-store");
+          return;
+        }
+        case "model-report": {
+          const v = this.decodeNode(channels.nodeModelReport.schema, "model-report", node.nodeId, payload);
+          if (v && this.models) this.models.onReport(v);
+          else if (v) this.counters.drop("model-report.no-store");
           return;
         }
       }

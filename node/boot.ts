@@ -40,7 +40,7 @@ export async function bootNode(config: Readonly<NodeConfig>, logger: Logger, ext
   const probe = new DeviceProbe({ intervalMs: config.probeIntervalMs, logger });
   await probe.start();
   const daemon = new NodeDaemon({
-    nodeId: config.nodeId, url, username: config.username ?? cred?.username, password: config.password ?? cred?.password,
+    nodeId: config.nodeId, url, username: config.username ?? cred?.username, password: config.password ?? cred?.password, modelKey: config.modelKey ?? cred?.modelKey,
     profile, threads, agents, dataDir: config.dataDir, probe, logger,
     heartbeatMs: config.heartbeatMs, progressIntervalMs: config.progressIntervalMs, hotCacheSize: config.hotCacheSize,
     calibrate: config.calibrate, sleepAfterMs: config.sleepAfterMs, recalibrateAfterMs: config.recalibrateAfterMs,

@@ -6,6 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { loadConfig } from "../common/config.ts";
+import { PublicKeySchema } from "../common/model-manifest.ts";
 import { IdSchema } from "../common/protocol.ts";
 
 export const NodeConfigSchema = z.strictObject({
@@ -15,6 +16,12 @@ export const NodeConfigSchema = z.strictObject({
   credentials: z.string().min(1).optional(),
   username: z.string().min(1).optional(),
   password: z.string().min(1).optional(),
+  /**
+   * The fleet's model key (base64url ed25519 public key) that pushed models' signed manifests must
+   * verify with (docs/models.md). Default: the credentials file's `modelKey`; with neither, every
+   * pushed model is refused (MODEL_KEY_MISSING).
+   */
+  modelKey: PublicKeySchema.optional(),
   /** Default: the host name, cleaned to the id character set. */
   nodeId: IdSchema.default(os.hostname().replace(/[^A-Za-z0-9._:-]/g, "-").replace(/^[^A-Za-z0-9]+/, "") || "node"),
   /** Profile name in firmware-configs/ or a JSON file; unset = detect from the hardware. */
@@ -61,6 +68,7 @@ export type NodeConfig = z.infer<typeof NodeConfigSchema>;
 const ENV: Record<string, keyof NodeConfig> = {
   COLONY_COORDINATOR: "coordinator",
   COLONY_CREDENTIALS: "credentials",
+  COLONY_MODEL_KEY: "modelKey",
   COLONY_NODE_ID: "nodeId",
   COLONY_PROFILE: "profile",
   COLONY_AGENTS: "agents",

@@ -2,7 +2,7 @@
  * The node daemon's root: it wires the parts of one device and starts them in order, closing them
  * in reverse (common/lifecycle.ts):
  *
- *   store -> caches -> runtime -> agents -> calibration -> link -> presence -> bids -> jobs -> lifecycle
+ *   store -> caches -> runtime -> agents -> calibration -> link -> presence -> bids -> jobs -> lifecycle -> fetching
  *
  * - store: the node's LevelDB (calibrations, hot cache, the coordinator's records of its agents);
  * - runtime: the one llama.cpp of the process (llama/llama-runtime.ts); agents: the pool that
@@ -11,7 +11,8 @@
  *   its typed outbox;
  * - presence: retained status and heartbeats; bids: announce -> bid (bid-desk.ts); jobs: award ->
  *   run -> done (jobs.ts); lifecycle: the coordinator's spawn / retire / wake commands
- *   (agents/lifecycle.ts), whose outcome agents/agent-store.ts keeps across restarts.
+ *   (agents/lifecycle.ts), whose outcome agents/agent-store.ts keeps across restarts;
+ * - fetching: pushed models fetched over MQTT, verified and kept (models/, docs/node.md "Pushed models").
  *
  * Time comes from the injected clock, so a node whose clock is wrong can be run in a test.
  */
@@ -21,7 +22,7 @@ import { systemClock, type Clock } from "../common/clock.ts";
 import { Counters } from "../common/counters.ts";
 import { PartGroup, type Lifecycle, type NamedPart } from "../common/lifecycle.ts";
 import type { Logger } from "../common/logger.ts";
-import type { Verdict } from "../common/protocol.ts";
+import { channels, type Verdict } from "../common/protocol.ts";
 import type { Genome } from "./agents/agent.ts";
 import { AgentMaker } from "./agents/agent-maker.ts";
 import { AgentPool } from "./agents/agent-pool.ts";
@@ -40,6 +41,12 @@ import { NodePresence } from "./presence.ts";
 import type { DeviceProbe } from "./probe.ts";
 import { maxAgentsFor, type DeviceProfile } from "./profile.ts";
 import { Recalibrator } from "./recalibrator.ts";
+import { verifyAdapterFile } from "./llama/adapter-file.ts";
+import { verifyModelFile } from "./llama/model-file.ts";
+import { parseModelRef } from "./llama/model-ref.ts";
+import { ModelFetcher, type ModelFetcherOptions } from "./models/model-fetcher.ts";
+import { NodeModelStore } from "./models/model-store.ts";
+import { ModelVersions } from "./models/model-versions.ts";
 
 export interface NodeDaemonOptions {
   nodeId: string;
@@ -69,6 +76,13 @@ export interface NodeDaemonOptions {
   allowUncheckedModels?: boolean | undefined;
   /** How long a retire command waits for the agent's accepted tasks before AGENT_BUSY. Default 120 s. */
   retireWaitMs?: number | undefined;
+  /**
+   * The fleet's model public key (base64url ed25519, the node credential's `modelKey`): pushed
+   * models must be signed with it. Default none: every pushed model is refused with MODEL_KEY_MISSING.
+   */
+  modelKey?: string | undefined;
+  /** Tuning of the model fetcher (chunk size, window, timeouts; node/models/model-fetcher.ts). */
+  modelFetch?: Pick<ModelFetcherOptions, "chunkBytes" | "window" | "requestTimeoutMs" | "retries"> | undefined;
   clock?: Clock;
 }
 
@@ -89,6 +103,8 @@ export class NodeDaemon implements Lifecycle {
   jobs!: JobRunner;
   agentStore!: AgentStore;
   lifecycle!: AgentLifecycle;
+  models!: NodeModelStore;
+  fetcher!: ModelFetcher;
 
   constructor(private readonly opts: NodeDaemonOptions) {
     this.log = opts.logger.child({ nodeId: opts.nodeId });
@@ -118,7 +134,14 @@ export class NodeDaemon implements Lifecycle {
     this.hot = new HotCache(db, o.hotCacheSize ?? 200);
     this.records = new RecordCache(db);
     this.agentStore = new AgentStore(db, log);
-    const caches: Lifecycle = { start: async () => (await this.hot.start(), await this.records.start(), await this.agentStore.start()), close: async () => {} };
+    // Pushed models (node/models/): content-addressed, within the profile's modelDiskMB.
+    const modelsDir = path.join(o.dataDir, "colony-models");
+    this.models = new NodeModelStore(modelsDir, { quotaBytes: o.profile.modelDiskMB !== undefined ? o.profile.modelDiskMB * 2 ** 20 : undefined });
+    const versions = new ModelVersions(modelsDir);
+    const caches: Lifecycle = {
+      start: async () => (await this.hot.start(), await this.records.start(), await this.agentStore.start(), await this.models.open(), await versions.load()),
+      close: async () => {},
+    };
 
     this.runtime = new LlamaRuntime({
       threads: o.threads, gpuLayers: o.profile.gpuLayers, modelsDir: path.join(o.dataDir, "models"), logger: log,
@@ -134,7 +157,10 @@ export class NodeDaemon implements Lifecycle {
       modelNeedMB: (file) => Math.max(this.calibrations.get(file)?.residentMB ?? 0, (facts.get(file)?.sizeMB ?? 0) * 1.1) + 16,
       clock,
     });
-    const maker = new AgentMaker({ runtime: this.runtime, baseDir: o.agents.baseDir, modelsDir: path.join(o.dataDir, "models"), facts, now: () => clock.now() });
+    const maker = new AgentMaker({
+      runtime: this.runtime, baseDir: o.agents.baseDir, modelsDir: path.join(o.dataDir, "models"), facts, now: () => clock.now(),
+      colony: (sha256) => this.fetcher.ensure(sha256),
+    });
     const agents: Lifecycle = {
       start: async () => {
         // The agents file less what the coordinator retired, plus what it spawned (agent-store.ts).
@@ -161,6 +187,14 @@ export class NodeDaemon implements Lifecycle {
 
     this.link = new NodeLink({ nodeId: o.nodeId, url: o.url, username: o.username, password: o.password, clock, counters, logger: log });
     const out = this.link.outbox;
+    this.fetcher = new ModelFetcher({
+      nodeId: o.nodeId, store: this.models, versions, modelKey: () => o.modelKey, inUse: () => this.modelsInUse(), counters, logger: log, now: () => clock.now(),
+      send: (req) => out.send(channels.nodeModelFetch, [o.nodeId], req),
+      report: (r) => out.send(channels.nodeModelReport, [o.nodeId], r),
+      // The gate llama.cpp's every load goes through, on the part file, before the model enters the store.
+      gate: async (file, m) => void (m.format === "gguf-lora" ? await verifyAdapterFile(file, `colony:${m.sha256}`) : await verifyModelFile(file, { allowUnchecked: o.allowUncheckedModels, shownAs: `colony:${m.sha256}` })),
+      ...o.modelFetch,
+    });
     this.presence = new NodePresence({ nodeId: o.nodeId, profile: o.profile, pool: this.pool, runtime: this.runtime, probe: o.probe, load: () => this.jobs.load }, out, clock, o.heartbeatMs ?? 5000);
     this.bids = new BidDesk(o.nodeId, () => this.bidderView(), out, clock, this.link.coordinatorClock, counters, log);
     this.jobs = new JobRunner({
@@ -172,7 +206,7 @@ export class NodeDaemon implements Lifecycle {
       nodeId: o.nodeId, pool: this.pool, store: this.agentStore, maker, settled: (id, ms) => this.jobs.settled(id, ms),
       maxAgents: () => maxAgentsFor(o.profile, o.probe.snapshot().totalMemMB), modelNeedMB: (file) => this.pool.modelNeedMB(file),
       memoryForModelsMB: () => o.probe.snapshot().totalMemMB - o.profile.memoryReserveMB,
-      publishStatus: () => this.presence.publishStatus(), out, clock, logger: log, retireWaitMs: o.retireWaitMs,
+      publishStatus: () => this.presence.publishStatus(), out, clock, logger: log, retireWaitMs: o.retireWaitMs, models: this.fetcher,
     });
     this.pool.onChange = () => this.presence.publishStatus();
     this.link.onConnect(() => this.presence.publishStatus());
@@ -184,10 +218,13 @@ export class NodeDaemon implements Lifecycle {
       coordinatorStatus: (s) => this.presence.onCoordinatorStatus(s),
       command: (c) => this.lifecycle.onCommand(c),
       badCommand: (r) => this.lifecycle.onBadCommand(r),
+      modelChunk: (payload) => this.fetcher.onFrame(payload),
     });
+    // Closed first: a transfer in flight stops (its part file stays for the next start).
+    const fetching: Lifecycle = { start: async () => {}, close: async () => this.fetcher.close() };
     const parts: NamedPart[] = [
       ["store", store], ["caches", caches], ["runtime", this.runtime], ["agents", agents], ["calibration", this.recalibrator],
-      ["link", this.link], ["presence", this.presence], ["bids", this.bids], ["jobs", this.jobs], ["lifecycle", this.lifecycle],
+      ["link", this.link], ["presence", this.presence], ["bids", this.bids], ["jobs", this.jobs], ["lifecycle", this.lifecycle], ["fetching", fetching],
     ];
     this.parts = new PartGroup(parts, (err, part) => log.error({ err, part }, "error while closing"));
     await this.parts.start();
@@ -217,6 +254,30 @@ export class NodeDaemon implements Lifecycle {
         record: (skill) => this.records.get(ag.id, skill),
       })),
     };
+  }
+
+  /** sha256 of every pushed model an agent uses (hosted, or stored as spawned) and of transfers running. */
+  modelsInUse(): Set<string> {
+    const out = new Set<string>(this.fetcher?.fetching ?? []);
+    const genomes = [...(this.pool?.agents.values() ?? [])].map((a) => a.genome);
+    for (const m of this.agentStore?.population(this.opts.agents.genomes) ?? []) genomes.push(m.genome);
+    for (const g of genomes) {
+      for (const spec of [g.model, g.adapter]) {
+        if (!spec) continue;
+        try {
+          const sha = parseModelRef(spec).sha256;
+          if (sha) out.add(sha);
+        } catch {}
+      }
+    }
+    return out;
+  }
+
+  /** Removes pushed models no agent uses (never one in use); returns their hashes. */
+  async collectModels(): Promise<string[]> {
+    const removed = await this.models.gc(this.modelsInUse());
+    if (removed.length) this.log.info({ removed }, "unused pushed models removed");
+    return removed;
   }
 
   /** The coordinator's verdict on a task this node ran: into the hot cache, and its record of the agent into the record cache. */

@@ -15,7 +15,7 @@ import type { Counters } from "../common/counters.ts";
 import type { Lifecycle } from "../common/lifecycle.ts";
 import type { Logger } from "../common/logger.ts";
 import { closeClient, connectMqtt, type MqttClient } from "../common/mqtt-connect.ts";
-import { channels, decode, encode, Outbox, type Announce, type Award, type Cancel, type Command, type CoordinatorStatus, type NodeStatus, type Verdict } from "../common/protocol.ts";
+import { channels, decode, encode, Outbox, topics, type Announce, type Award, type Cancel, type Command, type CoordinatorStatus, type NodeStatus, type Verdict } from "../common/protocol.ts";
 import { takeCommand, type CommandIntake } from "./agents/command-intake.ts";
 
 /**
@@ -32,6 +32,8 @@ export interface NodeInbound {
   command(c: Command): void;
   /** A command that failed to decode but named itself: to be acked `refused` with `error`. */
   badCommand(r: Extract<CommandIntake, { kind: "refuse" }>): void;
+  /** A `model-chunk` frame, undecoded (binary: node/models/model-fetcher.ts decodes it). */
+  modelChunk?(payload: Buffer): void;
 }
 
 export interface NodeLinkOptions {
@@ -99,6 +101,8 @@ export class NodeLink implements Lifecycle {
     noDelay();
     const subs = [channels.announce.topic(), channels.nodeAnnounce.topic(nodeId), channels.coordinatorStatus.topic(), channels.nodeAward.topic(nodeId), channels.nodeCancel.topic(nodeId), channels.nodeVerdict.topic(nodeId), channels.nodeCommand.topic(nodeId)];
     await client.subscribeAsync(subs, { qos: 1 });
+    // Model chunks at QoS 0: the fetcher asks again for what is lost, and a PUBACK per MiB is a round trip.
+    await client.subscribeAsync(topics.nodeModelChunk(nodeId), { qos: 0 });
     for (const fn of this.connectListeners) fn();
   }
 
@@ -140,6 +144,9 @@ export class NodeLink implements Lifecycle {
       } else if (topic === channels.nodeCancel.topic(id)) {
         const c = this.decode(channels.nodeCancel.schema, "cancel", payload);
         if (c) h.cancel(c);
+      } else if (topic === topics.nodeModelChunk(id)) {
+        if (h.modelChunk) h.modelChunk(payload);
+        else this.o.counters.drop("model-chunk.unexpected");
       } else if (topic === channels.nodeVerdict.topic(id)) {
         const v = this.decode(channels.nodeVerdict.schema, "verdict", payload);
         if (v) h.verdict(v);

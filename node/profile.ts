@@ -75,6 +75,12 @@ export const ProfileSchema = z.strictObject({
    * with POPULATION_LIMIT. Default: derived from the device's memory (see `maxAgentsFor`).
    */
   maxAgents: z.number().int().min(1).max(256).optional(),
+  /**
+   * Disk the node's pushed models (DATA_DIR/colony-models) may take, in MB; a model beyond it is
+   * refused with MODEL_QUOTA after models no agent uses are removed. Default: no quota beyond the
+   * disk's free space.
+   */
+  modelDiskMB: z.number().int().min(1).max(100_000_000).optional(),
 });
 export type DeviceProfile = z.infer<typeof ProfileSchema>;
 

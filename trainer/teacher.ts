@@ -14,6 +14,16 @@ export interface TeacherOptions {
   threads: number;
   /** Context size; default 512. */
   contextSize?: number;
+  /** A LoRA adapter GGUF applied on top of the model (scale 1); default none. */
+  lora?: string;
+}
+
+/** How `sample` draws tokens instead of taking the most likely one. */
+export interface SampleOptions {
+  /** Softmax temperature (> 0); 1 is the model's own distribution. */
+  temperature: number;
+  /** llama.cpp's sampler seed: the same seed, prompt and model give the same text. */
+  seed: number;
 }
 
 export class LlamaTeacher {
@@ -29,7 +39,7 @@ export class LlamaTeacher {
     try {
       const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
       // F32 KV cache and no flash attention: logits then match an exact forward pass (facts.md).
-      const context = await model.createContext({ contextSize: opts.contextSize ?? 512, threads: opts.threads, batchSize: opts.contextSize ?? 512, flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" } as Parameters<NativeModel["createContext"]>[0]);
+      const context = await model.createContext({ contextSize: opts.contextSize ?? 512, threads: opts.threads, batchSize: opts.contextSize ?? 512, ...(opts.lora !== undefined ? { lora: { adapters: [{ filePath: opts.lora, scale: 1 }] } } : {}), flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" } as Parameters<NativeModel["createContext"]>[0]);
       const tokens = (model.fileInfo.metadata as unknown as { tokenizer?: { ggml?: { tokens?: unknown[] } } }).tokenizer?.ggml?.tokens;
       const vocabSize = Array.isArray(tokens) ? tokens.length : 0;
       return new LlamaTeacher(model, context, context.getSequence(), vocabSize);
@@ -50,13 +60,19 @@ export class LlamaTeacher {
     return this.completeTokens(this.tokenizePrompt(prompt), maxTokens);
   }
 
-  async completeTokens(promptIds: number[], maxTokens: number): Promise<string> {
+  /** A sampled completion (temperature > 0, seeded): how a parent proposes candidates for verified sampling. */
+  async sample(prompt: string, maxTokens: number, opts: SampleOptions): Promise<string> {
+    return this.completeTokens(this.tokenizePrompt(prompt), maxTokens, opts);
+  }
+
+  async completeTokens(promptIds: number[], maxTokens: number, sampling?: SampleOptions): Promise<string> {
     if (this.closed) throw new Error("LlamaTeacher used after close()");
     await this.sequence.clearHistory();
     const out: number[] = [];
     const eos = this.model.tokens.eos;
+    const how = sampling ? { temperature: sampling.temperature, seed: sampling.seed } : { temperature: 0 };
     if (maxTokens > 0) {
-      for await (const token of this.sequence.evaluate(promptIds as never[], { temperature: 0 })) {
+      for await (const token of this.sequence.evaluate(promptIds as never[], how)) {
         if (token === eos || this.model.isEogToken(token)) break;
         out.push(token as number);
         if (out.length >= maxTokens) break;

@@ -18,6 +18,9 @@ export function register(program: Command): void {
     .option("--no-mdns", "do not advertise the broker by mDNS")
     .option("--no-architect", "no architect: agents are neither spawned nor retired (the lineage is still kept)")
     .option("--architect-dry-run", "the architect plans and publishes each cycle but sends nothing; see `colony architect plan`")
+    .option("--metrics-port <n>", "serve Prometheus metrics on http://HOST:N/metrics (0 = any port; default off); docs/operations.md")
+    .option("--dashboard-port <n>", "serve the live dashboard on http://HOST:N/ (0 = any port; default off; turns --ws-port on; anyone reaching it can observe); docs/operations.md")
+    .option("--home-assistant", "publish Home Assistant MQTT discovery configs and states (docs/operations.md)")
     .option("--config <file>", "JSON config file (defaults < file < COLONY_* environment < flags); see docs/coordinator.md")
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const { intArg } = await import("../../common/config.ts");
@@ -43,6 +46,9 @@ export function register(program: Command): void {
           fleetId: str(o.fleetId),
           mdns: o.mdns === false ? false : undefined,
           architect: o.architect === false ? false : undefined,
+          metricsPort: intArg("--metrics-port", str(o.metricsPort)),
+          homeAssistant: o.homeAssistant === true ? true : undefined,
+          dashboardPort: intArg("--dashboard-port", str(o.dashboardPort)),
         },
         architectDryRun: o.architectDryRun === true ? true : undefined,
       });
@@ -55,6 +61,6 @@ export function register(program: Command): void {
       await coordinator.start();
       // Machine-readable line for scripts and tests that start the coordinator on port 0.
       // `url` is what other machines dial: the address listened on (for 0.0.0.0, this host's LAN address).
-      process.stdout.write(JSON.stringify({ ready: true, url: coordinator.lanUrl, localUrl: coordinator.brokerUrl, port: coordinator.port, wsPort: coordinator.wsPort }) + "\n");
+      process.stdout.write(JSON.stringify({ ready: true, url: coordinator.lanUrl, localUrl: coordinator.brokerUrl, port: coordinator.port, wsPort: coordinator.wsPort, metricsPort: coordinator.metricsPort, dashboardPort: coordinator.dashboardPort }) + "\n");
     });
 }

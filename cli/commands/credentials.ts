@@ -21,17 +21,18 @@ export function register(program: Command): void {
     .description("print the username and password of a node, submitter or the coordinator (creates the fleet secret if missing)")
     .option("--node <id>", "credentials for the node daemon with this node id")
     .option("--submitter <name>", "credentials for a submitter (a person, script or integration)")
+    .option("--observer <name>", "read-only credentials (Home Assistant, dashboards): the coordinator's fleet views, colony/v1/ha/# and colony/v1/dashboard/#, no prompt (docs/operations.md)")
     .option("--coordinator", "credentials with full rights, for the coordinator's own clients")
     .option("--data-dir <dir>", "coordinator data folder holding fleet.secret (default: $COLONY_DATA_DIR or ~/.colony)")
     .option("--url <url>", "broker URL to put in the credentials file (omit it to let the node find the broker by mDNS)")
     .option("--out <file>", "also write a credentials JSON file (mode 0600) for --credentials / $COLONY_CREDENTIALS")
     .option("--json", "print one JSON object instead of text")
-    .action(async (opts: { node?: string; submitter?: string; coordinator?: boolean; dataDir?: string; url?: string; out?: string; json?: boolean }) => {
+    .action(async (opts: { node?: string; submitter?: string; observer?: string; coordinator?: boolean; dataDir?: string; url?: string; out?: string; json?: boolean }) => {
       const { ColonyError, CommonErrors } = await import("../../common/errors.ts");
-      const { loadOrCreateFleetSecret, issueCredential } = await import("../../coordinator/auth.ts");
+      const { loadOrCreateFleetSecret, issueCredential, nodeCredentialFile } = await import("../../coordinator/auth.ts");
       const { cliEnv } = await import("../env.ts");
-      const chosen = [opts.node !== undefined, opts.submitter !== undefined, opts.coordinator === true].filter(Boolean).length;
-      if (chosen !== 1) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "give exactly one of --node ID, --submitter NAME, --coordinator");
+      const chosen = [opts.node !== undefined, opts.submitter !== undefined, opts.observer !== undefined, opts.coordinator === true].filter(Boolean).length;
+      if (chosen !== 1) throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, "give exactly one of --node ID, --submitter NAME, --observer NAME, --coordinator");
       let url: URL;
       try {
         url = new URL(opts.url ?? "mqtt://localhost:1883");
@@ -39,8 +40,13 @@ export function register(program: Command): void {
         throw new ColonyError(CommonErrors.CLI_ARGUMENT_INVALID, `--url ${JSON.stringify(opts.url)} is not a URL`);
       }
       const secret = await loadOrCreateFleetSecret(opts.dataDir ?? cliEnv().dataDir);
-      const cred = opts.node !== undefined ? issueCredential(secret, "node", opts.node) : opts.submitter !== undefined ? issueCredential(secret, "submitter", opts.submitter) : issueCredential(secret, "coordinator");
-      const file = { username: cred.username, password: cred.password, ...(opts.url ? { url: opts.url } : {}) };
+      const cred =
+        opts.node !== undefined ? issueCredential(secret, "node", opts.node)
+        : opts.submitter !== undefined ? issueCredential(secret, "submitter", opts.submitter)
+        : opts.observer !== undefined ? issueCredential(secret, "observer", opts.observer)
+        : issueCredential(secret, "coordinator");
+      // A node's file also carries the fleet's model key (docs/models.md): pushed models must verify with it.
+      const file = opts.node !== undefined ? nodeCredentialFile(secret, opts.node, opts.url) : { username: cred.username, password: cred.password, ...(opts.url ? { url: opts.url } : {}) };
       if (opts.out) {
         const { writeFile, chmod } = await import("node:fs/promises");
         await writeFile(opts.out, JSON.stringify(file, null, 2) + "\n", { mode: 0o600 });
@@ -55,9 +61,11 @@ export function register(program: Command): void {
       const example =
         opts.node !== undefined
           ? `mosquitto_sub ${hostArgs} -t ${shellQuote(`colony/v1/nodes/${opts.node}/#`)} -v`
+          : opts.observer !== undefined
+          ? `mosquitto_sub ${hostArgs} -t ${shellQuote("colony/v1/ha/#")} -t ${shellQuote("homeassistant/#")} -v`
           : `mosquitto_pub ${hostArgs} -t ${shellQuote(`colony/v1/submitters/${cred.username}/submit`)} -m '{"id":"t-'"$(date +%s%N)"'","prompt":"Say hi"}'`;
       process.stdout.write(
-        [`username: ${cred.username}`, `password: ${cred.password}`, ...(opts.out ? [`written:  ${opts.out}`] : []), "", "try it:", `  ${example}`, ""].join("\n"),
+        [`username: ${cred.username}`, `password: ${cred.password}`, ...("modelKey" in file ? [`modelKey: ${file.modelKey}`] : []), ...(opts.out ? [`written:  ${opts.out}`] : []), "", "try it:", `  ${example}`, ""].join("\n"),
       );
     });
 
@@ -67,7 +75,8 @@ export function register(program: Command): void {
     .requiredOption("--out <dir>", "folder to write mosquitto.conf, passwd and acl into (created 0700)")
     .option("--node <id>", "a node to admit (repeatable)", collect, [] as string[])
     .option("--submitter <name>", "a submitter to admit (repeatable)", collect, [] as string[])
-    .option("--submitter-topic <filter>", "a topic filter outside colony/ every submitter may read and write, e.g. 'homeassistant/#' (repeatable)", collect, [] as string[])
+    .option("--observer <name>", "a read-only observer to admit, e.g. homeassistant (repeatable)", collect, [] as string[])
+    .option("--submitter-topic <filter>", "a topic filter outside colony/ every submitter and observer may read and write, e.g. 'homeassistant/#' (repeatable)", collect, [] as string[])
     .option("--data-dir <dir>", "coordinator data folder holding fleet.secret (default: $COLONY_DATA_DIR or ~/.colony)")
     .option("--port <port>", "listener port in mosquitto.conf", "1883")
     .option("--bind <address>", "listener address in mosquitto.conf (default: all interfaces)")
@@ -77,7 +86,7 @@ export function register(program: Command): void {
     .option("--keyfile <file>", "the broker's private key (TLS listener)")
     .option("--no-plain", "no plain-TCP listener: TLS only")
     .option("--json", "print the issued credentials as JSON")
-    .action(async (opts: { out: string; node: string[]; submitter: string[]; submitterTopic: string[]; dataDir?: string; port: string; bind?: string; json?: boolean; tlsPort?: string; cafile?: string; certfile?: string; keyfile?: string; plain: boolean }) => {
+    .action(async (opts: { out: string; node: string[]; submitter: string[]; observer: string[]; submitterTopic: string[]; dataDir?: string; port: string; bind?: string; json?: boolean; tlsPort?: string; cafile?: string; certfile?: string; keyfile?: string; plain: boolean }) => {
       const { intArg } = await import("../../common/config.ts");
       const { ColonyError, CommonErrors } = await import("../../common/errors.ts");
       const { loadOrCreateFleetSecret } = await import("../../coordinator/auth.ts");
@@ -98,7 +107,7 @@ export function register(program: Command): void {
       const secret = await loadOrCreateFleetSecret(opts.dataDir ?? cliEnv().dataDir);
       const written = await writeMosquittoFiles(
         opts.out,
-        { secret, nodes: opts.node, submitters: opts.submitter, submitterTopics: opts.submitterTopic },
+        { secret, nodes: opts.node, submitters: opts.submitter, observers: opts.observer, submitterTopics: opts.submitterTopic },
         { port, plain: opts.plain, ...(opts.bind ? { bind: opts.bind } : {}), ...(tls ? { tls } : {}) },
       );
       const users = written.users.map((u) => ({ role: u.role, name: u.name, username: u.username, password: u.password }));

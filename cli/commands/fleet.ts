@@ -16,6 +16,7 @@ export function register(program: Command): void {
     .option("--profile <name|file>", "device profile of the local node (default: detected)")
     .option("--agents <file>", "agents JSON file (default: one agent per seed model in models/seed-manifest.json)")
     .option("--threads <n>", "inference threads of the local node (default: the profile's)")
+    .option("--dashboard-port <n>", "serve the live dashboard on http://HOST:N/ (0 = any port; default off, or COLONY_DASHBOARD_PORT); docs/operations.md")
     .option("--mdns", "advertise the broker on the LAN by mDNS so other nodes can join (default off)")
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const t0 = Date.now();
@@ -32,7 +33,7 @@ export function register(program: Command): void {
       const str = (v: unknown) => (typeof v === "string" ? v : undefined);
       const { env, dataDir: defaultDataDir } = cliEnv();
       const dataDir = str(o.dataDir) ?? defaultDataDir;
-      const flags = { port: intArg("--port", str(o.port)), host: str(o.host) ?? "127.0.0.1", dataDir, mdns: o.mdns === true };
+      const flags = { port: intArg("--port", str(o.port)), host: str(o.host) ?? "127.0.0.1", dataDir, mdns: o.mdns === true, dashboardPort: intArg("--dashboard-port", str(o.dashboardPort)) };
       // The fleet's own demo submitter is its owner: its verdicts count in full (docs/scoring.md),
       // with whoever COLONY_TRUSTED_SUBMITTERS names.
       const trustedSubmitters = [...new Set([...loadCoordinatorConfig({ env, flags }).trustedSubmitters, "submitter.demo"])];
@@ -53,7 +54,7 @@ export function register(program: Command): void {
       const nconfig = loadNodeConfig({
         env,
         flags: {
-          coordinator: coordinator.brokerUrl, username: nodeCred.username, password: nodeCred.password, nodeId,
+          coordinator: coordinator.brokerUrl, username: nodeCred.username, password: nodeCred.password, nodeId, modelKey: coordinator.signingKey?.publicKey,
           profile: str(o.profile), agents: str(o.agents), threads: intArg("--threads", str(o.threads)), dataDir: path.join(dataDir, "node"),
         },
       });
@@ -84,6 +85,12 @@ export function register(program: Command): void {
       const credFile = path.join(dataDir, "submitter-demo.json");
       writeFileSync(credFile, JSON.stringify({ ...sub, url: coordinator.brokerUrl }) + "\n", { mode: 0o600 });
       chmodSync(credFile, 0o600);
+      // From the clone (npm start runs there) `npx colony` finds this package; elsewhere npx would
+      // fetch an unrelated "colony" from the registry, so print the command this process was started with.
+      const { fileURLToPath } = await import("node:url");
+      const pkgRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+      const started = process.argv[1] ?? path.join(pkgRoot, "bin", "colony.mjs");
+      const colonyCmd = path.resolve(process.cwd()) === pkgRoot ? "npx colony" : path.basename(started) === "colony" ? q(started) : `node ${q(started)}`;
       const lines = [
         `Colony fleet ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: broker ${coordinator.brokerUrl}, node ${nodeId} with ${agents.length} agents:`,
         ...agents.map((a) => `  ${a.agentId}  skills: ${a.skills.join(", ")}`),
@@ -93,12 +100,13 @@ export function register(program: Command): void {
         `  mosquitto_sub ${auth("sub")} -v -t ${q(`colony/v1/submitters/${sub.username}/tasks/${demoId}/+`)} -W 20 &`,
         `  mosquitto_pub ${auth("pub")} -q 1 -t ${q(`colony/v1/submitters/${sub.username}/submit`)} -m ${q(json)}`,
         ``,
-        `or with the colony CLI (from this clone; the credential is in ${credFile}):`,
-        `  npx colony submit --credentials ${q(credFile)} --skill ${skill} ${q(example)}`,
+        `or with the colony CLI (the credential is in ${credFile}):`,
+        `  ${colonyCmd} submit --credentials ${q(credFile)} --skill ${skill} ${q(example)}`,
         ``,
+        ...(coordinator.dashboardPort !== undefined ? [`Dashboard: http://${host.includes(":") ? `[${host}]` : host}:${coordinator.dashboardPort}/ (read-only; anyone who can reach it can watch the fleet)`, ``] : []),
         `Ctrl-C stops the fleet.`,
       ];
       process.stderr.write(lines.join("\n") + "\n");
-      process.stdout.write(JSON.stringify({ ready: true, url: coordinator.brokerUrl, port, nodeId, agents: agents.map((a) => a.agentId), submitter: sub, submitterFile: credFile, demoTaskId: demoId }) + "\n");
+      process.stdout.write(JSON.stringify({ ready: true, url: coordinator.brokerUrl, port, nodeId, agents: agents.map((a) => a.agentId), submitter: sub, submitterFile: credFile, demoTaskId: demoId, dashboardPort: coordinator.dashboardPort }) + "\n");
     });
 }

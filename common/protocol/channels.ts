@@ -9,6 +9,11 @@ import { encode } from "./codec.ts";
 import { CoordinatorStatsSchema, CoordinatorStatusSchema, HeartbeatSchema, NodeStatusSchema } from "./fleet.ts";
 import { AckSchema, AnnounceSchema, AwardSchema, BidSchema, CancelSchema, DoneSchema, ProgressSchema, VerdictSchema } from "./market.ts";
 import { ArchitectReportSchema, CommandAckSchema, CommandSchema, LineageSnapshotSchema } from "./lifecycle.ts";
+import { ModelFetchSchema, ModelReportSchema } from "./models.ts";
+import { ModelCatalogSchema, ModelPushReplySchema, ModelPushRequestSchema } from "./models.ts";
+import { ExperienceExportRequestSchema, MindReplyPageSchema } from "./mind.ts";
+import { DistilRequestSchema, MindJobsSnapshotSchema } from "./mind-jobs.ts";
+import { DashboardEventSchema, DashboardFleetSchema, DashboardRecentSchema } from "./dashboard.ts";
 import { FeedbackSchema, ResultSchema, SubmitSchema, TaskEventSchema, TaskGetSchema } from "./task.ts";
 import { topics } from "./topics.ts";
 
@@ -44,6 +49,9 @@ export const channels = {
   nodeCommand: channel((nodeId: string) => topics.nodeCommand(nodeId), CommandSchema, 1),
   evolutionLineage: channel(() => topics.evolutionLineage, LineageSnapshotSchema, 1, true),
   architectDecisions: channel(() => topics.architectDecisions, ArchitectReportSchema, 1, true),
+  modelCatalog: channel(() => topics.modelCatalog, ModelCatalogSchema, 1, true),
+  modelPush: channel(() => topics.modelPush, ModelPushRequestSchema, 1),
+  modelPushReply: channel((requestId: string) => topics.modelPushReply(requestId), ModelPushReplySchema, 1),
   // Node -> coordinator
   nodeCommandAck: channel((nodeId: string) => topics.nodeCommandAck(nodeId), CommandAckSchema, 1),
   nodeStatus: channel((nodeId: string) => topics.nodeStatus(nodeId), NodeStatusSchema, 1, true),
@@ -53,6 +61,18 @@ export const channels = {
   nodeAck: channel((nodeId: string) => topics.nodeAck(nodeId), AckSchema, 1),
   nodeProgress: channel((nodeId: string) => topics.nodeProgress(nodeId), ProgressSchema, 0),
   nodeDone: channel((nodeId: string) => topics.nodeDone(nodeId), DoneSchema, 1),
+  /** A model's byte range; answered by a binary frame on `nodeModelChunk` (not a JSON channel: model-frame.ts). */
+  nodeModelFetch: channel((nodeId: string) => topics.nodeModelFetch(nodeId), ModelFetchSchema, 1),
+  nodeModelReport: channel((nodeId: string) => topics.nodeModelReport(nodeId), ModelReportSchema, 1),
+  // Coordinator-role principals only (the ACL): the collective mind (docs/mind.md)
+  mindExperienceExport: channel(() => topics.mindExperienceExport, ExperienceExportRequestSchema, 1),
+  mindReply: channel((requestId: string) => topics.mindReply(requestId), MindReplyPageSchema, 1),
+  mindDistil: channel(() => topics.mindDistil, DistilRequestSchema, 1),
+  mindJobs: channel(() => topics.mindJobs, MindJobsSnapshotSchema, 1, true),
+  // Coordinator -> observers: the dashboard feed (sanitized; docs/operations.md)
+  dashboardEvents: channel(() => topics.dashboardEvents, DashboardEventSchema, 0),
+  dashboardRecent: channel(() => topics.dashboardRecent, DashboardRecentSchema, 0, true),
+  dashboardFleet: channel(() => topics.dashboardFleet, DashboardFleetSchema, 0, true),
 } as const;
 
 export type Payload<C> = C extends Channel<string[], infer S> ? z.infer<S> : never;

@@ -49,25 +49,39 @@ export const WakeCommandSchema = z.strictObject({
   reason: z.string().max(500),
 });
 
+/**
+ * Prefetch: fetch a model from the coordinator's store (by sha256), verify it and keep it, so a
+ * later spawn with `model: "colony:<sha256>"` starts at once (`colony models push`). `agentId`
+ * names the agent the model is meant for, or any id (e.g. "prefetch") for a plain rollout. Acked
+ * `fetched` (verified and stored now), `exists` (already held) or `refused` with the model's code.
+ * Runs beside other commands: a long transfer holds up no spawn, retire or wake.
+ */
+export const FetchCommandSchema = z.strictObject({
+  kind: z.literal("fetch"),
+  ...base,
+  sha256: Sha256Schema,
+});
+
 export const CommandSchema = z
-  .discriminatedUnion("kind", [SpawnCommandSchema, RetireCommandSchema, WakeCommandSchema])
+  .discriminatedUnion("kind", [SpawnCommandSchema, RetireCommandSchema, WakeCommandSchema, FetchCommandSchema])
   .refine((c) => c.kind !== "spawn" || c.genome.id === c.agentId, { message: "genome.id must equal agentId", path: ["genome", "id"] });
 export type Command = z.infer<typeof CommandSchema>;
 export type SpawnCommand = z.infer<typeof SpawnCommandSchema>;
 
 /**
  * - created / retired / warmed: done now;
+ * - fetched: a fetch command's model is verified and stored now;
  * - exists / absent: it was already so (a re-sent command, or a retire of an agent the node never had);
  * - refused: not done, `error.code` says why (MODEL_MISSING, POPULATION_LIMIT, MEMORY_BUDGET,
  *   DISK_BUDGET, GENOME_INVALID, AGENT_EXISTS, AGENT_BUSY, ...: docs/errors.md).
  */
-export const CommandStatusSchema = z.enum(["created", "exists", "retired", "absent", "warmed", "refused"]);
+export const CommandStatusSchema = z.enum(["created", "exists", "retired", "absent", "warmed", "fetched", "refused"]);
 
 export const CommandAckSchema = z.strictObject({
   commandId: IdSchema,
   nodeId: IdSchema,
   agentId: IdSchema,
-  kind: z.enum(["spawn", "retire", "wake"]),
+  kind: z.enum(["spawn", "retire", "wake", "fetch"]),
   status: CommandStatusSchema,
   /** The agent's genome hash on the node, after a spawn. */
   genome: Sha256Schema.optional(),

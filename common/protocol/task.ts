@@ -38,6 +38,11 @@ export const SubmitSchema = z.strictObject({
    * instead of on the market topic every node reads. Default: the coordinator's `privateAnnounces`.
    */
   private: z.boolean().optional(),
+  /**
+   * `false`: the task opts out of learning; none of its attempts is kept as an experience in the
+   * coordinator's cold cache (docs/mind.md), so it is never exported or trained on. Default true.
+   */
+  learn: z.boolean().optional(),
 });
 export type Submit = z.infer<typeof SubmitSchema>;
 

@@ -50,6 +50,31 @@ export const topics = {
   architectDecisions: `${ROOT}/architect/decisions`,
   /** Coordinator -> the node that ran a task: how the attempt was judged, with the agent's record. */
   nodeVerdict: (nodeId: string) => `${ROOT}/nodes/${nodeId}/verdict`,
+  /** Node -> coordinator: a byte range of a model in the coordinator's store (common/protocol/models.ts). */
+  nodeModelFetch: (nodeId: string) => `${ROOT}/nodes/${nodeId}/model-fetch`,
+  /** Coordinator -> one node: the answer to a model-fetch, a binary frame (common/protocol/model-frame.ts). */
+  nodeModelChunk: (nodeId: string) => `${ROOT}/nodes/${nodeId}/model-chunk`,
+  /** Node -> coordinator: a fetched model was verified and stored, or refused with a code. */
+  nodeModelReport: (nodeId: string) => `${ROOT}/nodes/${nodeId}/model-report`,
+  /** Retained, coordinator-only: the signed manifests of the models in the coordinator's store (common/protocol/models.ts). */
+  modelCatalog: `${ROOT}/models/catalog`,
+  /** Coordinator-only (ACL): roll a model out to nodes (`colony models push`), and its answer. */
+  modelPush: `${ROOT}/models/push`,
+  modelPushReply: (requestId: string) => `${ROOT}/models/push/replies/${requestId}`,
+  /** Coordinator-only (ACL): asks the coordinator for an export of its cold cache (common/protocol/mind.ts). */
+  mindExperienceExport: `${ROOT}/mind/experiences/export`,
+  /** Coordinator-only (ACL): the pages answering one mind request. */
+  mindReply: (requestId: string) => `${ROOT}/mind/replies/${requestId}`,
+  /** Coordinator-only (ACL): start or cancel a distillation job (common/protocol/mind-jobs.ts). */
+  mindDistil: `${ROOT}/mind/distil`,
+  /** Coordinator-only (ACL), retained: the newest distillation jobs with state, progress and gate report. */
+  mindJobs: `${ROOT}/mind/jobs`,
+  /** The dashboard feed (common/protocol/dashboard.ts): sanitized market events, live. Observers may read `dashboard/#`. */
+  dashboardEvents: `${ROOT}/dashboard/events`,
+  /** Retained: the newest dashboard events. */
+  dashboardRecent: `${ROOT}/dashboard/recent`,
+  /** Retained: nodes, device readings and agents as the coordinator sees them. */
+  dashboardFleet: `${ROOT}/dashboard/fleet`,
   /** Subscription patterns. */
   allNodeStatus: `${ROOT}/nodes/+/status`,
   allNodeHeartbeats: `${ROOT}/nodes/+/heartbeat`,
@@ -58,6 +83,8 @@ export const topics = {
   allProgress: `${ROOT}/nodes/+/progress`,
   allDone: `${ROOT}/nodes/+/done`,
   allCommandAcks: `${ROOT}/nodes/+/command-ack`,
+  allModelFetches: `${ROOT}/nodes/+/model-fetch`,
+  allModelReports: `${ROOT}/nodes/+/model-report`,
   allSubmits: `${ROOT}/submitters/+/submit`,
   allFeedback: `${ROOT}/submitters/+/tasks/+/feedback`,
   allGets: `${ROOT}/submitters/+/tasks/+/get`,

@@ -7,9 +7,28 @@ import { ROOT, topics } from "../../common/protocol.ts";
 import { usernameFor, type Principal } from "./credentials.ts";
 
 /** What a node may publish under its own `colony/v1/nodes/{nodeId}/`. */
-export const NODE_PUBLISH_KINDS = ["status", "heartbeat", "bid", "ack", "progress", "done", "command-ack"] as const;
+export const NODE_PUBLISH_KINDS = ["status", "heartbeat", "bid", "ack", "progress", "done", "command-ack", "model-fetch", "model-report"] as const;
 /** Topics a node may subscribe to besides its own `colony/v1/nodes/{nodeId}/#`. */
-export const NODE_SUBSCRIBE_TOPICS = [`${ROOT}/market/announce`, `${ROOT}/coordinator/status`] as const;
+export const NODE_SUBSCRIBE_TOPICS = [`${ROOT}/market/announce`, `${ROOT}/coordinator/status`, `${ROOT}/models/catalog`] as const;
+/**
+ * What the coordinator publishes for integrations (Home Assistant state, coordinator/home-assistant/):
+ * fleet-level figures, no task and no prompt. Observers read it; nobody but the coordinator writes it.
+ */
+export const INTEGRATION_ROOT = `${ROOT}/ha`;
+/**
+ * What the coordinator publishes for the dashboard (coordinator/dashboard/feed.ts): sanitized market
+ * events (no prompt or output unless `dashboardShowPrompts`) and the fleet with device readings.
+ */
+export const DASHBOARD_ROOT = `${ROOT}/dashboard`;
+/**
+ * The coordinator's retained fleet views an observer may read: none carries a prompt, an output or a
+ * submitter's topic (task ids and agents' genome hashes at most).
+ */
+export const OBSERVER_READ_TOPICS = [
+  `${ROOT}/coordinator/status`, topics.coordinatorStats, topics.evolutionLineage, topics.architectDecisions, topics.modelCatalog, topics.mindJobs,
+] as const;
+/** Topics an observer (read-only: Home Assistant, dashboards) may subscribe to besides anything outside colony/. */
+export const OBSERVER_SUBSCRIBE_TOPICS = [...OBSERVER_READ_TOPICS, `${INTEGRATION_ROOT}/#`, `${DASHBOARD_ROOT}/#`] as const;
 // Same character set as protocol ids (no '/', '+', '#'): a level that is one concrete task id.
 const CONCRETE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
@@ -56,6 +75,12 @@ export function checkPublish(principal: Principal, topic: string, retain: boolea
     return ALLOW;
   }
 
+  if (principal.role === "observer") {
+    // Read-only inside colony/: Home Assistant's birth message (`homeassistant/status`) is outside.
+    if (isOutsideColony(topic)) return ALLOW;
+    return deny("an observer may publish only topics outside colony/");
+  }
+
   // submitter: its own folder colony/v1/submitters/{username}/
   const folder = submitterFolder(principal);
   const inFolder = topic.startsWith(`${folder}/`) ? topic.slice(folder.length + 1).split("/") : undefined;
@@ -78,6 +103,14 @@ export function checkSubscribe(principal: Principal, filter: string): AclDecisio
     const own = parts.length >= 5 && parts[0] === "colony" && parts[1] === "v1" && parts[2] === "nodes" && parts[3] === principal.name;
     if (own) return ALLOW; // anything below its own folder, wildcards included: it can only match its own topics
     return deny(`a node may subscribe only to ${ROOT}/nodes/${principal.name}/#, ${NODE_SUBSCRIBE_TOPICS.join(", ")}`);
+  }
+
+  if (principal.role === "observer") {
+    if ((OBSERVER_READ_TOPICS as readonly string[]).includes(filter)) return ALLOW;
+    // Anything below these two roots, wildcards included: they can only match the coordinator's integration topics.
+    if (filter === INTEGRATION_ROOT || filter.startsWith(`${INTEGRATION_ROOT}/`) || filter === DASHBOARD_ROOT || filter.startsWith(`${DASHBOARD_ROOT}/`)) return ALLOW;
+    if (isOutsideColony(filter)) return ALLOW;
+    return deny(`an observer may subscribe only to ${OBSERVER_SUBSCRIBE_TOPICS.join(", ")} and topics outside colony/`);
   }
 
   // submitter: anything in its own folder (wildcards included: they can only match its own topics)

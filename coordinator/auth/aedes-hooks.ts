@@ -26,6 +26,8 @@ export interface AedesAuthOptions {
   logger: Logger;
   /** Clock for the refusal log's rate limit; default Date.now. */
   now?: () => number;
+  /** Called on every refusal with its action (connect, will, publish, subscribe), unlike the log never rate-limited: metrics count them. */
+  onRefusal?: ((action: "connect" | "will" | "publish" | "subscribe") => void) | undefined;
 }
 
 type AuthError = Error & { returnCode: number };
@@ -53,7 +55,13 @@ export function createAedesAuthHooks(opts: AedesAuthOptions): AedesAuthHooks {
   }
   const secret = opts.secret;
   const principals = new WeakMap<Client, Principal>();
-  const refusals = new RefusalLog(logger, opts.now ?? Date.now);
+  const log = new RefusalLog(logger, opts.now ?? Date.now);
+  const refusals = {
+    note: (key: string, fields: { action: "connect" | "will" | "publish" | "subscribe" } & Record<string, unknown>) => {
+      opts.onRefusal?.(fields.action);
+      log.note(key, fields);
+    },
+  };
   if (insecure) logger.warn({ insecure: true }, "MQTT authentication is OFF: any client on the network may publish and subscribe to anything");
 
   const authenticate: AuthenticateFn = (client, username, password, done) => {
@@ -97,7 +105,7 @@ export function createAedesAuthHooks(opts: AedesAuthOptions): AedesAuthHooks {
     return `client id ${JSON.stringify(client.id.slice(0, 160))} does not belong to ${username}: use "${username}" or "${username}:..."`;
   };
 
-  const refuse = (client: Client, action: string, topic: string, decision: AclDecision & { allowed: false }) => {
+  const refuse = (client: Client, action: "publish" | "subscribe", topic: string, decision: AclDecision & { allowed: false }) => {
     const p = principals.get(client);
     const who = p ? `${p.role}.${p.name}` : "unknown";
     refusals.note(`user:${who}`, { principal: who, clientId: client.id.slice(0, 160), action, topic: topic.slice(0, 256), reason: decision.reason });

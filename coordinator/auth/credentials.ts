@@ -1,10 +1,16 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { ColonyError } from "../../common/errors.ts";
+import { deriveSigningKey } from "../../common/model-manifest.ts";
 import { AuthErrors } from "./errors.ts";
 import { FLEET_SECRET_BYTES } from "./secret.ts";
 
-export type Role = "node" | "submitter" | "coordinator";
-export const ROLES: readonly Role[] = ["node", "submitter", "coordinator"];
+/**
+ * `observer`: read-only (Home Assistant, dashboards): the coordinator's status, its retained fleet
+ * views (stats, lineage, architect decisions, model catalog, mind jobs) and the integration topics it
+ * publishes (`colony/v1/ha/#`, `colony/v1/dashboard/#`), no prompt and no result (coordinator/auth/acl.ts).
+ */
+export type Role = "node" | "submitter" | "coordinator" | "observer";
+export const ROLES: readonly Role[] = ["node", "submitter", "coordinator", "observer"];
 
 /** Who a connection is, once its credential checked out. */
 export interface Principal {
@@ -82,6 +88,15 @@ export function issueCredential(secret: Buffer, role: Role, name: string = DEFAU
   assertRole(role);
   assertCredentialName(name);
   return { username: usernameFor(role, name), password: mac(secret, role, name).toString("base64url") };
+}
+
+/**
+ * A node's credentials file (`colony credentials issue --node ID --out FILE`, `colony fleet`): its
+ * MQTT credential plus the fleet's model key, the public half of the key derived from the same
+ * secret (common/model-manifest.ts), which pushed models' manifests must verify with.
+ */
+export function nodeCredentialFile(secret: Buffer, nodeId: string, url?: string): Credential & { url?: string; modelKey: string } {
+  return { ...issueCredential(secret, "node", nodeId), ...(url !== undefined ? { url } : {}), modelKey: deriveSigningKey(secret).publicKey };
 }
 
 /**

@@ -107,9 +107,14 @@ export class Evolution implements Lifecycle {
   }
 
   /** Spawns `child` (of the parent on `parentNodeId`) on `nodeId`; resolves with the node's answer. */
-  async spawn(nodeId: string, child: Child, parent: { nodeId: string; agentId: string; generation: number }, reason: string): Promise<CommandOutcome> {
+  spawn(nodeId: string, child: Child, parent: { nodeId: string; agentId: string; generation: number }, reason: string): Promise<CommandOutcome> {
+    return this.spawnChild(nodeId, child, { parents: [parent.agentId], generation: parent.generation + 1, reason });
+  }
+
+  /** Spawns `child` with any number of parents (a distilled child has several) on `nodeId`. */
+  async spawnChild(nodeId: string, child: Child, lineage: { parents: string[]; generation: number; reason: string }): Promise<CommandOutcome> {
     const { genome } = child;
-    const lineage = { parents: [parent.agentId], generation: parent.generation + 1, reason };
+    const { reason } = lineage;
     await this.lineage.spawning({ nodeId, agentId: genome.id, genome: child.hash, spec: genome, parents: lineage.parents, generation: lineage.generation, reason }, this.o.clock.now());
     this.changed();
     const outcome = await this.commands.send(nodeId, { kind: "spawn", agentId: genome.id, genome, lineage });

@@ -11,6 +11,7 @@
 import { TypedEmitter } from "../../common/events.ts";
 import type { z } from "zod";
 import type { BidEstimateSchema, EnergySource, Submit, WireError } from "../../common/protocol.ts";
+import type { RankedBid } from "./winner.ts";
 
 /** How a delivered attempt was judged. One attempt has exactly one verdict at a time. */
 export interface AttemptVerdict {
@@ -39,6 +40,8 @@ export interface AttemptAwarded {
   bid: z.infer<typeof BidEstimateSchema>;
   score: number;
   bids: number;
+  /** Every scored bid of the auction, best first (winner.ts); the dashboard shows them. */
+  ranked?: RankedBid[] | undefined;
   at: number;
 }
 
@@ -52,6 +55,8 @@ export interface AttemptFailed {
   genome?: string | undefined;
   outcome: string;
   error: WireError;
+  /** `false` when the task opted out of learning (its submit's `learn`): the cold cache keeps nothing of it. */
+  learn?: false | undefined;
   at: number;
 }
 
@@ -79,6 +84,8 @@ export interface TaskFinished {
   /** The attempt that delivered an output (ok, or a failed check), if any. */
   delivered?: DeliveredAttempt | undefined;
   totalMs: number;
+  /** `false` when the task opted out of learning (its submit's `learn`): the cold cache keeps nothing of it. */
+  learn?: false | undefined;
   at: number;
 }
 

@@ -11,8 +11,11 @@ import { recordLateDone } from "./late-done.ts";
 import { loadUnfinishedTasks } from "./recovery.ts";
 import { deliveredEvent, deliveredResult, failedResult, firstVerdict } from "./results.ts";
 import { RunTable, type Current, type MarketSnapshot, type Run } from "./runs.ts";
-import { ownerOf, skillKey, type AttemptRecord } from "./task-store.ts";
+import { ownerOf, skillKey, type AttemptRecord, type TaskRecord } from "./task-store.ts";
 import { decideAuction } from "./winner.ts";
+
+/** `false` for a task that opted out of learning (its events say so; the cold cache keeps nothing of it). */
+const noLearning = (rec: TaskRecord): false | undefined => (rec.submit.learn === false ? false : undefined);
 
 /**
  * The market: submit -> store -> accepted -> announce -> sealed bids -> score -> award -> ack ->
@@ -211,7 +214,7 @@ export class Market {
     this.p.counters.inc("auctions.awarded");
     const awarded = { auctionId: auction.auctionId, attempt: auction.attempt, nodeId: bid.nodeId, agentId: bid.agentId, bid: bid.estimate, score, bids: decision.bids };
     this.out.awarded(run.rec, ownerOf(run.rec), { ...awarded, ackWithinMs: this.p.settings.ackWithinMs }, now);
-    this.p.events.emit("attemptAwarded", { taskId: run.rec.id, skill, genome: a.genome, ...awarded, at: now });
+    this.p.events.emit("attemptAwarded", { taskId: run.rec.id, skill, genome: a.genome, ...awarded, ranked: decision.ranked, at: now });
   }
 
   // ------------------------------------------------------------------------------------------
@@ -292,7 +295,7 @@ export class Market {
   }
 
   private emitFailed(run: Run, cur: Current, a: AttemptRecord): void {
-    this.p.events.emit("attemptFailed", { taskId: run.rec.id, skill: skillKey(run.rec), attempt: a.attempt, nodeId: cur.nodeId, agentId: cur.agentId, genome: cur.genome, outcome: a.outcome, error: a.error!, at: this.p.clock.now() });
+    this.p.events.emit("attemptFailed", { taskId: run.rec.id, skill: skillKey(run.rec), attempt: a.attempt, nodeId: cur.nodeId, agentId: cur.agentId, genome: cur.genome, outcome: a.outcome, error: a.error!, learn: noLearning(run.rec), at: this.p.clock.now() });
   }
 
   onNodeOffline(nodeId: string): void {
@@ -339,7 +342,7 @@ export class Market {
     run.rec.result = result;
     this.p.events.emit("taskFinished", {
       taskId: run.rec.id, submitter: ownerOf(run.rec), skill: skillKey(run.rec), prompt: run.rec.submit.prompt, status: result.status, error: result.error,
-      attempts: run.rec.attempts.length, delivered, totalMs: result.timings.totalMs, at: result.timings.finishedAt,
+      attempts: run.rec.attempts.length, delivered, totalMs: result.timings.totalMs, learn: noLearning(run.rec), at: result.timings.finishedAt,
     });
     await this.persist(run);
     this.runs.remove(run);

@@ -12,7 +12,19 @@ import type { TaskRecord } from "./task-store.ts";
 
 type OfferedBid = BidMessage;
 
-export type AuctionDecision = { bids: number; winner: { bid: OfferedBid; score: number } } | { bids: number; error: WireError };
+/** One scored bid of a closed auction, for the market's events (the dashboard shows them). */
+export interface RankedBid {
+  nodeId: string;
+  agentId: string;
+  estimate: OfferedBid["estimate"];
+  score: number;
+  eligible: boolean;
+  reason?: "deadline" | "min-accuracy" | undefined;
+  /** Posterior mean of the agent's accuracy on the skill (its track record). */
+  accuracyMean: number;
+}
+
+export type AuctionDecision = { bids: number; winner: { bid: OfferedBid; score: number }; ranked: RankedBid[] } | { bids: number; error: WireError };
 
 export function decideAuction(auction: Auction, rec: TaskRecord, skill: string, now: number, p: Pick<MarketParts, "registry" | "reputation" | "rng">): AuctionDecision {
   const bids = auction.bids.filter((b) => p.registry.isOnline(b.nodeId));
@@ -24,5 +36,9 @@ export function decideAuction(auction: Auction, rec: TaskRecord, skill: string, 
     p.rng,
   );
   if (!winner) return { bids: bids.length, error: noWinnerError(auction, bids.length, scored) };
-  return { bids: bids.length, winner: { bid: bids.find((b) => b.nodeId === winner.key)!, score: winner.score } };
+  // Best first; eligible before ineligible.
+  const ranked = scored
+    .map((s, i) => ({ nodeId: bids[i]!.nodeId, agentId: bids[i]!.agentId, estimate: bids[i]!.estimate, score: s.score, eligible: s.eligible, ...(s.reason ? { reason: s.reason } : {}), accuracyMean: s.accuracyMean }))
+    .sort((a, b) => Number(b.eligible) - Number(a.eligible) || b.score - a.score);
+  return { bids: bids.length, winner: { bid: bids.find((b) => b.nodeId === winner.key)!, score: winner.score }, ranked };
 }

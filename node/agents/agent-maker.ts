@@ -6,7 +6,8 @@
  *
  * Where a spawned genome's model comes from, in order: a file the node already verified with the
  * reference's `#sha256=` (any path: the coordinator need not know where the node keeps it), the
- * local path (relative to the agents file's folder), or a download (`hf:`, https) into the node's
+ * local path (relative to the agents file's folder), a `colony:<sha256>` model fetched from the
+ * coordinator's store over MQTT (node/models/model-fetcher.ts), or a download (`hf:`, https) into the node's
  * models folder when it fits the free disk space.
  */
 import { existsSync } from "node:fs";
@@ -16,7 +17,7 @@ import { ColonyError } from "../../common/errors.ts";
 import type { Genome } from "../../common/genome.ts";
 import { NodeErrors } from "../errors.ts";
 import type { LlamaRuntime, ModelFacts } from "../llama/llama-runtime.ts";
-import { isRemoteModel, parseModelRef, resolveModel } from "../llama/model-ref.ts";
+import { isColonyModel, isRemoteModel, parseModelRef, resolveModel } from "../llama/model-ref.ts";
 import { Agent } from "./agent.ts";
 import type { LocalFiles } from "./agent-store.ts";
 
@@ -33,6 +34,11 @@ export interface AgentMakerOptions {
   freeDiskBytes?: ((dir: string) => Promise<number>) | undefined;
   /** Mirror for `hf:` downloads (model-ref.ts). Default: node-llama-cpp's. */
   hfEndpoint?: string | undefined;
+  /**
+   * Gets a `colony:<sha256>` model: fetched from the coordinator and verified, or already held
+   * (node/models/model-fetcher.ts). Refusals keep their codes. Default: none (MODEL_MISSING).
+   */
+  colony?: ((sha256: string) => Promise<{ file: string }>) | undefined;
 }
 
 export interface Located {
@@ -53,6 +59,7 @@ export class AgentMaker {
    * MODEL_FILE_INVALID at start, a download has no disk check: the operator chose the file).
    */
   async fromFile(genome: Genome): Promise<Agent> {
+    if (isColonyModel(genome.model)) return this.finish(genome, 0, await this.locate(genome.model, "model"));
     const m = await resolveModel(genome.model, this.o.baseDir, this.o.modelsDir, { hfEndpoint: this.o.hfEndpoint });
     return this.finish(genome, 0, m);
   }
@@ -86,6 +93,10 @@ export class AgentMaker {
     if (ref.sha256) {
       const known = this.o.runtime.sourceFor(ref.sha256);
       if (known) return { file: known, sha256: ref.sha256 };
+    }
+    if (isColonyModel(ref.source)) {
+      if (!this.o.colony) throw missing("is a colony: model and this node fetches none");
+      return { file: (await this.o.colony(ref.sha256!)).file, sha256: ref.sha256 };
     }
     if (!isRemoteModel(ref.source)) {
       const file = path.resolve(this.o.baseDir, ref.source);

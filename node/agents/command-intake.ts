@@ -16,7 +16,7 @@ export type CommandIntake =
   | { kind: "refuse"; commandId: string; agentId: string; command: CommandKind; error: WireError }
   | { kind: "drop"; reason: string };
 
-const KINDS: readonly string[] = ["spawn", "retire", "wake"];
+const KINDS: readonly string[] = ["spawn", "retire", "wake", "fetch"];
 
 export function takeCommand(payload: Buffer): CommandIntake {
   const d = decode(channels.nodeCommand.schema, payload);

@@ -11,6 +11,9 @@
  *   first (up to `retireWaitMs`, else AGENT_BUSY and the agent is back); then it sleeps (its model
  *   is disposed when no other agent uses it) and the retirement is stored.
  * - wake: wakes the agent and holds it awake for `holdMs` (the pool's idle and memory sleepers skip it).
+ * - fetch: fetches and verifies a pushed model (node/models/model-fetcher.ts) so a later spawn of a
+ *   `colony:<sha256>` genome starts at once; beside the chain (a transfer may take minutes). Acks
+ *   `fetched`, `exists` (already held) or `refused` with the model's code.
  */
 import type { Clock } from "../../common/clock.ts";
 import { ColonyError, CommonErrors } from "../../common/errors.ts";
@@ -46,6 +49,8 @@ export interface LifecycleParts {
    * AGENT_BUSY. Default 120 000 ms (a task's deadline usually ends it sooner).
    */
   retireWaitMs?: number | undefined;
+  /** Fetches and verifies a pushed model (node/models/model-fetcher.ts); absent: fetch commands are refused. */
+  models?: { ensure(sha256: string): Promise<{ fetchedBytes: number }> } | undefined;
 }
 
 type Outcome = Pick<CommandAck, "status" | "genome" | "error">;
@@ -69,11 +74,26 @@ export class AgentLifecycle implements Lifecycle {
     this.closing = true;
     this.stop();
     this.abort.abort(new ColonyError(CommonErrors.ALREADY_CLOSED, "the node is shutting down"));
-    await this.chain;
+    await Promise.all([this.chain, ...this.fetches]);
   }
 
   onCommand(c: Command): void {
+    // A transfer may take minutes: it runs beside the chain, holding up no spawn, retire or wake.
+    if (c.kind === "fetch") {
+      const done = this.answer(c, () => this.fetch(c));
+      this.fetches.add(done);
+      void done.finally(() => this.fetches.delete(done));
+      return;
+    }
     this.enqueue(c, () => this.run(c));
+  }
+
+  private readonly fetches = new Set<Promise<void>>();
+
+  private async fetch(c: Extract<Command, { kind: "fetch" }>): Promise<Outcome> {
+    if (!this.p.models) throw new ColonyError(NodeErrors.MODEL_MISSING, `${this.p.nodeId} fetches no pushed models`);
+    const r = await this.p.models.ensure(c.sha256);
+    return { status: r.fetchedBytes > 0 ? "fetched" : "exists" };
   }
 
   onBadCommand(r: Extract<CommandIntake, { kind: "refuse" }>): void {
@@ -81,22 +101,25 @@ export class AgentLifecycle implements Lifecycle {
   }
 
   private enqueue(c: Pick<Command, "commandId" | "agentId" | "kind">, fn: () => Promise<Outcome | undefined>): void {
-    this.chain = this.chain.then(async () => {
+    this.chain = this.chain.then(() => this.answer(c, fn));
+  }
+
+  /** Runs one command and acks its outcome (none when the node is closing: the coordinator re-sends). */
+  private async answer(c: Pick<Command, "commandId" | "agentId" | "kind">, fn: () => Promise<Outcome | undefined>): Promise<void> {
+    if (this.closing) return;
+    let outcome: Outcome | undefined;
+    try {
+      outcome = await fn();
+    } catch (err) {
+      // A command cut short by the shutdown is not answered: the coordinator re-sends it.
       if (this.closing) return;
-      let outcome: Outcome | undefined;
-      try {
-        outcome = await fn();
-      } catch (err) {
-        // A command cut short by the shutdown is not answered: the coordinator re-sends it.
-        if (this.closing) return;
-        const e = err instanceof ColonyError ? err : new ColonyError(CommonErrors.INTERNAL, (err as Error)?.message ?? String(err));
-        outcome = { status: "refused", error: { code: e.code, message: e.message.slice(0, 4000) } };
-      }
-      if (!outcome) return;
-      const { nodeId } = this.p;
-      this.p.logger.info({ commandId: c.commandId, agentId: c.agentId, kind: c.kind, status: outcome.status, code: outcome.error?.code }, "life cycle command");
-      this.p.out.send(channels.nodeCommandAck, [nodeId], { commandId: c.commandId, nodeId, agentId: c.agentId, kind: c.kind, ...outcome, at: this.p.clock.now() });
-    });
+      const e = err instanceof ColonyError ? err : new ColonyError(CommonErrors.INTERNAL, (err as Error)?.message ?? String(err));
+      outcome = { status: "refused", error: { code: e.code, message: e.message.slice(0, 4000) } };
+    }
+    if (!outcome) return;
+    const { nodeId } = this.p;
+    this.p.logger.info({ commandId: c.commandId, agentId: c.agentId, kind: c.kind, status: outcome.status, code: outcome.error?.code }, "life cycle command");
+    this.p.out.send(channels.nodeCommandAck, [nodeId], { commandId: c.commandId, nodeId, agentId: c.agentId, kind: c.kind, ...outcome, at: this.p.clock.now() });
   }
 
   private run(c: Command): Promise<Outcome | undefined> {
@@ -107,6 +130,8 @@ export class AgentLifecycle implements Lifecycle {
         return this.retire(c);
       case "wake":
         return this.wake(c);
+      case "fetch":
+        return this.fetch(c);
     }
   }
 

@@ -58,10 +58,14 @@ export class CalibrationStore {
 export async function calibrateBest(agent: Agent, runtime: LlamaRuntime, logger: Logger): Promise<Calibration> {
   const candidates = [...new Set([1, runtime.threads])];
   let best: Calibration | undefined;
+  const tried: Array<{ threads: number; genTokensPerS: number }> = [];
   for (const t of candidates) {
     const c = await calibrate(agent, t, logger);
+    tried.push({ threads: t, genTokensPerS: Math.round(c.genTokensPerS * 10) / 10 });
     if (!best || c.genTokensPerS > best.genTokensPerS) best = { ...c, loadMs: Math.min(c.loadMs, best?.loadMs ?? Infinity) };
   }
+  // One line per model: the measurement it keeps, and what each thread count made.
+  logger.info({ agentId: agent.id, model: agent.modelFile, ...best!, tried, host: os.hostname() }, "calibrated");
   return best!;
 }
 
@@ -94,7 +98,7 @@ export async function calibrate(agent: Agent, threads: number, logger: Logger): 
       residentMB,
       at: Date.now(),
     };
-    logger.info({ agentId: agent.id, model: agent.modelFile, ...c, host: os.hostname() }, "calibrated");
+    logger.debug({ agentId: agent.id, model: agent.modelFile, ...c }, "calibration run");
     return c;
   } finally {
     // Asleep again, whatever it was: the next wake uses the model's calibrated thread count.

@@ -25,8 +25,24 @@ export interface ModelRef {
   sha256?: string;
 }
 
+const COLONY = "colony:";
+
+/**
+ * `colony:<sha256>`: a model in the coordinator's store, fetched over MQTT and verified (signature,
+ * hash, version, gate) by node/models/model-fetcher.ts. Its source is the reference itself; its pin
+ * is the hash.
+ */
+export function isColonyModel(source: string): boolean {
+  return source.startsWith(COLONY);
+}
+
 /** Splits off a trailing `#sha256=<hex>`; throws MODEL_URI_INVALID for a malformed pin. */
 export function parseModelRef(spec: string): ModelRef {
+  if (isColonyModel(spec)) {
+    const hex = spec.slice(COLONY.length);
+    if (!HEX64.test(hex) || hex !== hex.toLowerCase()) throw new ColonyError(NodeErrors.MODEL_URI_INVALID, `model ${JSON.stringify(spec.slice(0, 200))}: ${COLONY} must be followed by 64 lower-case hex digits`, { model: spec.slice(0, 200) });
+    return { source: spec, sha256: hex };
+  }
   const at = spec.lastIndexOf(PIN);
   if (at < 0) return { source: spec };
   const hex = spec.slice(at + PIN.length);

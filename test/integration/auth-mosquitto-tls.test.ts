@@ -13,6 +13,9 @@ import { connectMqtt } from "../../common/mqtt-connect.ts";
 import { ColonyError } from "../../common/errors.ts";
 import { silentLogger } from "../../common/logger.ts";
 import { freePort, startMosquittoWithConfig, type MosquittoInstance } from "../fixtures/mosquitto.ts";
+import { needs } from "../fixtures/system-tools.ts";
+
+const skip = needs("mosquitto", "openssl");
 
 const secret = randomBytes(32);
 let dir: string;
@@ -29,6 +32,7 @@ function openssl(...args: string[]): void {
 }
 
 before(async () => {
+  if (skip) return;
   dir = mkdtempSync(path.join(os.tmpdir(), "colony-tls-"));
   // A throwaway CA and a server certificate for 127.0.0.1 (EC keys: fast to make).
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
@@ -47,10 +51,10 @@ before(async () => {
 });
 after(async () => {
   await mosq?.close();
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test("a node connects over mqtts:// with the CA and its credentials", async () => {
+test("a node connects over mqtts:// with the CA and its credentials", { skip }, async () => {
   const client = await connectMqtt({
     url: `mqtts://127.0.0.1:${tlsPort}`,
     ...issueCredential(secret, "node", "pi-tls"),
@@ -66,7 +70,7 @@ test("a node connects over mqtts:// with the CA and its credentials", async () =
   }
 });
 
-test("a broker certificate that does not verify fails at once with MQTT_CONNECT_FAILED", async () => {
+test("a broker certificate that does not verify fails at once with MQTT_CONNECT_FAILED", { skip }, async () => {
   const t0 = Date.now();
   await assert.rejects(
     connectMqtt({ url: `mqtts://127.0.0.1:${tlsPort}`, ...issueCredential(secret, "node", "pi-tls"), logger: silentLogger, connectTimeoutMs: 5000 }),
@@ -75,7 +79,7 @@ test("a broker certificate that does not verify fails at once with MQTT_CONNECT_
   assert.ok(Date.now() - t0 < 4000, "no retry loop until the 5 s timeout");
 });
 
-test("TLS does not replace authentication: wrong credentials are still refused", async () => {
+test("TLS does not replace authentication: wrong credentials are still refused", { skip }, async () => {
   await assert.rejects(
     connectMqtt({ url: `mqtts://127.0.0.1:${tlsPort}`, username: "node.pi-tls", password: "nope", tls: { ca: readFileSync(path.join(dir, "ca.crt")) }, logger: silentLogger, connectTimeoutMs: 5000 }),
     (err: unknown) => err instanceof ColonyError && err.code === "MQTT_AUTH_REFUSED",

@@ -13,6 +13,9 @@ import { writeMosquittoFiles, mosquittoPasswordHash } from "../../coordinator/au
 import { topics } from "../../common/protocol.ts";
 import { startMosquitto, type MosquittoInstance } from "../fixtures/mosquitto.ts";
 import { rawConnect, canSubscribe, deliveredTo, endAll } from "../fixtures/auth-broker.ts";
+import { needs } from "../fixtures/system-tools.ts";
+
+const skip = needs("mosquitto", "mosquitto_passwd");
 
 const secret = randomBytes(32);
 let dir: string;
@@ -27,18 +30,19 @@ async function as(role: Role, name: string, extra: Parameters<typeof rawConnect>
 }
 
 before(async () => {
+  if (skip) return;
   dir = mkdtempSync(path.join(os.tmpdir(), "colony-mosq-files-"));
-  const files = await writeMosquittoFiles(dir, { secret, nodes: ["pi-a", "pi-b"], submitters: ["alice"], submitterTopics: ["homeassistant/#"] });
+  const files = await writeMosquittoFiles(dir, { secret, nodes: ["pi-a", "pi-b"], submitters: ["alice"], observers: ["dashboard"], submitterTopics: ["homeassistant/#"] });
   mosq = await startMosquitto({ passwordFile: files.passwordFile, aclFile: files.aclFile });
   observer = await as("coordinator", "coordinator");
 });
 after(async () => {
   await endAll(...opened);
   await mosq?.close();
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test("generated files are private and the password hash matches mosquitto's own format", () => {
+test("generated files are private and the password hash matches mosquitto's own format", { skip }, () => {
   for (const f of ["passwd", "acl", "mosquitto.conf"]) assert.equal(statSync(path.join(dir, f)).mode & 0o777, 0o600, f);
   const line = readFileSync(path.join(dir, "passwd"), "utf8").split("\n").find((l) => l.startsWith("node.pi-a:"))!;
   const [, , iterations, salt] = line.split(":")[1]!.split("$");
@@ -49,31 +53,31 @@ test("generated files are private and the password hash matches mosquitto's own 
   assert.ok(passwdTool.error === undefined, "mosquitto_passwd is installed with mosquitto");
 });
 
-test("mosquitto refuses anonymous clients, wrong passwords and unknown users", async () => {
+test("mosquitto refuses anonymous clients, wrong passwords and unknown users", { skip }, async () => {
   await assert.rejects(rawConnect(mosq.url), (e: Error & { code?: number }) => e.code === 5);
   const good = issueCredential(secret, "node", "pi-a");
   await assert.rejects(rawConnect(mosq.url, { username: good.username, password: good.password + "x" }), (e: Error & { code?: number }) => e.code === 5 || e.code === 4);
   await assert.rejects(rawConnect(mosq.url, { ...issueCredential(secret, "node", "pi-unlisted") }), (e: Error & { code?: number }) => e.code === 5 || e.code === 4);
 });
 
-test("mosquitto: a node publishes on its own topics only", async () => {
+test("mosquitto: a node publishes on its own topics only", { skip }, async () => {
   const node = await as("node", "pi-a");
-  for (const t of [topics.nodeStatus("pi-a"), topics.nodeBid("pi-a"), topics.nodeDone("pi-a"), topics.nodeCommandAck("pi-a")]) assert.equal(await deliveredTo(observer, node, t), true, t);
+  for (const t of [topics.nodeStatus("pi-a"), topics.nodeBid("pi-a"), topics.nodeDone("pi-a"), topics.nodeCommandAck("pi-a"), topics.nodeModelFetch("pi-a"), topics.nodeModelReport("pi-a")]) assert.equal(await deliveredTo(observer, node, t), true, t);
   // mosquitto silently drops a publish its ACL refuses (the connection stays up).
-  for (const t of [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.submit("submitter.alice"), topics.taskResult("submitter.alice", "t1"), topics.announce, topics.nodeCommand("pi-b"), topics.nodeCommand("pi-a"), topics.nodeCommandAck("pi-b")]) {
+  for (const t of [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.submit("submitter.alice"), topics.taskResult("submitter.alice", "t1"), topics.announce, topics.nodeCommand("pi-b"), topics.nodeCommand("pi-a"), topics.nodeCommandAck("pi-b"), topics.nodeModelChunk("pi-a"), topics.nodeModelChunk("pi-b"), topics.nodeModelFetch("pi-b"), topics.nodeModelReport("pi-b")]) {
     assert.equal(await deliveredTo(observer, node, t, { waitMs: 150 }), false, t);
   }
 });
 
-test("mosquitto: node subscriptions are limited to its folder, announce and coordinator status", async () => {
+test("mosquitto: node subscriptions are limited to its folder, announce and coordinator status", { skip }, async () => {
   const node = await as("node", "pi-a");
   const coordinatorSends = async (t: string) => deliveredTo(node, observer, t, { waitMs: 150 });
-  for (const t of [topics.nodeAward("pi-a"), topics.nodeCommand("pi-a"), topics.announce, topics.coordinatorStatus]) assert.equal(await coordinatorSends(t), true, t);
+  for (const t of [topics.nodeAward("pi-a"), topics.nodeCommand("pi-a"), topics.nodeModelChunk("pi-a"), topics.announce, topics.coordinatorStatus]) assert.equal(await coordinatorSends(t), true, t);
   // mosquitto grants the SUBACK but its ACL filters every message on delivery.
-  for (const t of [topics.nodeAward("pi-b"), topics.nodeCommand("pi-b"), topics.taskResult("submitter.alice", "t1"), "homeassistant/x"]) assert.equal(await coordinatorSends(t), false, t);
+  for (const t of [topics.nodeAward("pi-b"), topics.nodeCommand("pi-b"), topics.nodeModelChunk("pi-b"), topics.taskResult("submitter.alice", "t1"), "homeassistant/x"]) assert.equal(await coordinatorSends(t), false, t);
 });
 
-test("mosquitto: a submitter reads only its own folder, and publishes submits and feedback only there", async () => {
+test("mosquitto: a submitter reads only its own folder, and publishes submits and feedback only there", { skip }, async () => {
   const sub = await as("submitter", "alice");
   assert.equal(await deliveredTo(sub, observer, topics.taskResult("submitter.alice", "t-42")), true);
   assert.equal(await deliveredTo(sub, observer, "homeassistant/reply"), true);
@@ -92,5 +96,19 @@ test("mosquitto: a submitter reads only its own folder, and publishes submits an
   for (const t of [topics.submit("submitter.alice"), topics.taskFeedback("submitter.alice", "t-42"), topics.taskGet("submitter.alice", "t-42")]) assert.equal(await deliveredTo(observer, sub, t), true, t);
   for (const t of [topics.nodeBid("pi-a"), topics.taskResult("submitter.alice", "t-42"), topics.submit("submitter.bob"), topics.taskFeedback("submitter.bob", "t-42"), topics.taskGet("submitter.bob", "t-42"), topics.nodeAnnounce("pi-a")]) {
     assert.equal(await deliveredTo(observer, await as("submitter", "alice"), t, { waitMs: 150 }), false, t);
+  }
+});
+
+test("mosquitto: an observer (the dashboard) reads the fleet views and the dashboard feed, no prompt, and publishes nothing under colony/", { skip }, async () => {
+  const dash = await as("observer", "dashboard");
+  for (const t of [topics.coordinatorStatus, topics.coordinatorStats, topics.evolutionLineage, topics.architectDecisions, topics.modelCatalog, topics.mindJobs, topics.dashboardEvents, topics.dashboardRecent, topics.dashboardFleet]) {
+    assert.equal(await deliveredTo(dash, observer, t), true, t);
+  }
+  // mosquitto may grant the SUBACK, but its ACL filters every message on delivery.
+  for (const t of [topics.announce, topics.nodeAward("pi-a"), topics.nodeAnnounce("pi-a"), topics.nodeDone("pi-a"), topics.nodeStatus("pi-a"), topics.taskEvents("submitter.alice", "t1"), topics.taskResult("submitter.alice", "t1"), topics.mindReply("r1")]) {
+    assert.equal(await deliveredTo(dash, observer, t, { waitMs: 150 }), false, t);
+  }
+  for (const t of [topics.submit("submitter.alice"), topics.nodeCommand("pi-a"), topics.mindDistil, topics.dashboardEvents]) {
+    assert.equal(await deliveredTo(observer, await as("observer", "dashboard"), t, { waitMs: 150 }), false, t);
   }
 });

@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { interpretService } from "../../common/discovery.ts";
+import { needs, needsRoot } from "../fixtures/system-tools.ts";
 
 const tag = `${process.pid % 100000}`;
 const NS_A = `colony-a-${tag}`;
@@ -18,9 +19,7 @@ const VETH_B = `cvb${tag}`;
 const ADDR_A = "10.200.0.1";
 const ADDR_B = "10.200.0.2";
 
-const hasIp = spawnSync("ip", ["-V"], { stdio: "ignore" }).error === undefined;
-const isRoot = process.getuid?.() === 0;
-const skip = !isRoot ? "needs root to create network namespaces" : !hasIp ? "needs the `ip` command (iproute2)" : false;
+const skip = needsRoot("create network namespaces") || needs("ip");
 
 function ip(...args: string[]): void {
   const r = spawnSync("ip", args, { encoding: "utf8" });

@@ -16,6 +16,7 @@ import {
 } from "../../trainer/kernels.ts";
 import { loadNativeKernels } from "../../trainer/kernels/native.ts";
 import { refMatmulDyTX, refMatmulDyW, refMatmulXWt } from "../../trainer/kernels/reference.ts";
+import { installCommand } from "../fixtures/system-tools.ts";
 
 function rand(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -109,7 +110,7 @@ function hasCompiler(): boolean {
   }
 }
 const native = loadNativeKernels();
-const nativeSkip = native.ok ? false : hasCompiler() ? false : `no C++ compiler: ${native.reason}`;
+const nativeSkip = native.ok ? false : hasCompiler() ? false : `no C++ compiler: ${native.reason}; install with \`${installCommand("g++")}\` (.ci/run does)`;
 
 test("native kernels match the reference at 1, 2, 3 and 5 threads", { skip: nativeSkip }, () => {
   assert.ok(native.ok, native.ok ? "" : native.reason);

@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
+import { installCommand } from "../fixtures/system-tools.ts";
 
 const run = promisify(execFile);
 const kernelsUrl = new URL("../../trainer/kernels.ts", import.meta.url).href;
@@ -71,7 +72,7 @@ test("the native source also builds without Node headers (own Node-API declarati
   try {
     const r = await inChild({ COLONY_KERNELS_OWN_NAPI: "1", COLONY_KERNELS_CACHE: cache, COLONY_KERNELS: "auto", COLONY_KERNEL_THREADS: "2" });
     if (r.info?.backend !== "native" && /no C\+\+ compiler/.test(r.info?.fallbackReason ?? "")) {
-      t.skip("no C++ compiler on this machine");
+      t.skip(`no C++ compiler on this machine: install with \`${installCommand("g++")}\` (.ci/run does)`);
       return;
     }
     assert.equal(r.info?.backend, "native", r.info?.fallbackReason);
