@@ -179,3 +179,18 @@ test("colony distil --coordinator runs a job on the running coordinator and foll
   assert.notEqual(local.code, 0);
   assert.match(local.stderr, /CLI_ARGUMENT_INVALID.*--experiences/);
 });
+
+test("the architect's distil decision becomes one job (a second identical decision while it waits adds none); it can be cancelled", async () => {
+  const decision = { kind: "distil" as const, agentId: "seed-add", nodeId: "n-mind", parents: ["seed-add"], niche: "add@raspberry-pi-5", reason: "2 agents succeed at add over 5+ trials" };
+  const before = h.coordinator.mind.list().length;
+  await h.coordinator.mind.fromDecision(decision);
+  await h.coordinator.mind.fromDecision(decision);
+  const mine = h.coordinator.mind.list().filter((j) => j.by === "architect");
+  assert.equal(h.coordinator.mind.list().length, before + 1);
+  assert.equal(mine.length, 1);
+  assert.deepEqual(mine[0]!.skills, ["add"], "the niche's skill");
+  assert.equal(mine[0]!.reason, decision.reason);
+  await h.coordinator.mind.cancel(mine[0]!.jobId);
+  const end = await until(() => finished(mine[0]!.jobId), 60_000, "the cancelled job");
+  assert.equal(end.state, "cancelled", JSON.stringify(end));
+});

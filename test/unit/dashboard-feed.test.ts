@@ -34,7 +34,11 @@ async function run(showPrompts: boolean) {
   const at = clock.now();
   const bid = { latencyMs: 100, energyJ: 2, accuracy: 0.8 };
   events.emit("taskAccepted", { taskId: "t1", skill: "add", submit: { id: "t1", prompt: PROMPT, skill: "add" }, maxTokens: 16, deadlineAt: at + 1000, at });
-  events.emit("attemptAwarded", { taskId: "t1", skill: "add", attempt: 1, auctionId: "x1", nodeId: "n1", agentId: "a1", bid, score: 0.5, bids: 2, at });
+  const ranked = [
+    { nodeId: "n1", agentId: "a1", estimate: bid, score: 0.5, eligible: true, accuracyMean: 0.5 },
+    { nodeId: "n2", agentId: "a2", estimate: { ...bid, latencyMs: 9e5 }, score: 0, eligible: false, reason: "deadline" as const, accuracyMean: 0.5 },
+  ];
+  events.emit("attemptAwarded", { taskId: "t1", skill: "add", attempt: 1, auctionId: "x1", nodeId: "n1", agentId: "a1", bid, score: 0.5, bids: 2, ranked, at });
   events.emit("attemptFailed", { taskId: "t1", skill: "add", attempt: 1, nodeId: "n1", agentId: "a1", outcome: "ack-timeout", error: { code: "ACK_TIMEOUT", message: "no ack" }, at });
   events.emit("attemptAwarded", { taskId: "t1", skill: "add", attempt: 2, auctionId: "x2", nodeId: "n1", agentId: "a1", bid, score: 0.4, bids: 1, at });
   events.emit("taskFinished", {
@@ -54,6 +58,8 @@ test("dashboard events: sanitized by default, valid, with retries and why; the f
   assert.deepEqual(live.map((e) => e.kind), ["opened", "awarded", "failed", "awarded", "finished"], "nothing after close");
   assert.ok(sent.every((s) => !s.payload.includes("secret")), "no prompt, no output");
   assert.ok(sent.every((s) => !s.payload.includes("submitter.alice")), "no submitter");
+  const awarded = live.find((e) => e.kind === "awarded");
+  assert.deepEqual(awarded?.kind === "awarded" && awarded.ranked?.map((r) => `${r.agentId} ${r.eligible ? r.score : r.reason}`), ["a1 0.5", "a2 deadline"], "every bid, best first, with why");
   const failed = live.find((e) => e.kind === "failed");
   assert.equal(failed?.kind === "failed" && `${failed.outcome}/${failed.code}`, "ack-timeout/ACK_TIMEOUT");
   const fin = live.at(-1)!;

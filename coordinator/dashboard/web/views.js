@@ -78,7 +78,7 @@ export function auctionsView(s, now) {
   return h("div", {},
     open.length === 0 ? empty("no auction open") : table(["task", "attempt", "bids", "expected", "closes"],
       open.map((a) => h("tr", {}, h("td", {}, a.taskId), h("td", {}, a.attempt), h("td", {}, a.bids), h("td", {}, a.expected), h("td", {}, `${Math.max(0, a.closesAt - now)} ms`)))),
-    recent.length === 0 ? "" : h("div", {}, h("h2", {}, "recent awards"), table(["task", "attempt", "winner", "bids: agent, score, estimate (latency, energy, claimed accuracy), record", "retry why"],
+    recent.length === 0 ? "" : h("div", {}, h("h2", {}, "recent awards"), table(["task", "attempt", "winner", "bids (score, latency, energy, claimed, record)", "retry why"],
       recent.flatMap((t) => t.awards.map((w) => {
         const failed = t.failures.find((f) => f.attempt === w.attempt);
         const ranked = w.ranked ?? [{ nodeId: w.nodeId, agentId: w.agentId, estimate: w.estimate, score: w.score, eligible: true }];
