@@ -323,7 +323,7 @@ class FleetSim {
     return per;
   }
 
-  /** One architect cycle, as architect.ts runs it (every node is online; no collective mind). */
+  /** One architect cycle, as architect.ts runs it (every node is online; distil decisions are not simulated). */
   private async cycle(window: number): Promise<void> {
     const now = this.clock.now();
     const history = buildHistory({ now, seed: this.o.seed ?? 1, evolution: { lineage: this.lineage, fitness: this.fitness, exemplars: this.exemplars }, registry: this.registry(), settings: this.settings, state: this.state });
@@ -332,7 +332,7 @@ class FleetSim {
     heldBackWhy.push(...p.heldBack.map((h) => `${h.decision.kind} ${h.decision.niche ?? h.decision.agentId}: ${h.why}`));
     for (const d of p.decisions) {
       if (d.kind === "distil") {
-        heldBackWhy.push(`distil ${d.niche}: no collective mind installed to distil (issue 10)`);
+        heldBackWhy.push(`distil ${d.niche}: not simulated (distillation is measured by bench distil-fleet)`);
         continue;
       }
       p.state.recent.push({ kind: d.kind, at: now });

@@ -28,7 +28,7 @@ export interface ArchitectOptions {
   logger: Logger;
   settings: EvolutionSettings;
   seed: number;
-  /** The collective mind's entry for distil decisions (issue 10); absent: they are held back. */
+  /** The collective mind's entry for distil decisions (coordinator/mind/mind.ts); absent: they are held back. */
   distil?: (d: Decision) => Promise<void>;
 }
 
@@ -86,7 +86,7 @@ export class Architect implements Lifecycle {
         continue;
       }
       if (d.kind === "distil" && !this.o.distil) {
-        heldBack.push({ decision: wire(d), why: "no collective mind installed to distil (issue 10)" });
+        heldBack.push({ decision: wire(d), why: "no collective mind installed to distil" });
         continue;
       }
       p.state.recent.push({ kind: d.kind, at: now });

@@ -15,8 +15,8 @@ export const EvolutionSettingsSchema = z.strictObject({
   intervalMs: z.number().int().min(100).max(24 * HOUR).default(60_000),
   /** Plan and publish, never act (also `colony coordinator --architect-dry-run`). */
   dryRun: z.boolean().default(false),
-  /** The decision kinds the architect carries out; others are reported as held back. distil waits for the collective mind. */
-  kinds: z.array(DecisionKindSchema).max(4).default(["spawn", "retire", "wake"]),
+  /** The decision kinds the architect carries out; others are reported as held back. distil hands a skill to the collective mind (docs/mind.md). */
+  kinds: z.array(DecisionKindSchema).max(4).default(["spawn", "retire", "wake", "distil"]),
   /** The window of wins, demand and dominance. */
   windowMs: z.number().int().min(1000).default(HOUR),
   /** Trials in a niche before an agent is judged there (dominance, parenthood). */

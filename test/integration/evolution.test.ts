@@ -25,6 +25,8 @@ const WINDOW = 3000;
 const evolution = EvolutionSettingsSchema.parse({
   intervalMs: 3_600_000, windowMs: WINDOW, minTrials: 1, margin: 0.05, dominatedWindows: 1, idleRetireMs: 20_000, spawnDemandPerAgent: 3,
   spawnMinSuccess: 0.6, spawnsPerHour: 10, retiresPerHour: 10, operators: ["sampling"], keepWarmMinTasks: 1_000_000,
+  // Distillation has its own test (mind-distil.test.ts); here it would train in the background.
+  kinds: ["spawn", "retire", "wake"],
 });
 
 // All three nodes are the same device class, so their agents share the niche add@raspberry-pi-5.
