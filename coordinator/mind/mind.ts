@@ -22,7 +22,7 @@ import type { Counters } from "../../common/counters.ts";
 import { ColonyError } from "../../common/errors.ts";
 import type { Lifecycle } from "../../common/lifecycle.ts";
 import type { Logger } from "../../common/logger.ts";
-import { channels, decode, type Decision, type DistilStart, type MindJob, type MindJobsSnapshot, type WireError } from "../../common/protocol.ts";
+import { channels, decode, SkillSchema, type Decision, type DistilStart, type MindJob, type MindJobsSnapshot, type WireError } from "../../common/protocol.ts";
 import type { Evolution } from "../evolution/evolution.ts";
 import type { CoordinatorLink } from "../link.ts";
 import type { TaskStore } from "../market/task-store.ts";
@@ -150,7 +150,8 @@ export class Mind implements Lifecycle {
 
   /** The architect's `distil` decision: one job for its skill and parents, unless one is already waiting or running. */
   async fromDecision(d: Decision): Promise<void> {
-    const skills = d.niche ? [d.niche.split("@")[0]!] : [];
+    // Only named skills: an unlabeled niche ("~c3") has no held-out set the gate could judge a child on.
+    const skills = d.niche && SkillSchema.safeParse(d.niche.split("@")[0]).success ? [d.niche.split("@")[0]!] : [];
     const parents = (d.parents ?? [d.agentId]).map((agentId) => ({ agentId }));
     const same = [...this.jobs.values()].find((j) => UNFINISHED.has(j.state) && j.skills.join() === skills.join() && j.parents.map((p) => p.agentId).join() === parents.map((p) => p.agentId).join());
     if (same || skills.length === 0) return;

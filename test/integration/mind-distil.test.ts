@@ -180,7 +180,7 @@ test("colony distil --coordinator runs a job on the running coordinator and foll
   assert.match(local.stderr, /CLI_ARGUMENT_INVALID.*--experiences/);
 });
 
-test("the architect's distil decision becomes one job (a second identical decision while it waits adds none); it can be cancelled", async () => {
+test("the architect's distil decision becomes one job (a second identical decision while it waits adds none, an unlabeled niche none); it can be cancelled", async () => {
   const decision = { kind: "distil" as const, agentId: "seed-add", nodeId: "n-mind", parents: ["seed-add"], niche: "add@raspberry-pi-5", reason: "2 agents succeed at add over 5+ trials" };
   const before = h.coordinator.mind.list().length;
   await h.coordinator.mind.fromDecision(decision);
@@ -190,6 +190,8 @@ test("the architect's distil decision becomes one job (a second identical decisi
   assert.equal(mine.length, 1);
   assert.deepEqual(mine[0]!.skills, ["add"], "the niche's skill");
   assert.equal(mine[0]!.reason, decision.reason);
+  await h.coordinator.mind.fromDecision({ ...decision, niche: "~c3@raspberry-pi-5" });
+  assert.equal(h.coordinator.mind.list().length, before + 1, "an unlabeled niche has no held-out set to gate on: no job");
   await h.coordinator.mind.cancel(mine[0]!.jobId);
   const end = await until(() => finished(mine[0]!.jobId), 60_000, "the cancelled job");
   assert.equal(end.state, "cancelled", JSON.stringify(end));
