@@ -6,7 +6,7 @@
  */
 import type { Evolution } from "../evolution/evolution.ts";
 import type { Registry } from "../registry.ts";
-import type { AgentView, FitnessView, History, NodeView, PolicyState } from "./policy.ts";
+import type { FitnessView, History, NodeView, PolicyState } from "./policy.ts";
 import type { EvolutionSettings } from "./settings.ts";
 
 export interface HistorySources {

@@ -63,7 +63,7 @@ export class DashboardFeed implements Lifecycle {
         t.claimed[e.skill] = e.bid.accuracy;
         this.emit({
           kind: "awarded", taskId: e.taskId, skill: e.skill, attempt: e.attempt, auctionId: e.auctionId, nodeId: e.nodeId, agentId: e.agentId, estimate: e.bid, score: e.score, bids: e.bids, at: e.at,
-          ...(e.ranked ? { ranked: e.ranked.slice(0, MAX_RANKED).map(({ reason, ...r }) => ({ ...r, ...(reason ? { reason } : {}) })) } : {}),
+          ...(e.ranked ? { ranked: e.ranked().slice(0, MAX_RANKED).map(({ reason, ...r }) => ({ ...r, ...(reason ? { reason } : {}) })) } : {}),
         });
       }),
       ev.on("attemptFailed", (e) =>

@@ -13,9 +13,9 @@
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { closeHttp, listenHttp } from "../../common/http-listen.ts";
 import type { Lifecycle } from "../../common/lifecycle.ts";
 import type { Logger } from "../../common/logger.ts";
 
@@ -84,15 +84,8 @@ export class DashboardServer implements Lifecycle {
         res.end("internal error\n");
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.o.port, this.o.host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+    this.boundPort = await listenHttp(server, this.o.port, this.o.host);
     this.server = server;
-    this.boundPort = (server.address() as AddressInfo).port;
     this.o.logger.info({ host: this.o.host, port: this.boundPort }, "dashboard on http");
   }
 
@@ -143,8 +136,7 @@ export class DashboardServer implements Lifecycle {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeHttp(server);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -40,8 +40,8 @@ export interface AttemptAwarded {
   bid: z.infer<typeof BidEstimateSchema>;
   score: number;
   bids: number;
-  /** Every scored bid of the auction, best first (winner.ts); the dashboard shows them. */
-  ranked?: RankedBid[] | undefined;
+  /** Every scored bid of the auction, best first (winner.ts), computed when called: only the dashboard's feed asks. */
+  ranked?: (() => RankedBid[]) | undefined;
   at: number;
 }
 

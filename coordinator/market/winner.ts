@@ -24,7 +24,8 @@ export interface RankedBid {
   accuracyMean: number;
 }
 
-export type AuctionDecision = { bids: number; winner: { bid: OfferedBid; score: number }; ranked: RankedBid[] } | { bids: number; error: WireError };
+/** `ranked` is computed only when someone asks (the dashboard feed): the award path does not sort for it. */
+export type AuctionDecision = { bids: number; winner: { bid: OfferedBid; score: number }; ranked: () => RankedBid[] } | { bids: number; error: WireError };
 
 export function decideAuction(auction: Auction, rec: TaskRecord, skill: string, now: number, p: Pick<MarketParts, "registry" | "reputation" | "rng">): AuctionDecision {
   const bids = auction.bids.filter((b) => p.registry.isOnline(b.nodeId));
@@ -37,8 +38,9 @@ export function decideAuction(auction: Auction, rec: TaskRecord, skill: string, 
   );
   if (!winner) return { bids: bids.length, error: noWinnerError(auction, bids.length, scored) };
   // Best first; eligible before ineligible.
-  const ranked = scored
-    .map((s, i) => ({ nodeId: bids[i]!.nodeId, agentId: bids[i]!.agentId, estimate: bids[i]!.estimate, score: s.score, eligible: s.eligible, ...(s.reason ? { reason: s.reason } : {}), accuracyMean: s.accuracyMean }))
-    .sort((a, b) => Number(b.eligible) - Number(a.eligible) || b.score - a.score);
+  const ranked = () =>
+    scored
+      .map((s, i) => ({ nodeId: bids[i]!.nodeId, agentId: bids[i]!.agentId, estimate: bids[i]!.estimate, score: s.score, eligible: s.eligible, ...(s.reason ? { reason: s.reason } : {}), accuracyMean: s.accuracyMean }))
+      .sort((a, b) => Number(b.eligible) - Number(a.eligible) || b.score - a.score);
   return { bids: bids.length, winner: { bid: bids.find((b) => b.nodeId === winner.key)!, score: winner.score }, ranked };
 }

@@ -3,7 +3,7 @@
  * firewall can open it to the monitoring host alone. Anything else is 404.
  */
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { closeHttp, listenHttp } from "../../common/http-listen.ts";
 import type { Lifecycle } from "../../common/lifecycle.ts";
 import type { Logger } from "../../common/logger.ts";
 
@@ -51,15 +51,8 @@ export class MetricsHttpServer implements Lifecycle {
         },
       );
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.o.port, this.o.host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+    this.boundPort = await listenHttp(server, this.o.port, this.o.host);
     this.server = server;
-    this.boundPort = (server.address() as AddressInfo).port;
     this.o.logger.info({ host: this.o.host, port: this.boundPort }, "metrics on /metrics");
   }
 
@@ -67,7 +60,6 @@ export class MetricsHttpServer implements Lifecycle {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeHttp(server);
   }
 }

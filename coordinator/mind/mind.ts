@@ -13,12 +13,11 @@
  * The coordinator stopping mid-job leaves it `running` with its spec: the next start resumes it from
  * the worker's checkpoint in the same folder.
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { access, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Clock, Timer } from "../../common/clock.ts";
 import type { Counters } from "../../common/counters.ts";
+import { sha256File } from "../../common/file-hash.ts";
 import { ColonyError } from "../../common/errors.ts";
 import type { Lifecycle } from "../../common/lifecycle.ts";
 import type { Logger } from "../../common/logger.ts";
@@ -325,12 +324,6 @@ export class Mind implements Lifecycle {
     const snapshot: MindJobsSnapshot = { at: this.o.clock.now(), jobs: this.list().slice(0, SNAPSHOT_JOBS) };
     this.o.link.outbox.send(channels.mindJobs, [], snapshot);
   }
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }
 
 function wire(r: JobRecord): MindJob {

@@ -15,12 +15,9 @@
  * model, the adapter gate against its base (gguf/lora-check.ts) for an adapter, exactly as a node
  * checks it (node/llama/model-file.ts); a refusal carries the gate's GGUF_* code.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { chmod, mkdir, open, readdir, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
-import { Transform } from "node:stream";
 import { ColonyError, CommonErrors, ModelManifestErrors, ModelTransferErrors } from "../../common/errors.ts";
 import type { GateReport } from "../../common/gate-report.ts";
 import type { Logger } from "../../common/logger.ts";
@@ -33,6 +30,7 @@ import { checkLoraAdapter } from "../../gguf/lora-check.ts";
 import { readGgufHeaderFromFile } from "../../gguf/reader.ts";
 import type { TaskStore } from "../market/task-store.ts";
 import { ModelStoreErrors } from "./errors.ts";
+import { copyHashing } from "../../common/file-hash.ts";
 
 type Section = ReturnType<TaskStore["section"]>;
 
@@ -254,7 +252,7 @@ export class ModelStore {
     const format = meta.format ?? "gguf-model";
     const tmp = path.join(this.o.dir, `${INCOMING}${randomBytes(8).toString("hex")}.gguf`);
     try {
-      const { sha256, bytes } = await copyHashing(file, tmp);
+      const { sha256, bytes } = await copyChecked(file, tmp);
       const draft = {
         sha256, bytes, format, ...(meta.base !== undefined ? { base: meta.base } : {}), name: meta.name, lineage, version: (this.highestVersion(lineage) ?? 0) + 1,
         parents: meta.parents ?? [], skills: meta.skills, ...(meta.datasetSha256 !== undefined ? { datasetSha256: meta.datasetSha256 } : {}),
@@ -320,20 +318,10 @@ function named(err: unknown, file: string): unknown {
 }
 
 /** Copies `from` to `to` (mode 0600, must not exist) and returns the sha256 and size of the bytes written. */
-async function copyHashing(from: string, to: string): Promise<{ sha256: string; bytes: number }> {
+async function copyChecked(from: string, to: string): Promise<{ sha256: string; bytes: number }> {
   const info = await stat(from).catch((err: NodeJS.ErrnoException) => {
     throw new ColonyError(GgufErrors.GGUF_FILE_UNREADABLE, `model file ${from} cannot be read: ${err.code ?? err.message}`, { path: from });
   });
   if (!info.isFile()) throw new ColonyError(GgufErrors.GGUF_FILE_UNREADABLE, `${from} is not a file`, { path: from });
-  const hash = createHash("sha256");
-  let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  await pipeline(createReadStream(from), tap, createWriteStream(to, { flags: "wx", mode: 0o600 }));
-  return { sha256: hash.digest("hex"), bytes };
+  return copyHashing(from, to);
 }

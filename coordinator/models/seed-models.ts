@@ -6,8 +6,6 @@
  * once. A seed that cannot be imported (file missing, another sha256 than its manifest pins, refused
  * by the gate) is logged and skipped: the coordinator still starts.
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +13,7 @@ import { z } from "zod";
 import { ColonyError } from "../../common/errors.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { ModelStore } from "./model-store.ts";
+import { sha256File } from "../../common/file-hash.ts";
 
 export const SEED_MANIFEST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "models", "seed-manifest.json");
 
@@ -47,7 +46,7 @@ export async function importSeedModels(store: ModelStore, o: { manifest?: string
     try {
       const modelFile = path.resolve(path.dirname(file), seed.file);
       // Checked before adding, so a swapped file never takes a version of the seed's lineage.
-      const actual = await sha256Of(modelFile);
+      const actual = await sha256File(modelFile);
       if (actual !== seed.sha256) throw new ColonyError("MODEL_HASH_MISMATCH" /* the node's code for the same fault (node/errors.ts) */, `${seed.file} has sha256 ${actual}, the seed manifest pins ${seed.sha256}`);
       await store.add(modelFile, { name: seed.name, lineage: seed.name, format: "gguf-model", parents: [], skills: seed.skills });
       out.added.push(seed.name);
@@ -59,10 +58,4 @@ export async function importSeedModels(store: ModelStore, o: { manifest?: string
   }
   if (out.added.length > 0) o.logger.info({ added: out.added }, "seed models signed and added to the model store");
   return out;
-}
-
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }

@@ -5,8 +5,6 @@
  * crash), MODEL_UNSUPPORTED (outside what the gate models), MODEL_HASH_MISMATCH.
  * What the node loads is a verified private copy of the file (verified-models.ts), not this path.
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { ColonyError } from "../../common/errors.ts";
 import { GgufErrors } from "../../gguf/errors.ts";
@@ -14,6 +12,7 @@ import { checkModel, type ModelCheck } from "../../gguf/llama-check.ts";
 import { metaValue } from "../../gguf/meta.ts";
 import { readGgufHeaderFromFile } from "../../gguf/reader.ts";
 import { NodeErrors } from "../errors.ts";
+import { sha256File } from "../../common/file-hash.ts";
 
 /** What a verified model file tells before it is loaded. */
 export interface ModelFacts {
@@ -35,12 +34,6 @@ export interface VerifyOptions {
   shownAs?: string | undefined;
 }
 
-/** The sha256 of a file, streamed (models are up to tens of GB). */
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
 
 export function hashMismatch(name: string, expected: string, actual: string): ColonyError {
   return new ColonyError(NodeErrors.MODEL_HASH_MISMATCH, `model file ${name} has sha256 ${actual}, its reference pins ${expected}`, { file: name, expected, actual });

@@ -13,15 +13,13 @@
  * set back by a user, unlike mtime); otherwise its verified copy is reused. A swap that keeps all
  * of them is still harmless: the copy is what gets loaded.
  */
-import { createHash, randomUUID } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { randomUUID } from "node:crypto";
 import { chmod, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { ColonyError } from "../../common/errors.ts";
 import { NodeErrors } from "../errors.ts";
 import { hashMismatch, verifyModelFile, type ModelFacts } from "./model-file.ts";
+import { copyHashing } from "../../common/file-hash.ts";
 
 export interface VerifiedModel extends ModelFacts {
   sha256: string;
@@ -46,18 +44,6 @@ async function stampOf(file: string): Promise<string> {
   }
 }
 
-/** Copies `from` to a new file `to` (created exclusively, owner-only), returning the copied bytes' sha256. */
-async function copyHashing(from: string, to: string): Promise<string> {
-  const hash = createHash("sha256");
-  const tap = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      done(null, chunk);
-    },
-  });
-  await pipeline(createReadStream(from), tap, createWriteStream(to, { flags: "wx", mode: 0o600 }));
-  return hash.digest("hex");
-}
 
 export class VerifiedModelStore {
   private readonly pins = new Map<string, Pin>();
@@ -115,7 +101,7 @@ export class VerifiedModelStore {
     try {
       let sha256: string;
       try {
-        sha256 = await copyHashing(source, tmp);
+        sha256 = (await copyHashing(source, tmp)).sha256;
       } catch (err) {
         throw new ColonyError(NodeErrors.MODEL_FILE_INVALID, `model file ${source} cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { file: source }, { cause: err });
       }

@@ -181,7 +181,7 @@ test("seed import signs the four seed models once", async () => {
 
 test("a seed file that is not the seed manifest's is skipped without taking a version; a missing manifest adds nothing", async () => {
   await withStore(async ({ store, dir }) => {
-    const file = await writeRandomModel(dir, "swapped");
+    await writeRandomModel(dir, "swapped");
     const manifest = path.join(dir, "seed-manifest.json");
     writeFileSync(manifest, JSON.stringify({ models: [{ name: "seed-x", file: "swapped.gguf", sha256: "0".repeat(64), skills: ["add"] }] }));
     const r = await importSeedModels(store, { manifest, logger: silentLogger });

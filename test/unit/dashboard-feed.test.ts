@@ -38,7 +38,7 @@ async function run(showPrompts: boolean) {
     { nodeId: "n1", agentId: "a1", estimate: bid, score: 0.5, eligible: true, accuracyMean: 0.5 },
     { nodeId: "n2", agentId: "a2", estimate: { ...bid, latencyMs: 9e5 }, score: 0, eligible: false, reason: "deadline" as const, accuracyMean: 0.5 },
   ];
-  events.emit("attemptAwarded", { taskId: "t1", skill: "add", attempt: 1, auctionId: "x1", nodeId: "n1", agentId: "a1", bid, score: 0.5, bids: 2, ranked, at });
+  events.emit("attemptAwarded", { taskId: "t1", skill: "add", attempt: 1, auctionId: "x1", nodeId: "n1", agentId: "a1", bid, score: 0.5, bids: 2, ranked: () => ranked, at });
   events.emit("attemptFailed", { taskId: "t1", skill: "add", attempt: 1, nodeId: "n1", agentId: "a1", outcome: "ack-timeout", error: { code: "ACK_TIMEOUT", message: "no ack" }, at });
   events.emit("attemptAwarded", { taskId: "t1", skill: "add", attempt: 2, auctionId: "x2", nodeId: "n1", agentId: "a1", bid, score: 0.4, bids: 1, at });
   events.emit("taskFinished", {
