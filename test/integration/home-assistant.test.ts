@@ -94,6 +94,7 @@ test("discovery: retained, valid HA configs; availability follows the node and t
   const configsOf = (list: Seen[]) => list.filter((m) => m.topic.startsWith("homeassistant/") && m.topic.endsWith("/config"));
   await until("the node's battery and temperature sensors", () => configsOf(seen).some((m) => m.topic.endsWith("/temperature/config") && m.topic.includes("_node_")));
   await until(() => `the node state with its task (seen: ${seen.filter((m) => m.topic === nodeState).map((m) => m.payload).join(" ")})`, () => seen.some((m) => m.topic === nodeState && JSON.parse(m.payload).tasksDone === 1));
+  await until("the coordinator state with its task", () => seen.some((m) => m.topic === haTopics.coordinatorState && JSON.parse(m.payload).tasksOk === 1));
   // (On a fresh subscription aedes may deliver the retained copy after a newer live message: HA
   // then shows the older value until the next change. What it gets when it subscribes is below.)
 
