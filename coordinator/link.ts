@@ -49,11 +49,6 @@ export class CoordinatorLink implements Lifecycle {
       will: { topic: ch.topic(), payload: encode(offline), qos: ch.qos, retain: ch.retain },
       stream: this.o.stream,
     });
-    // mqtt.js leaves Nagle on: with delayed ACKs that costs ~40 ms per hop on small messages
-    // (bench/auction.ts measured p50 submit-to-award 100 ms with it, a few ms without).
-    const noDelay = () => (this.c?.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true);
-    noDelay();
-    this.c.on("connect", noDelay);
   }
 
   async close(): Promise<void> {

@@ -28,6 +28,8 @@ interface Job {
   agent: Agent;
   abort: AbortController;
   acceptedAt: number;
+  /** performance.now() when the award arrived: the start of the done's `nodeMs`. */
+  receivedAt: number;
   /** The award's deadline on this node's clock. */
   deadlineAt: number;
   estimateMs: number;
@@ -115,6 +117,7 @@ export class JobRunner implements Lifecycle {
   }
 
   onAward(award: Award): void {
+    const receivedAt = performance.now();
     const { nodeId, profile } = this.p;
     const ack = (accepted: boolean, reason?: string) =>
       this.p.out.send(channels.nodeAck, [nodeId], { auctionId: award.auctionId, taskId: award.taskId, nodeId, agentId: award.agentId, accepted, ...(reason ? { reason } : {}) });
@@ -136,7 +139,7 @@ export class JobRunner implements Lifecycle {
     });
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
-    const job: Job = { award, agent, abort: new AbortController(), acceptedAt: this.p.clock.now(), deadlineAt, estimateMs: est.computeMs, done, resolve };
+    const job: Job = { award, agent, abort: new AbortController(), acceptedAt: this.p.clock.now(), receivedAt, deadlineAt, estimateMs: est.computeMs, done, resolve };
     this.jobs.set(award.auctionId, job);
     ack(true);
     this.queue.push(job);
@@ -195,7 +198,7 @@ export class JobRunner implements Lifecycle {
           const cost = measuredCost({ computeMs, threads: agent.threads, snapshot: this.p.probe.snapshot(), profile: this.p.profile, metered });
           const done: Done = {
             auctionId: award.auctionId, taskId: award.taskId, nodeId, agentId: agent.id, status: "ok", output: r.text,
-            timings: { queueMs, wakeMs, promptMs: r.promptMs, generateMs: r.generateMs, tokens: r.tokens },
+            timings: { queueMs, wakeMs, promptMs: r.promptMs, generateMs: r.generateMs, tokens: r.tokens, nodeMs: performance.now() - job.receivedAt },
             cost,
           };
           this.p.out.send(channels.nodeDone, [nodeId], done);
@@ -211,7 +214,7 @@ export class JobRunner implements Lifecycle {
       const e = err instanceof ColonyError ? err : new ColonyError(NodeErrors.GENERATION_FAILED, (err as Error)?.message ?? String(err));
       this.p.logger.warn({ taskId: award.taskId, code: e.code, message: e.message }, "task failed on this node");
       this.p.counters.inc("tasks.failed");
-      const done: Done = { auctionId: award.auctionId, taskId: award.taskId, nodeId, agentId: agent.id, status: "error", error: e.toWire(), timings: { queueMs, wakeMs } };
+      const done: Done = { auctionId: award.auctionId, taskId: award.taskId, nodeId, agentId: agent.id, status: "error", error: e.toWire(), timings: { queueMs, wakeMs, nodeMs: performance.now() - job.receivedAt } };
       this.p.out.send(channels.nodeDone, [nodeId], done);
     } finally {
       deadline.cancel();

@@ -91,14 +91,10 @@ export class NodeLink implements Lifecycle {
       reconnectMinMs: 200, reconnectMaxMs: 5000,
     });
     this.client = client;
-    // mqtt.js leaves Nagle on; with delayed ACKs that adds ~40 ms per small message.
-    const noDelay = () => (client.stream as { setNoDelay?: (v: boolean) => void } | undefined)?.setNoDelay?.(true);
     client.on("message", (topic, payload, packet) => this.dispatch(topic, payload, packet.retain));
     client.on("connect", () => {
-      noDelay();
       for (const fn of this.connectListeners) fn();
     });
-    noDelay();
     const subs = [channels.announce.topic(), channels.nodeAnnounce.topic(nodeId), channels.coordinatorStatus.topic(), channels.nodeAward.topic(nodeId), channels.nodeCancel.topic(nodeId), channels.nodeVerdict.topic(nodeId), channels.nodeCommand.topic(nodeId)];
     await client.subscribeAsync(subs, { qos: 1 });
     // Model chunks at QoS 0: the fetcher asks again for what is lost, and a PUBACK per MiB is a round trip.

@@ -104,7 +104,11 @@ export const DoneSchema = z.strictObject({
   status: z.enum(["ok", "error"]),
   output: z.string().max(1024 * 1024).optional(),
   error: WireErrorSchema.optional(),
-  timings: z.strictObject({ queueMs: z.number().min(0), wakeMs: z.number().min(0), promptMs: z.number().min(0), generateMs: z.number().min(0), tokens: z.number().int().min(0) }).partial().optional(),
+  /**
+   * The node's own split of its time (ms): queued, waking the agent, prompt evaluation, generation;
+   * `nodeMs` is all of it, from the award's arrival to this message leaving.
+   */
+  timings: z.strictObject({ queueMs: z.number().min(0), wakeMs: z.number().min(0), promptMs: z.number().min(0), generateMs: z.number().min(0), tokens: z.number().int().min(0), nodeMs: z.number().min(0) }).partial().optional(),
   cost: z.strictObject({ energyJ: z.number().min(0), energySource: EnergySourceSchema }).partial().optional(),
 });
 export type Done = z.infer<typeof DoneSchema>;

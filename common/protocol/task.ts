@@ -94,7 +94,23 @@ export const ResultSchema = z.strictObject({
   agentId: IdSchema.optional(),
   nodeId: IdSchema.optional(),
   attempts: z.array(AttemptSchema),
-  timings: z.strictObject({ acceptedAt: z.number(), finishedAt: z.number(), totalMs: z.number(), generateMs: z.number().optional() }),
+  timings: z.strictObject({
+    acceptedAt: z.number(),
+    finishedAt: z.number(),
+    totalMs: z.number(),
+    generateMs: z.number().optional(),
+    /**
+     * Where the time went, in ms, for the delivering attempt (coordinator/market/phases.ts,
+     * docs/protocol.md "Phases"): the coordinator's steps and the node's own split.
+     */
+    phases: z
+      .strictObject({
+        intakeMs: z.number(), announceMs: z.number(), biddingMs: z.number(), decideMs: z.number(), ackMs: z.number(), runMs: z.number(), checkMs: z.number(), storeMs: z.number(),
+        queueMs: z.number(), wakeMs: z.number(), promptMs: z.number(), generateMs: z.number(), nodeMs: z.number(),
+      })
+      .partial()
+      .optional(),
+  }),
   /** What the delivering attempt cost, as the node measured it; `energySource` says how the joules were obtained. */
   cost: z.strictObject({ energyJ: z.number().optional(), energySource: EnergySourceSchema.optional(), tokens: z.number().int().optional() }).optional(),
 });

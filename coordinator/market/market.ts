@@ -6,6 +6,7 @@ import { MarketErrors } from "./errors.ts";
 import type { DeliveredAttempt } from "./events.ts";
 import { duplicateError, takeSubmit } from "./intake.ts";
 import { MarketOutbox } from "./outbox.ts";
+import { markNow, phasesOf } from "./phases.ts";
 import type { MarketParts } from "./parts.ts";
 import { recordLateDone } from "./late-done.ts";
 import { loadUnfinishedTasks } from "./recovery.ts";
@@ -106,6 +107,7 @@ export class Market {
   /** A submit published in the folder of `owner` (the submitter's MQTT username). */
   async onSubmit(payload: Buffer, owner: string): Promise<void> {
     if (this.closed) return;
+    const received = performance.now();
     const t = takeSubmit(payload, owner, this.p.settings);
     if (t.kind === "drop") return this.p.counters.drop(t.reason);
     if (t.kind === "reject") return this.reject(owner, t.id, t.error);
@@ -126,6 +128,7 @@ export class Market {
     const niche = t.submit.skill === undefined ? this.p.niches?.classify(t.submit.prompt) : undefined;
     const run = this.newRun({ id, owner, submit: t.submit, ...(niche ? { niche } : {}), digest: t.digest, acceptedAt: now, deadlineAt: now + t.deadlineMs, maxTokens: t.maxTokens, state: "open", attempts: [] });
     const { rec } = run;
+    run.marks.received = received;
     // Stored BEFORE `accepted`: an accepted task survives a SIGKILL of the coordinator. A store
     // failure means the task is not accepted at all.
     try {
@@ -137,6 +140,7 @@ export class Market {
       return this.reject(owner, id, { code: "INTERNAL", message: `the task could not be stored: ${(err as Error).message}` });
     }
     if (this.closed) return;
+    markNow(run.marks, "accepted");
     this.p.counters.inc("tasks.accepted");
     this.out.taskEvent(owner, id, { type: "accepted", id, at: now });
     this.p.events.emit("taskAccepted", { taskId: id, skill: skillKey(rec), submit: rec.submit, maxTokens: rec.maxTokens, deadlineAt: rec.deadlineAt, at: now });
@@ -172,7 +176,10 @@ export class Market {
     this.p.counters.inc("auctions.opened");
     this.out.taskEvent(ownerOf(rec), rec.id, { type: "announced", id: rec.id, at: now, attempt, auctionId });
     const to = (rec.submit.private ?? this.p.settings.privateAnnounces) ? expected : undefined;
+    // The delivering attempt's marks are its own: an earlier attempt's leave with it.
+    run.marks = { received: run.marks.received, accepted: run.marks.accepted };
     this.out.announce(rec, { auctionId, attempt, closesAt, excluded: this.p.registry.agentsWithKeys(excluded), to }, now);
+    markNow(run.marks, "announced");
     run.auctionTimer = this.p.clock.setTimer(closesAt - now, () => this.closeAuction(run));
   }
 
@@ -190,6 +197,7 @@ export class Market {
     if (!auction || !auction.isOpen || run.finished) return;
     run.auctionTimer?.cancel();
     auction.close();
+    markNow(run.marks, "closed");
     this.p.counters.inc("auctions.closed");
     const now = this.p.clock.now();
     const skill = skillKey(run.rec);
@@ -214,6 +222,7 @@ export class Market {
     this.p.counters.inc("auctions.awarded");
     const awarded = { auctionId: auction.auctionId, attempt: auction.attempt, nodeId: bid.nodeId, agentId: bid.agentId, bid: bid.estimate, score, bids: decision.bids };
     this.out.awarded(run.rec, ownerOf(run.rec), { ...awarded, ackWithinMs: this.p.settings.ackWithinMs }, now);
+    markNow(run.marks, "awarded");
     this.p.events.emit("attemptAwarded", { taskId: run.rec.id, skill, genome: a.genome, ...awarded, ranked: decision.ranked, at: now });
   }
 
@@ -234,6 +243,7 @@ export class Market {
     cur.timer?.cancel();
     if (!ack.accepted) return this.failAttempt(run, "refused", { code: MarketErrors.AWARD_REFUSED, message: `award refused: ${ack.reason ?? "no reason given"}` }, false);
     cur.phase = "running";
+    markNow(run.marks, "acked");
     const a = run.rec.attempts.at(-1)!;
     // Not written: after a crash "awarded" and "running" resume alike, and one write per task less
     // is measurable in bench/auction.ts.
@@ -265,14 +275,16 @@ export class Market {
     }
     // Delivered: from here on the node's fate no longer matters, only the check's verdict.
     cur.phase = "checking";
+    markNow(run.marks, "done");
     const check = run.rec.submit.check;
     const outcome = check ? await this.p.checks.run(check, done.output ?? "") : undefined;
     if (run.finished || this.closed) return;
+    markNow(run.marks, "checked");
     // A check that ran out of time judged nothing: the agent keeps the provisional verdict of delivery.
     const checked = outcome === "timeout" ? undefined : outcome;
     a.outcome = checked === false ? "check-failed" : "ok";
     const verdict = (a.verdict = firstVerdict(checked));
-    void this.finish(run, deliveredResult(run.rec, a, done, outcome, this.p.clock.now()), deliveredEvent(a, verdict, done));
+    void this.finish(run, deliveredResult(run.rec, a, done, outcome, this.p.clock.now()), deliveredEvent(a, verdict, done), done);
   }
 
   /** The current attempt failed: tell the learners (penalty, record), stop the node if asked, re-auction. */
@@ -334,20 +346,24 @@ export class Market {
    * with it; the result is stored before it is published, so a result someone saw is always one
    * `colony task` can show.
    */
-  private async finish(run: Run, result: Result, delivered?: DeliveredAttempt): Promise<void> {
+  private async finish(run: Run, decided: Result, delivered?: DeliveredAttempt, done?: Done): Promise<void> {
     if (run.finished) return;
     run.finished = true;
     this.clearTimers(run);
     run.rec.state = "done";
+    const phases = phasesOf(run.marks, done);
+    const result: Result = { ...decided, timings: { ...decided.timings, phases } };
     run.rec.result = result;
     this.p.events.emit("taskFinished", {
       taskId: run.rec.id, submitter: ownerOf(run.rec), skill: skillKey(run.rec), prompt: run.rec.submit.prompt, status: result.status, error: result.error,
       attempts: run.rec.attempts.length, delivered, totalMs: result.timings.totalMs, learn: noLearning(run.rec), at: result.timings.finishedAt,
     });
+    const storing = run.marks.checked ?? performance.now();
     await this.persist(run);
     this.runs.remove(run);
     this.p.counters.inc(`tasks.${result.status}`);
-    this.out.result(ownerOf(run.rec), result, run.rec.submit.replyTo);
+    // The store's share is known only now: the published copy has it, the stored one was written before.
+    this.out.result(ownerOf(run.rec), { ...result, timings: { ...result.timings, phases: { ...phases, storeMs: Math.round((performance.now() - storing) * 100) / 100 } } }, run.rec.submit.replyTo);
   }
 
   // ------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 import type { Timer } from "../../common/clock.ts";
 import { recordKey } from "./agent-ref.ts";
 import type { Auction } from "./auction.ts";
+import type { Marks } from "./phases.ts";
 import { FAULTS } from "./results.ts";
 import { ownerOf, type TaskRecord, type TaskStore } from "./task-store.ts";
 
@@ -32,6 +33,8 @@ export interface Run {
   /** The latest store write of this task (close() waits for it). */
   writes: Promise<void>;
   finished: boolean;
+  /** When each step of the task happened (phases.ts; memory only). */
+  marks: Marks;
 }
 
 export interface MarketSnapshot {
@@ -47,7 +50,7 @@ export class RunTable {
 
   add(rec: Run["rec"]): Run {
     const failed = rec.attempts.flatMap((a) => (a.nodeId && a.agentId && FAULTS.has(a.outcome) ? [recordKey({ nodeId: a.nodeId, agentId: a.agentId, genome: a.genome })] : []));
-    const run: Run = { rec, failedAgents: new Set(failed), writes: Promise.resolve(), finished: false };
+    const run: Run = { rec, failedAgents: new Set(failed), writes: Promise.resolve(), finished: false, marks: {} };
     this.byTask.set(rec.id, run);
     const owner = ownerOf(rec);
     this.openByOwner.set(owner, (this.openByOwner.get(owner) ?? 0) + 1);
