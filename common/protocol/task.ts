@@ -105,7 +105,7 @@ export const ResultSchema = z.strictObject({
      */
     phases: z
       .strictObject({
-        intakeMs: z.number(), announceMs: z.number(), biddingMs: z.number(), decideMs: z.number(), ackMs: z.number(), runMs: z.number(), checkMs: z.number(), storeMs: z.number(),
+        intakeMs: z.number(), announceMs: z.number(), biddingMs: z.number(), decideMs: z.number(), ackMs: z.number(), runMs: z.number(), checkMs: z.number(),
         queueMs: z.number(), wakeMs: z.number(), promptMs: z.number(), generateMs: z.number(), nodeMs: z.number(),
       })
       .partial()

@@ -130,21 +130,40 @@ export class Market {
     const { rec } = run;
     run.marks.received = received;
     // Stored BEFORE `accepted`: an accepted task survives a SIGKILL of the coordinator. A store
-    // failure means the task is not accepted at all.
+    // failure means the task is not accepted at all. The first auction does not wait for the write
+    // (it overlaps the bidding round trip, issue 14): only what follows the bids does: the award,
+    // the `announced` event and any result wait for `accepting` (afterAccepted).
+    let settle!: (ok: boolean) => void;
+    run.accepting = new Promise<boolean>((r) => (settle = r));
+    const stored = (run.writes = this.p.store.putTask(rec));
+    this.startAttempt(run);
     try {
-      await (run.writes = this.p.store.putTask(rec));
+      await stored;
     } catch (err) {
+      run.finished = true;
       this.clearTimers(run);
       this.runs.remove(run);
+      settle(false);
       this.p.logger.error({ err, taskId: id }, "task store write failed; submit rejected");
       return this.reject(owner, id, { code: "INTERNAL", message: `the task could not be stored: ${(err as Error).message}` });
     }
-    if (this.closed) return;
+    run.accepting = undefined;
+    if (this.closed) return settle(false);
     markNow(run.marks, "accepted");
     this.p.counters.inc("tasks.accepted");
     this.out.taskEvent(owner, id, { type: "accepted", id, at: now });
     this.p.events.emit("taskAccepted", { taskId: id, skill: skillKey(rec), submit: rec.submit, maxTokens: rec.maxTokens, deadlineAt: rec.deadlineAt, at: now });
-    this.startAttempt(run);
+    settle(true);
+  }
+
+  /**
+   * While the task's first write is in flight, queues `fn` for when it is stored and `accepted` is
+   * out (dropped if the task was not accepted) and returns true; otherwise returns false.
+   */
+  private afterAccepted(run: Run, fn: () => void): boolean {
+    if (!run.accepting) return false;
+    void run.accepting.then((ok) => ok && fn());
+    return true;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -172,9 +191,11 @@ export class Market {
       return this.finishError(run, MarketErrors.NO_BIDDERS, `no online node has an agent for skill ${rec.submit.skill ?? "(any)"} that is not excluded (${excluded.size} excluded)`);
     }
     this.runs.setAuction(run, new Auction(auctionId, rec.id, attempt, now, closesAt, expected, this.p.registry.screen(excluded)));
-    this.persist(run);
+    // (The acceptance write in flight stores the live record, this attempt included.)
+    if (!run.accepting) this.persist(run);
     this.p.counters.inc("auctions.opened");
-    this.out.taskEvent(ownerOf(rec), rec.id, { type: "announced", id: rec.id, at: now, attempt, auctionId });
+    const announced = () => this.out.taskEvent(ownerOf(rec), rec.id, { type: "announced", id: rec.id, at: now, attempt, auctionId });
+    if (!this.afterAccepted(run, announced)) announced();
     const to = (rec.submit.private ?? this.p.settings.privateAnnounces) ? expected : undefined;
     // The delivering attempt's marks are its own: an earlier attempt's leave with it.
     run.marks = { received: run.marks.received, accepted: run.marks.accepted };
@@ -195,6 +216,8 @@ export class Market {
   private closeAuction(run: Run): void {
     const auction = run.auction;
     if (!auction || !auction.isOpen || run.finished) return;
+    // The bids are in before the task is stored: the award waits for the write.
+    if (this.afterAccepted(run, () => this.closeAuction(run))) return;
     run.auctionTimer?.cancel();
     auction.close();
     markNow(run.marks, "closed");
@@ -348,6 +371,8 @@ export class Market {
    */
   private async finish(run: Run, decided: Result, delivered?: DeliveredAttempt, done?: Done): Promise<void> {
     if (run.finished) return;
+    // (E.g. NO_BIDDERS decided while the task is being stored: its result follows its `accepted`.)
+    if (this.afterAccepted(run, () => void this.finish(run, decided, delivered, done))) return;
     run.finished = true;
     this.clearTimers(run);
     run.rec.state = "done";
@@ -358,12 +383,10 @@ export class Market {
       taskId: run.rec.id, submitter: ownerOf(run.rec), skill: skillKey(run.rec), prompt: run.rec.submit.prompt, status: result.status, error: result.error,
       attempts: run.rec.attempts.length, delivered, totalMs: result.timings.totalMs, learn: noLearning(run.rec), at: result.timings.finishedAt,
     });
-    const storing = run.marks.checked ?? performance.now();
     await this.persist(run);
     this.runs.remove(run);
     this.p.counters.inc(`tasks.${result.status}`);
-    // The store's share is known only now: the published copy has it, the stored one was written before.
-    this.out.result(ownerOf(run.rec), { ...result, timings: { ...result.timings, phases: { ...phases, storeMs: Math.round((performance.now() - storing) * 100) / 100 } } }, run.rec.submit.replyTo);
+    this.out.result(ownerOf(run.rec), result, run.rec.submit.replyTo);
   }
 
   // ------------------------------------------------------------------------------------------

@@ -8,10 +8,14 @@ import type { Done, Result } from "../../common/protocol.ts";
  * task resumed after a restart carries the phases it saw since.
  *
  *   received -intake-> accepted -announce-> announced -bidding-> closed -decide-> awarded
- *   -ack-> acked -run-> done -check-> checked -store-> stored (then published)
+ *   -ack-> acked -run-> done -check-> checked, then the result is stored and published
  *
- * `announceMs` spans everything between acceptance and the delivering attempt's announce, so the
- * time lost to failed attempts and re-auctions shows there. `runMs` is ack to done as the
+ * The result's own store write is not in it (the result is stored as published, so it cannot carry
+ * the time of its own write); bench/latency.ts times the store's writes from outside. The first
+ * auction runs while the task is being stored (market.ts onSubmit): for a first attempt `intakeMs`
+ * overlaps `biddingMs` and `announceMs` is 0. For a later one `announceMs` spans everything between
+ * acceptance and the delivering attempt's announce, so the time lost to failed attempts and
+ * re-auctions shows there. `runMs` is ack to done as the
  * coordinator sees it; the node's `nodeMs` (award received to done sent) inside it, and the node's
  * queue, wake, prompt and generation inside that.
  */

@@ -35,6 +35,11 @@ export interface Run {
   finished: boolean;
   /** When each step of the task happened (phases.ts; memory only). */
   marks: Marks;
+  /**
+   * Set while the task's first write is in flight (its first auction already runs, market.ts
+   * onSubmit): resolves true once it is stored and `accepted` went out, false if it was not.
+   */
+  accepting?: Promise<boolean> | undefined;
 }
 
 export interface MarketSnapshot {

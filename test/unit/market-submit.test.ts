@@ -177,3 +177,53 @@ test("RATE_LIMITED: a submitter's unfinished tasks and request rate are bounded;
   assert.equal(h.counters.get("submitters.rate-limited"), 2);
   await h.close();
 });
+
+/** Holds the store's FIRST putTask (the acceptance write) until `release(ok)`; later writes pass. */
+function holdFirstWrite(h: Awaited<ReturnType<typeof setup>>) {
+  const put = h.store.putTask.bind(h.store);
+  let release!: (ok: boolean) => void;
+  let first = true;
+  h.store.putTask = (rec) => {
+    if (!first) return put(rec);
+    first = false;
+    return new Promise<void>((resolve, reject) => (release = (ok) => (ok ? put(rec).then(resolve, reject) : reject(new Error("disk full")))));
+  };
+  return (ok: boolean) => release(ok);
+}
+
+test("the first auction overlaps the task's store write: a bid in before the write waits for it; events stay accepted, announced, awarded", async () => {
+  const h = await setup();
+  h.node("n1");
+  const release = holdFirstWrite(h);
+  const submitting = h.submit({ id: "ov1", prompt: "p", maxTokens: 5 });
+  await h.until(() => h.announces().length === 1, "the announce while the task is being stored");
+  assert.deepEqual(h.events("ov1"), [], "nothing tells the submitter anything before the task is stored");
+  h.bid("n1", h.announces()[0]);
+  assert.equal(h.award("n1").length, 0, "no award before the task is durable");
+  release(true);
+  await submitting;
+  await h.until(() => h.award("n1").length === 1, "the award once stored");
+  assert.deepEqual(h.events("ov1").map((e) => e.type), ["accepted", "announced", "awarded"]);
+  assert.equal((await h.store.getTask("ov1"))?.state, "open");
+  await h.close();
+});
+
+test("the first auction overlaps the task's store write: a failed write rejects the task, and its auction awards nothing and decides nothing", async () => {
+  const h = await setup();
+  h.node("n1");
+  const release = holdFirstWrite(h);
+  const submitting = h.submit({ id: "ov2", prompt: "p", maxTokens: 5 });
+  await h.until(() => h.announces().length === 1, "the announce while the task is being stored");
+  const announce = h.announces()[0];
+  release(false);
+  await submitting;
+  assert.deepEqual(h.events("ov2").map((e) => [e.type, e.error?.code]), [["rejected", "INTERNAL"]]);
+  h.bid("n1", announce);
+  h.clock.advance(10_000);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(h.award("n1").length, 0);
+  assert.deepEqual(h.results("ov2"), []);
+  assert.equal(h.market.isRunning("ov2"), false);
+  assert.equal(await h.store.getTask("ov2"), undefined, "no zombie task for a restart to resume");
+  await h.close();
+});
