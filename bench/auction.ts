@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- auction [--tasks N] [--concurrency K] [--coordinator-tcp]`: Colony's market
+ * `npm run bench -- auction [--tasks N] [--concurrency K] [--nodes 10,100] [--coordinator-tcp]`: Colony's market
  * against a bare MQTT auction, both over real MQTT with the same link and the same security.
  *
  * What is compared, for 10 and 100 simulated nodes:
@@ -53,6 +53,12 @@ const argInt = (name: string, dflt: number) => {
 const TASKS = argInt("--tasks", 1000);
 const CONCURRENCY = argInt("--concurrency", 8);
 const COORDINATOR_TCP = args.includes("--coordinator-tcp");
+/** Fleet sizes to run, e.g. `--nodes 10` or `--nodes 10,100,1000` (default 10,100). */
+const NODE_COUNTS = (args.includes("--nodes") ? args[args.indexOf("--nodes") + 1]! : "10,100").split(",").map((x) => {
+  const n = Number(x);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`bench auction: --nodes takes a comma-separated list of fleet sizes, got ${x}`);
+  return n;
+});
 const SUBMITTER = "bench";
 const USER = `submitter.${SUBMITTER}`;
 const STALL_MS = 20_000; // 10x the bid window: a task this old is lost, not slow
@@ -155,7 +161,7 @@ const ROUNDS = 4;
 const summary: Record<string, unknown> = {
   bench: "auction", auth: true, link: COORDINATOR_TCP ? "tcp" : "memory", tasksPerPhase: TASKS, concurrency: CONCURRENCY, rounds: ROUNDS, cores: os.cpus().length, loadavg1: +os.loadavg()[0]!.toFixed(1),
 };
-for (const nodes of [10, 100]) {
+for (const nodes of NODE_COUNTS) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "colony-bench-"));
   const config = CoordinatorConfigSchema.parse({ port: 0, host: "127.0.0.1", dataDir, insecure: false, mdns: false, logLevel: "silent", bidWindowMs: 2000, seed: 1, brokerOverTcp: COORDINATOR_TCP,
     // The per-submitter rate limit stays on (its check runs on every submit) but high enough for the

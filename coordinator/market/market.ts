@@ -112,7 +112,10 @@ export class Market {
     if (t.kind === "drop") return this.p.counters.drop(t.reason);
     if (t.kind === "reject") return this.reject(owner, t.id, t.error);
     const { id } = t;
-    const known = await this.runs.find(id, this.p.store);
+    const found = await this.runs.find(id, this.p.store);
+    // Looked up again in the same turn as newRun below: an identical submit may have been accepted
+    // while this one awaited (a new id's read resolves at once: id-filter.ts).
+    const known = this.runs.get(id)?.rec ?? found;
     if (known) {
       const refused = duplicateError(known, owner, t.digest);
       if (refused) return this.reject(owner, id, refused);

@@ -2,6 +2,7 @@ import { Level } from "level";
 import { ANONYMOUS, type Result, type Submit, type WireError, type BidEstimateSchema } from "../../common/protocol.ts";
 import type { z } from "zod";
 import type { AttemptVerdict } from "./events.ts";
+import { IdFilter } from "./id-filter.ts";
 import type { PenaltyState } from "./penalties.ts";
 import type { Record as TrackRecord } from "./scoring.ts";
 import type { VerdictWindow } from "./track-record.ts";
@@ -103,12 +104,15 @@ export class TaskStore {
   private waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
   private writing: Promise<void> | undefined;
   private scheduled = false;
+  /** Every stored task id (id-filter.ts): a new id needs no read. */
+  private readonly ids = new IdFilter();
   constructor(private readonly location: string) {}
 
   async start(): Promise<void> {
     this.db = new Level<string, unknown>(this.location, { valueEncoding: "json" });
     await this.db.open();
     await this.buildIndex();
+    for await (const k of this.d.keys({ gte: TASK, lt: TASK + "\xff" })) this.ids.add(k.slice(TASK.length));
   }
 
   /** Stores written before the open/fin indexes existed get them once, in one pass over every task. */
@@ -144,14 +148,17 @@ export class TaskStore {
     return this.d.sublevel<string, unknown>(name, { valueEncoding: "json" });
   }
 
-  /** Reads its own writes: a record waiting for its batch is returned as it is now. */
+  /** Reads its own writes: a record waiting for its batch is returned as it is now. An id never stored is not read. */
   async getTask(id: string): Promise<TaskRecord | undefined> {
-    return this.pending.get(id) ?? ((await this.d.get(TASK + id)) as TaskRecord | undefined);
+    const pending = this.pending.get(id);
+    if (pending || !this.ids.mayHave(id)) return pending;
+    return (await this.d.get(TASK + id)) as TaskRecord | undefined;
   }
 
   putTask(t: TaskRecord): Promise<void> {
     if (!this.db) return Promise.reject(new Error("task store is not open"));
     this.pending.set(t.id, t);
+    this.ids.add(t.id);
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     if (!this.writing && !this.scheduled) {
       this.scheduled = true;

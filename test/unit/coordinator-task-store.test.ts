@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { IdFilter } from "../../coordinator/market/id-filter.ts";
 import { TaskStore, type TaskRecord } from "../../coordinator/market/task-store.ts";
 
 // The task store's group commit against a real LevelDB: many writes in one batch, newest state
@@ -62,6 +63,37 @@ test("close writes what was asked for; a closed store rejects writes", async () 
     await again.start();
     assert.equal((await again.getTask("c49"))?.id, "c49");
     await again.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("id filter: every added id is found (no false negatives); few unknown ids look known", () => {
+  const f = new IdFilter();
+  const n = 100_000;
+  for (let i = 0; i < n; i++) f.add(`task-${i}-${(i * 2654435761) >>> 0}`);
+  for (let i = 0; i < n; i++) assert.ok(f.mayHave(`task-${i}-${(i * 2654435761) >>> 0}`), `id ${i} lost`);
+  let fp = 0;
+  for (let i = 0; i < n; i++) if (f.mayHave(`other-${i}`)) fp++;
+  assert.ok(fp / n < 0.002, `false positives ${fp} of ${n}`);
+});
+
+test("id filter in the store: an id stored before a restart is found after it, a pruned one reads as absent", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "colony-ids-"));
+  try {
+    const rec = (id: string, finishedAt: number) => ({ id, submit: { id, prompt: "p" }, acceptedAt: finishedAt - 1, deadlineAt: finishedAt + 1, state: "done" as const, attempts: [], result: { id, status: "ok" as const, attempts: [], timings: { acceptedAt: finishedAt - 1, finishedAt, totalMs: 1 } } });
+    const a = new TaskStore(dir);
+    await a.start();
+    await a.putTask(rec("old", 1000));
+    await a.putTask(rec("kept", 5000));
+    await a.close();
+    const b = new TaskStore(dir);
+    await b.start();
+    assert.equal((await b.getTask("kept"))?.id, "kept");
+    assert.equal(await b.getTask("never"), undefined);
+    assert.equal(await b.pruneFinished(2000, 10), 1);
+    assert.equal(await b.getTask("old"), undefined);
+    await b.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
