@@ -28,7 +28,8 @@ interface Open {
 
 const BID_WINDOW_MS = 2000; // Colony's bidWindowMs in bench/auction.ts
 
-export async function startBareCoordinator(o: { url: string; credential: { username: string; password: string }; stream?: (() => Duplex) | undefined; nodes: number }): Promise<MqttClient> {
+/** `nodes`: how many nodes answer each announce (the eligible ones); `skill`: the tasks' skill, announced on its topic as Colony does. */
+export async function startBareCoordinator(o: { url: string; credential: { username: string; password: string }; stream?: (() => Duplex) | undefined; nodes: number; skill?: string | undefined }): Promise<MqttClient> {
   const c = await connectMqtt({
     url: o.url, ...o.credential, logger: silentLogger, stream: o.stream,
     will: { topic: topics.coordinatorStatus, payload: encode({ state: "offline" }), qos: 1, retain: true },
@@ -61,7 +62,7 @@ export async function startBareCoordinator(o: { url: string; credential: { usern
       open.set(t.auctionId, t);
       event(t, { type: "accepted" });
       event(t, { type: "announced", attempt: 1, auctionId: t.auctionId });
-      c.publish(topics.announce, encode({ auctionId: t.auctionId, taskId: t.id, attempt: 1, prompt: t.prompt, maxTokens: t.maxTokens, deadlineAt: t.deadlineAt, closesAt: now + BID_WINDOW_MS, sentAt: now }), { qos: channels.announce.qos });
+      c.publish(m.skill ? topics.skillAnnounce(m.skill) : topics.announce, encode({ auctionId: t.auctionId, taskId: t.id, attempt: 1, prompt: t.prompt, ...(m.skill ? { skill: m.skill } : {}), maxTokens: t.maxTokens, deadlineAt: t.deadlineAt, closesAt: now + BID_WINDOW_MS, sentAt: now }), { qos: channels.announce.qos });
       return;
     }
     const t = open.get(m.auctionId);

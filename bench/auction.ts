@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- auction [--tasks N] [--concurrency K] [--nodes 10,100] [--coordinator-tcp]`: Colony's market
+ * `npm run bench -- auction [--tasks N] [--concurrency K] [--nodes 10,100] [--eligible F] [--broker embedded|mosquitto] [--coordinator-tcp]`: Colony's market
  * against a bare MQTT auction, both over real MQTT with the same link and the same security.
  *
  * What is compared, for 10 and 100 simulated nodes:
@@ -41,6 +41,8 @@ import { createAedesAuthHooks, issueCredential, loadOrCreateFleetSecret } from "
 import { EmbeddedBroker } from "../coordinator/broker.ts";
 import { CoordinatorConfigSchema } from "../coordinator/config.ts";
 import { Coordinator } from "../coordinator/coordinator.ts";
+import { writeMosquittoFiles } from "../coordinator/auth.ts";
+import { startMosquitto } from "../test/fixtures/mosquitto.ts";
 import { startBareCoordinator } from "./_bare-coordinator.ts";
 
 const args = process.argv.slice(2);
@@ -54,6 +56,17 @@ const TASKS = argInt("--tasks", 1000);
 const CONCURRENCY = argInt("--concurrency", 8);
 const COORDINATOR_TCP = args.includes("--coordinator-tcp");
 /** Fleet sizes to run, e.g. `--nodes 10` or `--nodes 10,100,1000` (default 10,100). */
+/**
+ * The share of the fleet with the tasks' skill (`--eligible 0.1`: every tenth node; the others have
+ * other skills, so with skill-scoped announces they never hear these tasks). Default 1: every node a
+ * generalist and tasks without a skill, announced to all, as in the figures before skill topics.
+ */
+const ELIGIBLE = args.includes("--eligible") ? Number(args[args.indexOf("--eligible") + 1]) : 1;
+if (!(ELIGIBLE > 0 && ELIGIBLE <= 1)) throw new Error("bench auction: --eligible takes a fraction in (0, 1]");
+const SKILL = ELIGIBLE < 1 ? "bench" : undefined;
+/** `embedded` (aedes inside each coordinator, default) or `mosquitto` (Debian's, one per side). */
+const BROKER = args.includes("--broker") ? args[args.indexOf("--broker") + 1]! : "embedded";
+if (BROKER !== "embedded" && BROKER !== "mosquitto") throw new Error("bench auction: --broker takes embedded or mosquitto");
 const NODE_COUNTS = (args.includes("--nodes") ? args[args.indexOf("--nodes") + 1]! : "10,100").split(",").map((x) => {
   const n = Number(x);
   if (!Number.isInteger(n) || n < 1) throw new Error(`bench auction: --nodes takes a comma-separated list of fleet sizes, got ${x}`);
@@ -74,7 +87,7 @@ process.on("exit", () => {
   for (const c of children) c.kill("SIGTERM");
 });
 
-async function simNodes(url: string, nodes: { id: string; username: string; password: string }[]): Promise<ChildProcess[]> {
+async function simNodes(url: string, nodes: { id: string; username: string; password: string; skill?: string }[]): Promise<ChildProcess[]> {
   const procs: ChildProcess[] = [];
   const groups = [0, 1].map((g) => nodes.filter((_, i) => i % 2 === g));
   await Promise.all(
@@ -107,7 +120,7 @@ async function closedLoop(count: number, k: number, one: (i: number) => Promise<
 }
 
 /** The submitter of one side: submits in its own folder, follows its tasks with one subscription. */
-async function submitter(url: string, credential: { username: string; password: string }, tag: string) {
+async function submitter(url: string, credential: { username: string; password: string }, tag: string, skill: string | undefined) {
   const sub = await connectMqtt({ url, ...credential, logger: silentLogger });
   (sub.stream as unknown as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
   await sub.subscribeAsync(`${topics.submitterRoot(USER)}/tasks/+/+`, { qos: 1 });
@@ -143,47 +156,73 @@ async function submitter(url: string, credential: { username: string; password: 
     new Promise<number>((resolve) => {
       const id = `${tag}-${n++}-${Math.random().toString(36).slice(2, 8)}`;
       waiting.set(id, { t0: performance.now(), resolve });
-      sub.publish(topics.submit(USER), encode({ id, prompt: "bench", maxTokens: 8 }), { qos: 1 });
+      sub.publish(topics.submit(USER), encode({ id, prompt: "bench", maxTokens: 8, ...(skill ? { skill } : {}) }), { qos: 1 });
     });
   return { one, state, close: () => (clearInterval(watchdog), sub.endAsync()) };
 }
 
-/** Both brokers must enforce the ACL: a node's credential may not read another node's awards. */
-async function assertAclOn(url: string, credential: { username: string; password: string }): Promise<void> {
+/**
+ * Both brokers must enforce the ACL: a node's credential may not read another node's awards. aedes
+ * refuses the subscription; mosquitto grants it and never delivers (its read ACL applies per
+ * message), so a probe award from the coordinator must not arrive.
+ */
+async function assertAclOn(url: string, credential: { username: string; password: string }, coordinatorCred: { username: string; password: string }): Promise<void> {
   const c = await connectMqtt({ url, ...credential, clientId: `${credential.username}:acl-check`, logger: silentLogger });
+  let delivered = false;
+  c.on("message", () => (delivered = true));
   // mqtt.js rejects a subscription the broker refused (SUBACK 0x80 [MQTT-3.9.3]).
   const refused = await c.subscribeAsync(topics.nodeAward("sim1"), { qos: 1 }).then((g) => g[0]?.qos === 128, (err: { packet?: { granted?: number[] } }) => err.packet?.granted?.[0] === 128);
+  if (!refused) {
+    const coord = await connectMqtt({ url, ...coordinatorCred, clientId: `${coordinatorCred.username}:acl-check`, logger: silentLogger });
+    await coord.publishAsync(topics.nodeAward("sim1"), "acl probe", { qos: 1 });
+    await new Promise((r) => setTimeout(r, 300));
+    await coord.endAsync(true);
+  }
   await c.endAsync(true);
-  if (!refused) throw new Error(`the broker at ${url} let ${credential.username} subscribe to another node's awards: ACL off`);
+  if (delivered) throw new Error(`the broker at ${url} let ${credential.username} read another node's awards: ACL off`);
 }
 
 const ROUNDS = 4;
 const summary: Record<string, unknown> = {
-  bench: "auction", auth: true, link: COORDINATOR_TCP ? "tcp" : "memory", tasksPerPhase: TASKS, concurrency: CONCURRENCY, rounds: ROUNDS, cores: os.cpus().length, loadavg1: +os.loadavg()[0]!.toFixed(1),
+  bench: "auction", auth: true, broker: BROKER, link: COORDINATOR_TCP || BROKER === "mosquitto" ? "tcp" : "memory", eligible: ELIGIBLE, tasksPerPhase: TASKS, concurrency: CONCURRENCY, rounds: ROUNDS, cores: os.cpus().length, loadavg1: +os.loadavg()[0]!.toFixed(1),
 };
 for (const nodes of NODE_COUNTS) {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "colony-bench-"));
-  const config = CoordinatorConfigSchema.parse({ port: 0, host: "127.0.0.1", dataDir, insecure: false, mdns: false, logLevel: "silent", bidWindowMs: 2000, seed: 1, brokerOverTcp: COORDINATOR_TCP,
+  // --broker mosquitto: each side gets its own mosquitto with the fleet's generated password and ACL
+  // files (coordinator/auth/mosquitto-config.ts), reached over loopback TCP by both coordinators.
+  let mosquittos: { url: string; close(): Promise<void> }[] = [];
+  if (BROKER === "mosquitto") {
+    const fleetSecret = await loadOrCreateFleetSecret(dataDir); // the coordinator below finds and uses it
+    const files = await writeMosquittoFiles(path.join(dataDir, "mosquitto"), { secret: fleetSecret, nodes: Array.from({ length: nodes }, (_, i) => `sim${i}`), submitters: [SUBMITTER] });
+    mosquittos = [await startMosquitto(files), await startMosquitto(files)];
+  }
+  const config = CoordinatorConfigSchema.parse({ port: 0, host: "127.0.0.1", dataDir, insecure: false, mdns: false, logLevel: "silent", bidWindowMs: 2000, seed: 1, brokerOverTcp: COORDINATOR_TCP, broker: mosquittos[0]?.url,
     // The per-submitter rate limit stays on (its check runs on every submit) but high enough for the
     // bench's one submitter: at the default 20/s after a burst of 500 it ends the bench RATE_LIMITED.
     submitRate: 1_000_000 });
   const coordinator = new Coordinator(config, { logger: silentLogger });
   await coordinator.start();
   const secret = await loadOrCreateFleetSecret(dataDir); // the one the coordinator just created
-  const bareBroker = new EmbeddedBroker({ host: "127.0.0.1", port: 0, hooks: createAedesAuthHooks({ secret, insecure: false, logger: silentLogger }), logger: silentLogger });
-  await bareBroker.start();
+  const embedded = mosquittos.length ? undefined : new EmbeddedBroker({ host: "127.0.0.1", port: 0, hooks: createAedesAuthHooks({ secret, insecure: false, logger: silentLogger }), logger: silentLogger });
+  await embedded?.start();
+  const bareUrl = mosquittos[1]?.url ?? embedded!.localUrl;
+  // Every (1/ELIGIBLE)-th node has the tasks' skill; the others one of nine other skills.
+  const every = Math.round(1 / ELIGIBLE);
+  const skillOf = (i: number) => (SKILL === undefined ? undefined : i % every === 0 ? SKILL : `other${i % 9}`);
+  const eligible = Array.from({ length: nodes }, (_, i) => i).filter((i) => SKILL === undefined || skillOf(i) === SKILL).length;
   const bareCoordinator = await startBareCoordinator({
-    url: bareBroker.localUrl, credential: issueCredential(secret, "coordinator"), nodes,
-    stream: COORDINATOR_TCP ? undefined : () => bareBroker.connectInMemory(),
+    url: bareUrl, credential: issueCredential(secret, "coordinator"), nodes: eligible, skill: SKILL,
+    stream: COORDINATOR_TCP || !embedded ? undefined : () => embedded.connectInMemory(),
   });
-  const creds = Array.from({ length: nodes }, (_, i) => ({ id: `sim${i}`, ...issueCredential(secret, "node", `sim${i}`) }));
-  await assertAclOn(coordinator.brokerUrl, creds[0]!);
-  await assertAclOn(bareBroker.localUrl, creds[0]!);
-  const procs = [...(await simNodes(coordinator.brokerUrl, creds)), ...(await simNodes(bareBroker.localUrl, creds))];
+  const creds = Array.from({ length: nodes }, (_, i) => ({ id: `sim${i}`, ...issueCredential(secret, "node", `sim${i}`), ...(skillOf(i) ? { skill: skillOf(i) } : {}) }));
+  await assertAclOn(coordinator.brokerUrl, creds[0]!, issueCredential(secret, "coordinator"));
+  await assertAclOn(bareUrl, creds[0]!, issueCredential(secret, "coordinator"));
+  const procs = [...(await simNodes(coordinator.brokerUrl, creds)), ...(await simNodes(bareUrl, creds))];
   while (coordinator.registry.eligibleNodes(undefined, new Set()).length < nodes) await new Promise((r) => setTimeout(r, 20));
+  if (coordinator.registry.eligibleNodes(SKILL, new Set()).length !== eligible) throw new Error(`bench auction: ${eligible} nodes should have skill ${SKILL}`);
   const submitterCred = issueCredential(secret, "submitter", SUBMITTER);
-  const colony = await submitter(coordinator.brokerUrl, submitterCred, "colony");
-  const bare = await submitter(bareBroker.localUrl, submitterCred, "bare");
+  const colony = await submitter(coordinator.brokerUrl, submitterCred, "colony", SKILL);
+  const bare = await submitter(bareUrl, submitterCred, "bare", SKILL);
   await closedLoop(20, 1, colony.one); // warm-up: JIT, LevelDB
   await closedLoop(20, 1, bare.one);
   // Colony and bare alternate in rounds so that load from other processes hits both alike.
@@ -205,7 +244,8 @@ for (const nodes of NODE_COUNTS) {
   await colony.close();
   await bare.close();
   await bareCoordinator.endAsync(true);
-  await bareBroker.close();
+  await embedded?.close();
+  for (const m of mosquittos) await m.close();
   const counters = coordinator.counters.snapshot();
   if (process.env.BENCH_DEBUG) console.error(JSON.stringify(counters));
   await coordinator.close();
@@ -228,7 +268,7 @@ for (const nodes of NODE_COUNTS) {
     bareNotOk: bare.state.notOk,
     dropped: counters["dropped"] ?? 0,
   };
-  console.log(`nodes=${nodes}: submit->award p50/p99 colony ${r.awardP50Ms}/${r.awardP99Ms} ms, bare ${r.bareAwardP50Ms}/${r.bareAwardP99Ms} ms (sequential); throughput colony ${r.colonyTasksPerS}/s vs bare ${r.bareTasksPerS}/s (K=${CONCURRENCY}) ratio ${r.ratio}`);
+  console.log(`nodes=${nodes}${SKILL ? ` (${eligible} eligible)` : ""}: submit->award p50/p99 colony ${r.awardP50Ms}/${r.awardP99Ms} ms, bare ${r.bareAwardP50Ms}/${r.bareAwardP99Ms} ms (sequential); throughput colony ${r.colonyTasksPerS}/s vs bare ${r.bareTasksPerS}/s (K=${CONCURRENCY}) ratio ${r.ratio}`);
   summary[`n${nodes}`] = r;
 }
 summary.loadavg1End = +os.loadavg()[0]!.toFixed(1);

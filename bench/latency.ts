@@ -171,6 +171,8 @@ async function childNode(nodeId: string, config: Record<string, unknown>): Promi
     child.stdout!.on("data", (c: Buffer) => c.toString().includes('"ready":true') && resolve());
     child.once("exit", (code) => reject(new Error(`bench latency: node ${nodeId} exited ${code}`)));
   });
+  // "ready" means its status is published, not yet read by the coordinator.
+  while (!h.coordinator.registry.isOnline(nodeId)) await sleep(5);
   return child;
 }
 async function stop(child: ChildProcess): Promise<void> {

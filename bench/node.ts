@@ -156,6 +156,8 @@ let childSent = 0;
       child.stdout.on("data", (c: Buffer) => c.toString().includes('"ready":true') && resolve());
       child.once("exit", (code) => reject(new Error(`child node exited ${code}`)));
     });
+    // "ready" means its status is published, not yet read by the coordinator.
+    await waitFor(() => h.coordinator.registry.isOnline("bench-child"), "registration of the node process", 10_000);
     const childRtts: number[] = [];
     const sentC = new Map<string, number>();
     let generating = false;

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- push [--mb 100] [--rounds 3] [--window 8]`: pushing a model to nodes over MQTT
+ * `npm run bench -- push [--mb 100] [--rounds 3] [--window 8] [--progress 1] [--ab]`: pushing a model to nodes over MQTT
  * against a raw TCP copy of the same bytes, in the same run and the same process.
  *
  * What is compared:
@@ -8,7 +8,10 @@
  *    store with the real model server; nodes are real mqtt.js clients over loopback TCP, each
  *    logged in with its node credential, each driving the real fetcher (node/models/
  *    model-fetcher.ts: 1 MiB chunks, `window` in flight, sha256 of every chunk, the part file,
- *    the whole-file sha256, the signature, the model gate, the atomic rename into its store).
+ *    the whole-file sha256, the signature, the model gate, the atomic rename into its store),
+ *    publishing its throttled progress on `model-progress` as the node daemon does, which the
+ *    coordinator's rollout table takes in (`--progress 0`: without it; `--ab`: each round also
+ *    pushes once without it, in the same process, and the summary gives the two medians).
  *  - raw: a TCP server on 127.0.0.1 streams the same file, hashing it as it sends (sha256); the
  *    client hashes what it receives, writes it to a file and compares the hash: like for like,
  *    both sides hash, one writes, nothing else.
@@ -27,7 +30,7 @@ import { once } from "node:events";
 import { Counters } from "../common/counters.ts";
 import { silentLogger } from "../common/logger.ts";
 import { connectMqtt } from "../common/mqtt-connect.ts";
-import { channels, topics } from "../common/protocol.ts";
+import { channels, topics, type ModelProgress } from "../common/protocol.ts";
 import { loadOrCreateFleetSecret } from "../coordinator/auth.ts";
 import { deriveSigningKey } from "../common/model-manifest.ts";
 import { ModelFetcher } from "../node/models/model-fetcher.ts";
@@ -44,6 +47,8 @@ const arg = (name: string, def: number) => {
 const MB = arg("mb", 100);
 const ROUNDS = arg("rounds", 3);
 const WINDOW = arg("window", 8);
+const PROGRESS = arg("progress", 1) !== 0;
+const AB = process.argv.includes("--ab");
 
 const work = mkdtempSync(path.join(os.tmpdir(), "colony-bench-push-"));
 // ~50 MB of F32 weights per layer at dim 1024, ffn 2816.
@@ -72,7 +77,7 @@ async function node(i: number) {
 const nodes = await Promise.all([0, 1, 2, 3].map(node));
 
 /** One push to `n` nodes at once: ms until the last holds the verified model. */
-async function push(n: number): Promise<number> {
+async function push(n: number, progress = PROGRESS): Promise<number> {
   const runs = nodes.slice(0, n).map(async ({ nodeId, client }) => {
     const dir = path.join(work, `node-${nodeId}`);
     rmSync(dir, { recursive: true, force: true });
@@ -84,6 +89,8 @@ async function push(n: number): Promise<number> {
       send: (req) => client.publish(channels.nodeModelFetch.topic(nodeId), JSON.stringify(req), { qos: 1 }),
       report: (r) => client.publish(channels.nodeModelReport.topic(nodeId), JSON.stringify(r), { qos: 1 }),
       gate: async (p) => void (await verifyModelFile(p)), window: WINDOW,
+      // As node/daemon.ts: bytes at QoS 0, a change of state at QoS 1.
+      ...(progress ? { progress: (m: ModelProgress) => client.publish(channels.nodeModelProgress.topic(nodeId), JSON.stringify(m), { qos: m.state === "fetching" ? 0 : 1 }) } : {}),
     });
     const onMsg = (_t: string, p: Buffer) => f.onFrame(p);
     client.on("message", onMsg);
@@ -132,20 +139,27 @@ async function raw(): Promise<number> {
 const mbps = (ms: number, n = 1) => +((bytes * n) / 1e6 / (ms / 1000)).toFixed(1);
 const pushMs: number[] = [];
 const rawMs: number[] = [];
+const pushOffMs: number[] = [];
 await push(1); // warm-up (JIT, page cache)
 for (let r = 0; r < ROUNDS; r++) {
   rawMs.push(await raw());
+  // --ab: the order of the two pushes alternates, so neither always runs right after the raw copy.
+  if (AB && r % 2 === 1) pushOffMs.push(await push(1, false));
   pushMs.push(await push(1));
-  console.error(`round ${r + 1}: raw ${mbps(rawMs.at(-1)!)} MB/s, push ${mbps(pushMs.at(-1)!)} MB/s`);
+  if (AB && r % 2 === 0) pushOffMs.push(await push(1, false));
+  console.error(`round ${r + 1}: raw ${mbps(rawMs.at(-1)!)} MB/s, push ${mbps(pushMs.at(-1)!)} MB/s${AB ? `, push without progress ${mbps(pushOffMs.at(-1)!)} MB/s` : ""}`);
 }
 const four: number[] = [];
 for (let r = 0; r < ROUNDS; r++) four.push(await push(4));
 const best = (xs: number[]) => Math.min(...xs);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const summary = {
   bench: "push",
   modelMB: +(bytes / 1e6).toFixed(1),
   window: WINDOW,
   chunkKiB: 1024,
+  progress: PROGRESS,
+  rolloutsDone: h.coordinator.counters.get("models.rollouts.done"),
   rawMBps: mbps(best(rawMs)),
   pushMBps: mbps(best(pushMs)),
   ratio: +(best(rawMs) / best(pushMs)).toFixed(2),
@@ -154,6 +168,7 @@ const summary = {
   rawMsAll: rawMs.map(Math.round),
   pushMsAll: pushMs.map(Math.round),
   rollout4MsAll: four.map(Math.round),
+  ...(AB ? { pushOffMsAll: pushOffMs.map(Math.round), progressCost: +(median(pushMs) / median(pushOffMs)).toFixed(3), progressCostBest: +(best(pushMs) / best(pushOffMs)).toFixed(3) } : {}),
   loadavg1: +os.loadavg()[0]!.toFixed(1),
   cpus: os.cpus().length,
 };

@@ -23,6 +23,7 @@ import { ModelServer, type ModelServerOptions } from "./models/model-server.ts";
 import { ModelStore } from "./models/model-store.ts";
 import { CatalogPublisher } from "./models/catalog.ts";
 import { PushDesk } from "./models/push-desk.ts";
+import { RolloutTable } from "./models/rollouts.ts";
 import { importSeedModels } from "./models/seed-models.ts";
 import { deriveSigningKey } from "../common/model-manifest.ts";
 import { CoordinatorLink } from "./link.ts";
@@ -42,7 +43,7 @@ import { Registry } from "./registry.ts";
 import { Roster } from "./roster.ts";
 import { fleetStats, StatsPublisher } from "./stats.ts";
 import type { FleetMetrics } from "./metrics/fleet-metrics.ts";
-import type { MetricsHttpServer } from "./metrics/http.ts";
+import type { MetricsHttpServer } from "../common/metrics-http.ts";
 import type { DashboardServer } from "./dashboard/server.ts";
 import { HomeAssistantDiscovery } from "./home-assistant/home-assistant.ts";
 import { COLONY_VERSION } from "./home-assistant/discovery.ts";
@@ -51,7 +52,7 @@ import { COLONY_VERSION } from "./home-assistant/discovery.ts";
  * The coordinator process's root: it wires named parts and starts them in order, closing them in
  * reverse (common/lifecycle.ts):
  *
- *   broker -> store -> link -> registry -> reputation -> verdicts -> evolution -> experiences -> mind-export -> checks -> retention -> niches -> roster -> market -> model-store -> model-seeds -> model-catalog -> models -> model-push -> mind -> inbound
+ *   broker -> store -> link -> registry -> reputation -> verdicts -> evolution -> experiences -> mind-export -> checks -> retention -> niches -> roster -> market -> model-store -> model-seeds -> model-catalog -> models -> model-push -> model-rollouts -> mind -> inbound
  *   -> architect -> presence -> stats -> metrics -> metrics-http -> home-assistant -> dashboard-feed -> dashboard (each opt-in) -> mdns
  *
  * The market decides; the parts that learn from it subscribe to its typed events (`events`):
@@ -82,6 +83,8 @@ export class Coordinator implements Lifecycle {
 
   /** The models the coordinator serves to nodes (docs/models.md); absent in an insecure fleet (no secret, no signing key). */
   modelStore: ModelStore | undefined;
+  /** Every model x node transfer with its progress (docs/models.md, "Rollouts"); absent with the store. */
+  rollouts: RolloutTable | undefined;
   /** The fleet's model signing key, public half only (what node credentials carry as `modelKey`); absent when insecure. */
   signingKey: { publicKey: string; keyId: string } | undefined;
 
@@ -225,7 +228,10 @@ export class Coordinator implements Lifecycle {
         store: modelStore, publish: (topic, payload) => link.client.publish(topic, payload, { qos: 0 }), counters: this.counters, logger: log.child({ part: "models" }), ...this.deps.modelServer,
       });
       parts.push(["models", modelServer]);
-      parts.push(["model-push", new PushDesk({ link, store: modelStore, commands: evo.commands, registry: this.registry, counters: this.counters, logger: log.child({ part: "model-push" }) })]);
+      const rollouts = (this.rollouts = new RolloutTable({ out: link.outbox, clock: this.clock, counters: this.counters, known: (sha256) => modelStore.get(sha256) !== undefined }));
+      parts.push(["model-push", new PushDesk({ link, store: modelStore, commands: evo.commands, registry: this.registry, rollouts, counters: this.counters, logger: log.child({ part: "model-push" }) })]);
+      // Closed before the push desk: a push still waiting on a node's transfer is let go at once.
+      parts.push(["model-rollouts", rollouts]);
     }
     // The collective mind (docs/mind.md): distillation jobs in their own process, gate, signed model, spawned child.
     const mind = (this.mind = new Mind({
@@ -233,7 +239,7 @@ export class Coordinator implements Lifecycle {
       clock: this.clock, counters: this.counters, logger: log.child({ part: "mind" }), settings: cfg.mind, ...(this.deps.startDistilJob ? { startJob: this.deps.startDistilJob } : {}),
     }));
     parts.push(["mind", mind]);
-    parts.push(["inbound", new Inbound(link, { registry: this.registry, market: this.market, feedback, lookup, commands: evo.commands, models: modelServer }, this.counters)]);
+    parts.push(["inbound", new Inbound(link, { registry: this.registry, market: this.market, feedback, lookup, commands: evo.commands, models: modelServer, rollouts: this.rollouts }, this.counters)]);
     if (cfg.architect) {
       this.architect = new Architect({
         store, evolution: evo, registry: this.registry, out: link.outbox, clock: this.clock, counters: this.counters, logger: log.child({ part: "architect" }),
@@ -247,7 +253,7 @@ export class Coordinator implements Lifecycle {
     // Operators' views (docs/operations.md): Prometheus on its own HTTP port, Home Assistant discovery over MQTT.
     if (cfg.metricsPort !== undefined) {
       // Loaded only when asked for: prom-client costs ~60 ms of start-up.
-      const [{ FleetMetrics }, { MetricsHttpServer }] = await Promise.all([import("./metrics/fleet-metrics.ts"), import("./metrics/http.ts")]);
+      const [{ FleetMetrics }, { MetricsHttpServer }] = await Promise.all([import("./metrics/fleet-metrics.ts"), import("../common/metrics-http.ts")]);
       const metrics = (this.metrics = new FleetMetrics({ events: this.events, counters: this.counters, registry: this.registry, market: this.market, maxAttempts: cfg.maxAttempts }));
       parts.push(["metrics", metrics]);
       this.metricsServer = new MetricsHttpServer({ host: cfg.host, port: cfg.metricsPort, source: metrics, logger: log.child({ part: "metrics" }) });

@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { Counters } from "../common/counters.ts";
 import type { Lifecycle } from "../common/lifecycle.ts";
-import { channels, decode, IdSchema, parseNodeTopic, parseSubmitterTopic, topics, type CommandAck, type ModelFetch, type ModelReport } from "../common/protocol.ts";
+import { channels, decode, IdSchema, parseNodeTopic, parseSubmitterTopic, topics, type CommandAck, type ModelFetch, type ModelProgress, type ModelReport } from "../common/protocol.ts";
 import type { CoordinatorLink } from "./link.ts";
 import type { FeedbackDesk } from "./market/feedback.ts";
 import type { TaskLookup } from "./market/lookup.ts";
@@ -18,7 +18,7 @@ import type { Registry } from "./registry.ts";
  */
 export const SUBSCRIPTIONS = [
   topics.allSubmits, topics.allNodeStatus, topics.allNodeHeartbeats, topics.allBids, topics.allAcks, topics.allProgress, topics.allDone, topics.allFeedback, topics.allGets, topics.allCommandAcks,
-  topics.allModelFetches, topics.allModelReports,
+  topics.allModelFetches, topics.allModelReports, topics.allModelProgress,
 ] as const;
 
 /** Who handles what arrives. */
@@ -31,6 +31,8 @@ export interface InboundRoutes {
   commands?: { onAck(ack: CommandAck): void } | undefined;
   /** Model fetches and reports (models/model-server.ts); absent: they are counted as dropped. */
   models?: { onFetch(f: ModelFetch): void; onReport(r: ModelReport): void } | undefined;
+  /** Model transfers' progress (models/rollouts.ts); absent: counted as dropped. */
+  rollouts?: { onProgress(p: ModelProgress): void } | undefined;
 }
 
 export class Inbound implements Lifecycle {
@@ -40,6 +42,7 @@ export class Inbound implements Lifecycle {
   private readonly lookup: TaskLookup;
   private readonly commands: InboundRoutes["commands"];
   private readonly models: InboundRoutes["models"];
+  private readonly rollouts: InboundRoutes["rollouts"];
 
   constructor(private readonly link: CoordinatorLink, routes: InboundRoutes, private readonly counters: Counters) {
     this.registry = routes.registry;
@@ -48,6 +51,7 @@ export class Inbound implements Lifecycle {
     this.lookup = routes.lookup;
     this.commands = routes.commands;
     this.models = routes.models;
+    this.rollouts = routes.rollouts;
   }
 
   private readonly onMessage = (topic: string, payload: Buffer, packet?: { retain?: boolean }): void => {
@@ -169,6 +173,12 @@ export class Inbound implements Lifecycle {
           const v = this.decodeNode(channels.nodeModelReport.schema, "model-report", node.nodeId, payload);
           if (v && this.models) this.models.onReport(v);
           else if (v) this.counters.drop("model-report.no-store");
+          return;
+        }
+        case "model-progress": {
+          const v = this.decodeNode(channels.nodeModelProgress.schema, "model-progress", node.nodeId, payload);
+          if (v && this.rollouts) this.rollouts.onProgress(v);
+          else if (v) this.counters.drop("model-progress.no-store");
           return;
         }
       }

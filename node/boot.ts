@@ -16,6 +16,8 @@ import { detectProfile, profileThreads, resolveProfile } from "./profile.ts";
 export interface BootResult {
   daemon: NodeDaemon;
   probe: DeviceProbe;
+  /** The node's own `/metrics` port, when `metricsPort` is set (node/metrics.ts). */
+  metricsPort?: number | undefined;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export async function bootNode(config: Readonly<NodeConfig>, logger: Logger, ext
   logger.info({ profile: profile.name, threads, agents: agents.genomes.length, from: agents.source, url }, "starting node");
   const probe = new DeviceProbe({ intervalMs: config.probeIntervalMs, logger });
   await probe.start();
+  if (config.injectProbe) probe.inject(config.injectProbe);
   const daemon = new NodeDaemon({
     nodeId: config.nodeId, url, username: config.username ?? cred?.username, password: config.password ?? cred?.password, modelKey: config.modelKey ?? cred?.modelKey,
     profile, threads, agents, dataDir: config.dataDir, probe, logger,
@@ -47,8 +50,10 @@ export async function bootNode(config: Readonly<NodeConfig>, logger: Logger, ext
     allowUncheckedModels: config.allowUncheckedModels, retireWaitMs: config.retireWaitMs,
     ...(config.energyMeter === "model" ? { energyMeter: "model" as const } : {}),
   });
+  let metrics: { port: number | undefined; close(): Promise<void> } | undefined;
   try {
     await daemon.start();
+    if (config.metricsPort !== undefined) metrics = await serveNodeMetrics(daemon, config.metricsHost, config.metricsPort, logger);
   } catch (err) {
     await daemon.close().catch(() => {});
     await probe.close();
@@ -57,9 +62,20 @@ export async function bootNode(config: Readonly<NodeConfig>, logger: Logger, ext
   return {
     daemon,
     probe,
+    metricsPort: metrics?.port,
     close: async () => {
+      await metrics?.close();
       await daemon.close();
       await probe.close();
     },
   };
+}
+
+/** The node's own Prometheus endpoint (docs/operations.md, "A node's metrics"). */
+async function serveNodeMetrics(daemon: NodeDaemon, host: string, port: number, logger: Logger): Promise<{ port: number | undefined; close(): Promise<void> }> {
+  const [{ NodeMetrics }, { MetricsHttpServer }] = await Promise.all([import("./metrics.ts"), import("../common/metrics-http.ts")]);
+  const source = new NodeMetrics({ counters: daemon.counters, agents: () => daemon.pool.agents.values() });
+  const http = new MetricsHttpServer({ host, port, source, logger: logger.child({ part: "metrics" }) });
+  await http.start();
+  return { port: http.port, close: () => http.close() };
 }

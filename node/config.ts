@@ -57,10 +57,29 @@ export const NodeConfigSchema = z.strictObject({
    * MODEL_UNSUPPORTED. At your own risk: such a file may abort llama.cpp and the node. Default false.
    */
   allowUncheckedModels: z.boolean().default(false),
+  /** Serve this node's own Prometheus metrics on `GET /metrics` at this port (0: any free port). Default: off (node/metrics.ts). */
+  metricsPort: z.number().int().min(0).max(65535).optional(),
+  /** Address the metrics port listens on. Default 0.0.0.0 (every interface: firewall it, or give 127.0.0.1). */
+  metricsHost: z.string().min(1).default("0.0.0.0"),
   /** Overrides the profile's sleepAfterMs. */
   sleepAfterMs: z.number().int().min(100).optional(),
   /** How long a retire command waits for the agent's running and queued tasks before AGENT_BUSY. Default 120 s. */
   retireWaitMs: z.number().int().min(0).max(3600_000).default(120_000),
+  /**
+   * Probe readings pinned over the measured ones, so one machine can stand in for a device in another
+   * state (a 4 GB board, a laptop on battery): benchmarks and labs (bench/ecosystem.ts). Default: none.
+   */
+  injectProbe: z
+    .strictObject({
+      cpuLoad: z.number().min(0).max(100),
+      totalMemMB: z.number().int().min(1),
+      freeMemMB: z.number().int().min(0),
+      batteryPercent: z.number().min(0).max(100),
+      charging: z.boolean(),
+      temperatureC: z.number().min(-50).max(200),
+    })
+    .partial()
+    .optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;
@@ -77,11 +96,13 @@ const ENV: Record<string, keyof NodeConfig> = {
   COLONY_FLEET_ID: "fleetId",
   COLONY_LOG_LEVEL: "logLevel",
   COLONY_ALLOW_UNCHECKED_MODELS: "allowUncheckedModels",
+  // Not COLONY_METRICS_PORT: `colony fleet` runs a coordinator and a node in one environment.
+  COLONY_NODE_METRICS_PORT: "metricsPort",
 };
 
 /** Environment text to a config value: numbers for threads, booleans for flags ("1"/"true", "0"/"false"). */
 function envValue(key: keyof NodeConfig, raw: string): unknown {
-  if (key === "threads" && /^\d+$/.test(raw)) return Number(raw);
+  if ((key === "threads" || key === "metricsPort") && /^\d+$/.test(raw)) return Number(raw);
   if (key === "allowUncheckedModels" && /^(1|true|0|false)$/.test(raw)) return raw === "1" || raw === "true";
   return raw;
 }

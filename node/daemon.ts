@@ -191,11 +191,13 @@ export class NodeDaemon implements Lifecycle {
       nodeId: o.nodeId, store: this.models, versions, modelKey: () => o.modelKey, inUse: () => this.modelsInUse(), counters, logger: log, now: () => clock.now(),
       send: (req) => out.send(channels.nodeModelFetch, [o.nodeId], req),
       report: (r) => out.send(channels.nodeModelReport, [o.nodeId], r),
+      // Bytes at QoS 0 (the next supersedes them); a change of state at QoS 1.
+      progress: (p) => out.send(channels.nodeModelProgress, [o.nodeId], p, p.state === "fetching" ? {} : { qos: 1 }),
       // The gate llama.cpp's every load goes through, on the part file, before the model enters the store.
       gate: async (file, m) => void (m.format === "gguf-lora" ? await verifyAdapterFile(file, `colony:${m.sha256}`) : await verifyModelFile(file, { allowUnchecked: o.allowUncheckedModels, shownAs: `colony:${m.sha256}` })),
       ...o.modelFetch,
     });
-    this.presence = new NodePresence({ nodeId: o.nodeId, profile: o.profile, pool: this.pool, runtime: this.runtime, probe: o.probe, load: () => this.jobs.load }, out, clock, o.heartbeatMs ?? 5000);
+    this.presence = new NodePresence({ nodeId: o.nodeId, profile: o.profile, pool: this.pool, runtime: this.runtime, probe: o.probe, load: () => this.jobs.load, listen: (skills) => this.link.listen(skills) }, out, clock, o.heartbeatMs ?? 5000);
     this.bids = new BidDesk(o.nodeId, () => this.bidderView(), out, clock, this.link.coordinatorClock, counters, log);
     this.jobs = new JobRunner({
       nodeId: o.nodeId, profile: o.profile, pool: this.pool, calibrations: this.calibrations, probe: o.probe, hot: this.hot,

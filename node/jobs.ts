@@ -203,6 +203,9 @@ export class JobRunner implements Lifecycle {
           };
           this.p.out.send(channels.nodeDone, [nodeId], done);
           this.p.counters.inc("tasks.done");
+          // For the node's own Prometheus metrics (node/metrics.ts).
+          this.p.counters.inc("tasks.tokens", r.tokens);
+          this.p.counters.inc("tasks.energy.joules", cost.energyJ);
           await this.p.hot
             .add({ taskId: award.taskId, agentId: agent.id, skill: award.skill, prompt: award.prompt, output: r.text, at: clock.now(), tokens: r.tokens, latencyMs: queueMs + computeMs, ...cost })
             .catch((err) => this.p.logger.error({ err }, "hot cache write failed"));

@@ -54,6 +54,8 @@ export class NodeLink implements Lifecycle {
   readonly outbox: Outbox;
   /** The coordinator's clock against ours, from the `sentAt` of every announce and award. */
   readonly coordinatorClock = new SenderClock();
+  /** Skills whose announce topic this node is subscribed to (`listen`). */
+  private readonly skills = new Set<string>();
 
   constructor(private readonly o: NodeLinkOptions) {
     this.outbox = new Outbox({
@@ -76,6 +78,31 @@ export class NodeLink implements Lifecycle {
     this.connectListeners.push(fn);
   }
 
+  /**
+   * Hears the announces of exactly these skills (plus those of tasks without a skill, always); `+`
+   * for every skill's.
+   * Returns a promise when it subscribed to a new skill, settled once the broker confirmed it: the
+   * status that tells the coordinator about the skill must wait for it, or the first auction for
+   * the skill would be announced before the node hears it (presence.ts). mqtt.js subscribes again
+   * after a reconnect to what is subscribed here.
+   */
+  listen(skills: Iterable<string>): Promise<void> | undefined {
+    const want = new Set(skills);
+    const added = [...want].filter((s) => !this.skills.has(s));
+    const removed = [...this.skills].filter((s) => !want.has(s));
+    if (added.length === 0 && removed.length === 0) return undefined;
+    for (const s of added) this.skills.add(s);
+    for (const s of removed) this.skills.delete(s);
+    const c = this.client;
+    if (!c) return undefined; // start() subscribes to the set
+    if (removed.length) c.unsubscribe(removed.map((s) => channels.skillAnnounce.topic(s)));
+    if (added.length === 0) return undefined;
+    return c.subscribeAsync(added.map((s) => channels.skillAnnounce.topic(s)), { qos: 1 }).then(
+      () => undefined,
+      (err: Error) => this.o.logger.warn({ err: { message: err.message }, skills: added }, "subscribing to skill announces failed"),
+    );
+  }
+
   get connected(): boolean {
     return this.client?.connected === true;
   }
@@ -95,7 +122,7 @@ export class NodeLink implements Lifecycle {
     client.on("connect", () => {
       for (const fn of this.connectListeners) fn();
     });
-    const subs = [channels.announce.topic(), channels.nodeAnnounce.topic(nodeId), channels.coordinatorStatus.topic(), channels.nodeAward.topic(nodeId), channels.nodeCancel.topic(nodeId), channels.nodeVerdict.topic(nodeId), channels.nodeCommand.topic(nodeId)];
+    const subs = [channels.announce.topic(), ...[...this.skills].map((s) => channels.skillAnnounce.topic(s)), channels.nodeAnnounce.topic(nodeId), channels.coordinatorStatus.topic(), channels.nodeAward.topic(nodeId), channels.nodeCancel.topic(nodeId), channels.nodeVerdict.topic(nodeId), channels.nodeCommand.topic(nodeId)];
     await client.subscribeAsync(subs, { qos: 1 });
     // Model chunks at QoS 0: the fetcher asks again for what is lost, and a PUBACK per MiB is a round trip.
     await client.subscribeAsync(topics.nodeModelChunk(nodeId), { qos: 0 });
@@ -109,6 +136,11 @@ export class NodeLink implements Lifecycle {
     this.closing = true;
     const offline: NodeStatus = { state: "offline", nodeId: this.o.nodeId, at: this.o.clock.now() };
     await closeClient(c, { topic: channels.nodeStatus.topic(this.o.nodeId), payload: encode(offline), retain: true });
+  }
+
+  private isSkillAnnounce(topic: string): boolean {
+    const prefix = `${channels.announce.topic()}/`;
+    return topic.startsWith(prefix) && (this.skills.has("+") || this.skills.has(topic.slice(prefix.length)));
   }
 
   private decode<S extends Parameters<typeof decode>[0]>(schema: S, kind: string, payload: Buffer) {
@@ -126,8 +158,9 @@ export class NodeLink implements Lifecycle {
     const receivedAt = this.o.clock.now();
     const id = this.o.nodeId;
     try {
-      // A private task's announce comes on the node's own topic; it is handled like any other.
-      if (topic === channels.announce.topic() || topic === channels.nodeAnnounce.topic(id)) {
+      // A task with a skill is announced on the skill's topic, a private task's on the node's own
+      // topic; both are handled like any other.
+      if (topic === channels.announce.topic() || topic === channels.nodeAnnounce.topic(id) || this.isSkillAnnounce(topic)) {
         const a = this.decode(channels.announce.schema, "announce", payload);
         if (!a) return;
         this.coordinatorClock.observe(a.sentAt, receivedAt);

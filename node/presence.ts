@@ -24,6 +24,11 @@ export interface PresenceSources {
   probe: DeviceProbe;
   /** Running and queued tasks. */
   load: () => { busy: number; queued: number };
+  /**
+   * Subscribes the node to its agents' skills' announces (link.ts `listen`); a promise while a new
+   * skill's subscription is in flight. The status advertising the skill waits for it.
+   */
+  listen?: (skills: Iterable<string>) => Promise<void> | undefined;
 }
 
 /**
@@ -54,6 +59,8 @@ export class NodePresence implements Lifecycle {
   private heartbeat: Timer | undefined;
   private coordinatorStartedAt = 0;
   private live = false;
+  /** Statuses waiting for a new skill's subscription (publishStatus). */
+  private queued: Promise<void> | undefined;
 
   constructor(private readonly s: PresenceSources, private readonly out: Outbox, private readonly clock: Clock, private readonly heartbeatMs: number) {}
 
@@ -76,7 +83,25 @@ export class NodePresence implements Lifecycle {
     };
   }
 
+  /**
+   * Sends the current status, after the announce subscriptions of its agents' skills are in place.
+   * While one is in flight every later status waits behind it, so none advertises a skill early;
+   * each sends the status as it is when it goes.
+   */
   publishStatus(): void {
+    if (!this.live) return;
+    // An agent without skills takes any task (coordinator/registry.ts): its node hears every skill.
+    const agents = [...this.s.pool.agents.values()];
+    const subscribing = this.s.listen?.(agents.some((a) => a.genome.skills.length === 0) ? ["+"] : new Set(agents.flatMap((a) => a.genome.skills)));
+    if (!subscribing && !this.queued) return this.sendStatus();
+    const q: Promise<void> = (this.queued ?? Promise.resolve()).then(() => subscribing).then(() => {
+      if (this.queued === q) this.queued = undefined;
+      this.sendStatus();
+    });
+    this.queued = q;
+  }
+
+  private sendStatus(): void {
     if (this.live) this.out.send(channels.nodeStatus, [this.s.nodeId], this.statusMessage());
   }
 

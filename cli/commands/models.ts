@@ -99,7 +99,7 @@ export function register(program: Command): void {
 
   retainedOptions(models.command("push"))
     .argument("<model>", "a model of the store (its sha256, or a unique prefix of 8+ hex digits from `colony models list`) or, with --name and --skills, a .gguf file on the coordinator's host to add first")
-    .description("roll a model out: every online node (or --node) fetches it over MQTT, verifies hash, signature and version, and keeps it; prints each node's answer")
+    .description("roll a model out: every online node (or --node) fetches it over MQTT, verifies hash, signature and version, and keeps it; shows each node's progress (bars on a terminal, plain lines otherwise) and prints each node's answer")
     .option("--node <id...>", "only these nodes")
     .option("--name <name>", "for a file: the model's name")
     .option("--skills <list>", "for a file: comma-separated skills it serves")
@@ -113,6 +113,7 @@ export function register(program: Command): void {
       const { channels, decode, encode, ModelCatalogSchema, topics } = await import("../../common/protocol.ts");
       const { ModelStoreErrors } = await import("../../coordinator/models/errors.ts");
       const { connectWithOptions } = await import("../retained.ts");
+      const { RolloutProgress } = await import("../rollout-progress.ts");
       const str = (v: unknown) => (typeof v === "string" ? v : undefined);
       const isHash = /^[0-9a-f]{8,64}$/i.test(model);
       if (!isHash && (str(o.name) === undefined || str(o.skills) === undefined)) {
@@ -139,16 +140,23 @@ export function register(program: Command): void {
           : { requestId, file: path.resolve(model), name: str(o.name)!, skills: str(o.skills)!.split(",").map((x) => x.trim()).filter(Boolean), ...(str(o.lineage) ? { lineage: str(o.lineage) } : {}), ...(nodes ? { nodes } : {}) };
         const replyTopic = channels.modelPushReply.topic(requestId);
         const timeoutMs = intArg("--timeout-ms", str(o.timeoutMs)) ?? 120_000;
+        // Each node's row of the rollout table for this request (none with --json: one JSON line only).
+        const progress = o.json ? undefined : new RolloutProgress();
         const reply = await new Promise<unknown>((resolve, reject) => {
           const timer = setTimeout(() => reject(new ColonyError(ModelStoreErrors.MODEL_PUSH_TIMEOUT, `no answer from the coordinator within ${timeoutMs} ms`)), timeoutMs);
           client.on("message", (topic, payload) => {
+            if (topic === channels.modelRollouts.topic()) {
+              const d = payload.length ? decode(channels.modelRollouts.schema, payload) : undefined;
+              if (d?.ok) progress?.update(d.value.rollouts.filter((r) => r.requestId === requestId));
+              return;
+            }
             if (topic !== replyTopic) return;
             clearTimeout(timer);
             const d = decode(channels.modelPushReply.schema, payload);
             resolve(d.ok ? d.value : { requestId, results: [], error: { code: d.code, message: d.message } });
           });
           client
-            .subscribeAsync(replyTopic, { qos: 1 })
+            .subscribeAsync([replyTopic, ...(progress ? [channels.modelRollouts.topic()] : [])], { qos: 1 })
             .then((granted) => {
               if (granted.some((g) => g.qos === 128)) throw new ColonyError(ModelStoreErrors.MODEL_PUSH_FAILED, "the broker refused the reply topic: `colony models push` needs a coordinator credential (--data-dir on the coordinator's host)");
               return client.publishAsync(channels.modelPush.topic(), encode(request as never), { qos: 1 });
@@ -160,6 +168,7 @@ export function register(program: Command): void {
               reject(denied ? new ColonyError(ModelStoreErrors.MODEL_PUSH_FAILED, "the broker refused the reply topic: `colony models push` needs a coordinator credential (--data-dir on the coordinator's host)") : err);
             });
         });
+        progress?.done();
         const r = reply as { sha256?: string; version?: number; results: { nodeId: string; status: string; error?: { code: string; message: string } }[]; error?: { code: string; message: string } };
         if (r.error) throw new ColonyError(r.error.code, r.error.message);
         if (o.json) process.stdout.write(JSON.stringify(r) + "\n");

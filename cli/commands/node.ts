@@ -14,6 +14,7 @@ export function register(program: Command): void {
     .option("--threads <n>", "inference threads (default: the profile's, \"auto\" = physical cores)")
     .option("--fleet-id <id>", "with mDNS discovery, only join this fleet")
     .option("--no-calibrate", "do not measure uncalibrated models at start (bids then use slow defaults)")
+    .option("--metrics-port <n>", "serve this node's Prometheus metrics on GET /metrics at this port, 0 = any free port (or $COLONY_NODE_METRICS_PORT; default off)")
     .option("--config <file>", "JSON config file (defaults < file < COLONY_* environment < flags); see docs/node.md")
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const { intArg } = await import("../../common/config.ts");
@@ -30,7 +31,7 @@ export function register(program: Command): void {
         flags: {
           coordinator: str(o.coordinator), credentials: str(o.credentials), nodeId: str(o.nodeId), profile: str(o.profile),
           agents: str(o.agents), dataDir: str(o.dataDir), threads: intArg("--threads", str(o.threads)), fleetId: str(o.fleetId),
-          calibrate: o.calibrate === false ? false : undefined,
+          calibrate: o.calibrate === false ? false : undefined, metricsPort: intArg("--metrics-port", str(o.metricsPort)),
         },
       });
       const logger = createLogger({ level: config.logLevel, name: "node" });
@@ -40,6 +41,6 @@ export function register(program: Command): void {
         await node.close();
       });
       const d = node.daemon;
-      process.stdout.write(JSON.stringify({ ready: true, nodeId: d.nodeId, agents: d.pool.info().map((a) => a.agentId) }) + "\n");
+      process.stdout.write(JSON.stringify({ ready: true, nodeId: d.nodeId, agents: d.pool.info().map((a) => a.agentId), ...(node.metricsPort !== undefined ? { metricsPort: node.metricsPort } : {}) }) + "\n");
     });
 }

@@ -10,7 +10,7 @@ import { CoordinatorStatsSchema, CoordinatorStatusSchema, HeartbeatSchema, NodeS
 import { AckSchema, AnnounceSchema, AwardSchema, BidSchema, CancelSchema, DoneSchema, ProgressSchema, VerdictSchema } from "./market.ts";
 import { ArchitectReportSchema, CommandAckSchema, CommandSchema, LineageSnapshotSchema } from "./lifecycle.ts";
 import { ModelFetchSchema, ModelReportSchema } from "./models.ts";
-import { ModelCatalogSchema, ModelPushReplySchema, ModelPushRequestSchema } from "./models.ts";
+import { ModelCatalogSchema, ModelProgressSchema, ModelPushReplySchema, ModelPushRequestSchema, ModelRolloutsSchema } from "./models.ts";
 import { ExperienceExportRequestSchema, MindReplyPageSchema } from "./mind.ts";
 import { DistilRequestSchema, MindJobsSnapshotSchema } from "./mind-jobs.ts";
 import { DashboardEventSchema, DashboardFleetSchema, DashboardRecentSchema } from "./dashboard.ts";
@@ -42,6 +42,7 @@ export const channels = {
   coordinatorStats: channel(() => topics.coordinatorStats, CoordinatorStatsSchema, 0, true),
   // Coordinator -> nodes
   announce: channel(() => topics.announce, AnnounceSchema, 1),
+  skillAnnounce: channel((skill: string) => topics.skillAnnounce(skill), AnnounceSchema, 1),
   nodeAward: channel((nodeId: string) => topics.nodeAward(nodeId), AwardSchema, 1),
   nodeCancel: channel((nodeId: string) => topics.nodeCancel(nodeId), CancelSchema, 1),
   nodeAnnounce: channel((nodeId: string) => topics.nodeAnnounce(nodeId), AnnounceSchema, 1),
@@ -52,6 +53,7 @@ export const channels = {
   modelCatalog: channel(() => topics.modelCatalog, ModelCatalogSchema, 1, true),
   modelPush: channel(() => topics.modelPush, ModelPushRequestSchema, 1),
   modelPushReply: channel((requestId: string) => topics.modelPushReply(requestId), ModelPushReplySchema, 1),
+  modelRollouts: channel(() => topics.modelRollouts, ModelRolloutsSchema, 1, true),
   // Node -> coordinator
   nodeCommandAck: channel((nodeId: string) => topics.nodeCommandAck(nodeId), CommandAckSchema, 1),
   nodeStatus: channel((nodeId: string) => topics.nodeStatus(nodeId), NodeStatusSchema, 1, true),
@@ -64,6 +66,8 @@ export const channels = {
   /** A model's byte range; answered by a binary frame on `nodeModelChunk` (not a JSON channel: model-frame.ts). */
   nodeModelFetch: channel((nodeId: string) => topics.nodeModelFetch(nodeId), ModelFetchSchema, 1),
   nodeModelReport: channel((nodeId: string) => topics.nodeModelReport(nodeId), ModelReportSchema, 1),
+  /** QoS 0 while fetching (callers pass 1 for a change of state: verifying, done, failed). */
+  nodeModelProgress: channel((nodeId: string) => topics.nodeModelProgress(nodeId), ModelProgressSchema, 0),
   // Coordinator-role principals only (the ACL): the collective mind (docs/mind.md)
   mindExperienceExport: channel(() => topics.mindExperienceExport, ExperienceExportRequestSchema, 1),
   mindReply: channel((requestId: string) => topics.mindReply(requestId), MindReplyPageSchema, 1),

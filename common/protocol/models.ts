@@ -83,6 +83,69 @@ export const ModelReportSchema = z.strictObject({
 });
 export type ModelReport = z.infer<typeof ModelReportSchema>;
 
+/** A transfer's state as its node reports it: bytes coming in, the whole file checked, then stored or refused. */
+export const ModelTransferStateSchema = z.enum(["fetching", "verifying", "done", "failed"]);
+export type ModelTransferState = z.infer<typeof ModelTransferStateSchema>;
+
+/**
+ * Node -> coordinator, `nodes/{nodeId}/model-progress`: one transfer's progress, throttled by the
+ * node (at most every `MODEL_PROGRESS_INTERVAL_MS` or `MODEL_PROGRESS_STEP` of the model, plus each
+ * change of state). QoS 0 while fetching (the next one supersedes it), QoS 1 for verifying, done and
+ * failed. `seq` grows by one per message of a transfer, so a reader drops one that arrives late.
+ */
+export const ModelProgressSchema = z.strictObject({
+  nodeId: IdSchema,
+  sha256: Sha256Schema,
+  /** One transfer: a node's `ensure` of a model; a later push of the same model is another transfer. */
+  transferId: IdSchema,
+  seq: z.number().int().min(0),
+  state: ModelTransferStateSchema,
+  /** Bytes of the model the node holds (a resumed transfer starts at what its part file kept). */
+  bytes: ByteCount,
+  /** The model's size; 0 while the manifest is not yet verified (a refusal before it). */
+  total: ByteCount,
+  /** `failed`: the refusal's stable code (MODEL_HASH_MISMATCH, MODEL_SIGNATURE_INVALID, ...). */
+  code: z.string().max(64).optional(),
+  message: z.string().max(1024).optional(),
+  at: z.number(),
+});
+export type ModelProgress = z.infer<typeof ModelProgressSchema>;
+/** Progress is published at most this often while bytes come in (ms)... */
+export const MODEL_PROGRESS_INTERVAL_MS = 250;
+/** ...unless this share of the model arrived since the last one. */
+export const MODEL_PROGRESS_STEP = 0.05;
+
+/** Most rows `models/rollouts` carries (~250 bytes each: well under MAX_PAYLOAD_BYTES). */
+export const MAX_ROLLOUTS = 128;
+
+/**
+ * One model on one node, as the coordinator's rollout table keeps it (coordinator/models/rollouts.ts):
+ * `pending` from a push until the node's first progress, then the node's states. `requestId`: the
+ * `colony models push` that asked for it (absent for a fetch a spawn started).
+ */
+export const RolloutSchema = z.strictObject({
+  sha256: Sha256Schema,
+  nodeId: IdSchema,
+  state: z.enum(["pending", "fetching", "verifying", "done", "failed"]),
+  bytes: ByteCount,
+  total: ByteCount,
+  requestId: IdSchema.optional(),
+  code: z.string().max(64).optional(),
+  message: z.string().max(300).optional(),
+  startedAt: z.number(),
+  updatedAt: z.number(),
+});
+export type Rollout = z.infer<typeof RolloutSchema>;
+
+/** Coordinator -> anyone allowed (observers too), retained on `models/rollouts`: the newest rollouts, per model and node. */
+export const ModelRolloutsSchema = z.strictObject({
+  at: z.number(),
+  rollouts: z.array(RolloutSchema).max(MAX_ROLLOUTS),
+  /** Rows dropped to stay under MAX_ROLLOUTS (the oldest finished first). */
+  omitted: z.number().int().min(0),
+});
+export type ModelRollouts = z.infer<typeof ModelRolloutsSchema>;
+
 /**
  * `colony models push` (a coordinator credential) -> coordinator, `models/push` (QoS 1): roll a model
  * out to nodes. Either a model already in the store (`sha256`), or a file on the coordinator's host

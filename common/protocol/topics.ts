@@ -26,8 +26,14 @@ export const topics = {
   coordinatorStatus: `${ROOT}/coordinator/status`,
   /** Retained fleet snapshot for `colony status` (nodes, agents, open auctions, counters); ~1/s. Added in v1, optional to read. */
   coordinatorStats: `${ROOT}/coordinator/stats`,
-  /** Coordinator -> all nodes: a task is up for auction. */
+  /** Coordinator -> all nodes: a task without a skill is up for auction (any agent may be the one). */
   announce: `${ROOT}/market/announce`,
+  /**
+   * Coordinator -> the nodes with an agent for `skill`: a task with that skill is up for auction. A
+   * node subscribes to its agents' skills only, so an auction costs the broker its eligible nodes,
+   * not the fleet (node/link.ts `listen`).
+   */
+  skillAnnounce: (skill: string) => `${ROOT}/market/announce/${skill}`,
   /** Node-owned topics: a node may publish only under its own `nodes/{nodeId}/`. */
   nodeStatus: (nodeId: string) => `${ROOT}/nodes/${nodeId}/status`,
   nodeHeartbeat: (nodeId: string) => `${ROOT}/nodes/${nodeId}/heartbeat`,
@@ -56,11 +62,15 @@ export const topics = {
   nodeModelChunk: (nodeId: string) => `${ROOT}/nodes/${nodeId}/model-chunk`,
   /** Node -> coordinator: a fetched model was verified and stored, or refused with a code. */
   nodeModelReport: (nodeId: string) => `${ROOT}/nodes/${nodeId}/model-report`,
+  /** Node -> coordinator: a model transfer's throttled progress (bytes, state; common/protocol/models.ts). */
+  nodeModelProgress: (nodeId: string) => `${ROOT}/nodes/${nodeId}/model-progress`,
   /** Retained, coordinator-only: the signed manifests of the models in the coordinator's store (common/protocol/models.ts). */
   modelCatalog: `${ROOT}/models/catalog`,
   /** Coordinator-only (ACL): roll a model out to nodes (`colony models push`), and its answer. */
   modelPush: `${ROOT}/models/push`,
   modelPushReply: (requestId: string) => `${ROOT}/models/push/replies/${requestId}`,
+  /** Retained, coordinator-only publish: every model x node rollout with its progress. Observers may read it. */
+  modelRollouts: `${ROOT}/models/rollouts`,
   /** Coordinator-only (ACL): asks the coordinator for an export of its cold cache (common/protocol/mind.ts). */
   mindExperienceExport: `${ROOT}/mind/experiences/export`,
   /** Coordinator-only (ACL): the pages answering one mind request. */
@@ -85,6 +95,7 @@ export const topics = {
   allCommandAcks: `${ROOT}/nodes/+/command-ack`,
   allModelFetches: `${ROOT}/nodes/+/model-fetch`,
   allModelReports: `${ROOT}/nodes/+/model-report`,
+  allModelProgress: `${ROOT}/nodes/+/model-progress`,
   allSubmits: `${ROOT}/submitters/+/submit`,
   allFeedback: `${ROOT}/submitters/+/tasks/+/feedback`,
   allGets: `${ROOT}/submitters/+/tasks/+/get`,

@@ -7,9 +7,11 @@ import { ROOT, topics } from "../../common/protocol.ts";
 import { usernameFor, type Principal } from "./credentials.ts";
 
 /** What a node may publish under its own `colony/v1/nodes/{nodeId}/`. */
-export const NODE_PUBLISH_KINDS = ["status", "heartbeat", "bid", "ack", "progress", "done", "command-ack", "model-fetch", "model-report"] as const;
+export const NODE_PUBLISH_KINDS = ["status", "heartbeat", "bid", "ack", "progress", "done", "command-ack", "model-fetch", "model-report", "model-progress"] as const;
 /** Topics a node may subscribe to besides its own `colony/v1/nodes/{nodeId}/#`. */
-export const NODE_SUBSCRIBE_TOPICS = [`${ROOT}/market/announce`, `${ROOT}/coordinator/status`, `${ROOT}/models/catalog`] as const;
+export const NODE_SUBSCRIBE_TOPICS = [`${ROOT}/market/announce`, `${ROOT}/market/announce/+`, `${ROOT}/coordinator/status`, `${ROOT}/models/catalog`] as const;
+/** One skill's announces (`colony/v1/market/announce/{skill}`), or `+` for every skill's. */
+const SKILL_ANNOUNCE_RE = /^colony\/v1\/market\/announce\/(\+|[a-z0-9][a-z0-9_-]{0,63})$/;
 /**
  * What the coordinator publishes for integrations (Home Assistant state, coordinator/home-assistant/):
  * fleet-level figures, no task and no prompt. Observers read it; nobody but the coordinator writes it.
@@ -26,6 +28,8 @@ export const DASHBOARD_ROOT = `${ROOT}/dashboard`;
  */
 export const OBSERVER_READ_TOPICS = [
   `${ROOT}/coordinator/status`, topics.coordinatorStats, topics.evolutionLineage, topics.architectDecisions, topics.modelCatalog, topics.mindJobs,
+  // Model x node states and byte counts, with refusal codes: no prompt (coordinator/models/rollouts.ts).
+  topics.modelRollouts,
 ] as const;
 /** Topics an observer (read-only: Home Assistant, dashboards) may subscribe to besides anything outside colony/. */
 export const OBSERVER_SUBSCRIBE_TOPICS = [...OBSERVER_READ_TOPICS, `${INTEGRATION_ROOT}/#`, `${DASHBOARD_ROOT}/#`] as const;
@@ -99,7 +103,7 @@ export function checkSubscribe(principal: Principal, filter: string): AclDecisio
   const parts = levels(filter);
 
   if (principal.role === "node") {
-    if ((NODE_SUBSCRIBE_TOPICS as readonly string[]).includes(filter)) return ALLOW;
+    if ((NODE_SUBSCRIBE_TOPICS as readonly string[]).includes(filter) || SKILL_ANNOUNCE_RE.test(filter)) return ALLOW;
     const own = parts.length >= 5 && parts[0] === "colony" && parts[1] === "v1" && parts[2] === "nodes" && parts[3] === principal.name;
     if (own) return ALLOW; // anything below its own folder, wildcards included: it can only match its own topics
     return deny(`a node may subscribe only to ${ROOT}/nodes/${principal.name}/#, ${NODE_SUBSCRIBE_TOPICS.join(", ")}`);

@@ -123,6 +123,8 @@ export function renderMosquittoFiles(fleet: MosquittoFleet, files: { passwordFil
     "# Every client must authenticate; topic rights come from the ACL file.",
     "per_listener_settings false",
     "allow_anonymous false",
+    "# Auctions are many small messages: with Nagle on, each waits ~40 ms for a delayed ACK (bench/auction.ts).",
+    "set_tcp_nodelay true",
     `password_file ${files.passwordFile}`,
     `acl_file ${files.aclFile}`,
     ...(files.plain === false ? [] : ["", `listener ${files.port ?? 1883}${files.bind ? ` ${files.bind}` : ""}`]),

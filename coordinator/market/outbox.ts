@@ -25,7 +25,8 @@ export class MarketOutbox {
   /**
    * Every time is on the coordinator's clock; `sentAt` lets a node convert them to its own. `to`:
    * a private task's announce goes to each of these nodes on its own topic (no other node sees the
-   * prompt); otherwise one message on the market topic every node reads.
+   * prompt); otherwise one message on its skill's topic, which only nodes with the skill read, or
+   * for a task without a skill on the market topic every node reads.
    */
   announce(rec: Run["rec"], a: { auctionId: string; attempt: number; closesAt: number; excluded: { nodeId: string; agentId: string }[]; to?: readonly string[] | undefined }, now: number): void {
     const s = rec.submit;
@@ -40,6 +41,7 @@ export class MarketOutbox {
       ...(a.excluded.length ? { excludedAgents: a.excluded.slice(0, 1024) } : {}),
     };
     if (a.to) for (const nodeId of a.to) this.out.send(channels.nodeAnnounce, [nodeId], msg);
+    else if (s.skill) this.out.send(channels.skillAnnounce, [s.skill], msg);
     else this.out.send(channels.announce, [], msg);
   }
 

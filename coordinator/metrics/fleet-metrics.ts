@@ -133,6 +133,13 @@ export class FleetMetrics implements Lifecycle {
       collect() { this.reset(); setCounter(this, counters.get("models.fetch.bytes")); },
     });
     new client.Counter({
+      name: "colony_model_rollouts_total", help: "Model x node rollouts that finished, by outcome (done, failed; coordinator/models/rollouts.ts).", labelNames: ["outcome"], registers: r,
+      collect() {
+        this.reset();
+        for (const outcome of ["done", "failed"]) setCounter(this, counters.get(`models.rollouts.${outcome}`), { outcome });
+      },
+    });
+    new client.Counter({
       name: "colony_node_offline_total", help: "Times a node was taken offline, by why (last-will, heartbeat-timeout).", labelNames: ["why"], registers: r,
       collect() {
         this.reset();

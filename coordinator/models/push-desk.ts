@@ -10,18 +10,23 @@ import type { Counters } from "../../common/counters.ts";
 import { ColonyError, ModelTransferErrors } from "../../common/errors.ts";
 import type { Lifecycle } from "../../common/lifecycle.ts";
 import type { Logger } from "../../common/logger.ts";
-import { channels, decode, encode, type ModelPushReply, type ModelPushRequest } from "../../common/protocol.ts";
+import { channels, decode, encode, type ModelPushReply, type ModelPushRequest, type WireError } from "../../common/protocol.ts";
 import type { Commands } from "../evolution/commands.ts";
 import type { CoordinatorLink } from "../link.ts";
 import type { Registry } from "../registry.ts";
 import { ModelStoreErrors } from "./errors.ts";
 import type { ModelStore } from "./model-store.ts";
+import type { RolloutTable } from "./rollouts.ts";
 
 export interface PushDeskOptions {
   link: CoordinatorLink;
   store: ModelStore;
   commands: Pick<Commands, "send">;
   registry: Registry;
+  /** Each node's row from pending to done or failed (the nodes' progress fills it in between). */
+  rollouts: Pick<RolloutTable, "begin" | "settle" | "flush" | "finished">;
+  /** How long a node's transfer may send no progress before an unanswered push gives it up. Default 30 000 ms. */
+  quietMs?: number | undefined;
   counters: Counters;
   logger: Logger;
 }
@@ -80,18 +85,36 @@ export class PushDesk implements Lifecycle {
       version ??= entry.signed.manifest.version;
       const nodes = req.nodes ?? this.o.registry.list().filter((n) => n.online).map((n) => n.nodeId);
       this.o.counters.inc("models.pushes");
+      this.o.rollouts.begin(requestId, sha256!, entry.signed.manifest.bytes, nodes);
       const results = await Promise.all(
         nodes.map(async (nodeId) => {
-          const out = await this.o.commands.send(nodeId, { kind: "fetch", agentId: "prefetch", sha256: sha256! });
-          return { nodeId, status: out.status, ...(out.status === "refused" && out.error ? { error: out.error } : {}) };
+          const out = await this.answer(nodeId, sha256!);
+          this.o.rollouts.settle(sha256!, nodeId, out.status, out.error);
+          return { nodeId, status: out.status, ...(out.error ? { error: out.error } : {}) };
         }),
       );
       this.o.logger.info({ requestId, sha256, results: results.map((r) => `${r.nodeId}:${r.status}`) }, "model pushed");
+      // The rows' final states reach the asker before the reply: both QoS 1 on this one client, in order.
+      this.o.rollouts.flush();
       await this.reply({ requestId, sha256: sha256!, version, results });
     } catch (err) {
       const code = err instanceof ColonyError ? err.code : ModelStoreErrors.MODEL_PUSH_FAILED;
       await this.reply({ requestId, results: [], error: { code, message: String((err as Error).message).slice(0, 4096) } });
     }
+  }
+
+  /**
+   * A node's answer to its fetch command. A command unanswered within the command layer's timeout
+   * and retries while the node's transfer still makes progress (a large model on a slow link) is
+   * not given up: the outcome is then the rollout row's, once it finishes or goes quiet.
+   */
+  private async answer(nodeId: string, sha256: string): Promise<{ status: string; error?: WireError }> {
+    const out = await this.o.commands.send(nodeId, { kind: "fetch", agentId: "prefetch", sha256 });
+    if (out.status !== "no-answer") return { status: out.status, ...(out.status === "refused" && out.error ? { error: out.error } : {}) };
+    const row = await this.o.rollouts.finished(sha256, nodeId, this.o.quietMs ?? 30_000);
+    if (row?.state === "done") return { status: "fetched" };
+    if (row?.state === "failed") return { status: "refused", error: { code: row.code ?? ModelStoreErrors.MODEL_PUSH_FAILED, message: row.message ?? "the node refused the model" } };
+    return { status: "no-answer" };
   }
 
   private reply(r: ModelPushReply): Promise<unknown> {

@@ -16,6 +16,9 @@
  *    the model gate (or the adapter gate for "gguf-lora") runs on the part file, before llama.cpp
  *    ever sees it; then the atomic rename into the store (0400) with the manifest beside it.
  *
+ * Progress (bytes held of the total, then verifying, done or failed with the code) goes out on
+ * `model-progress`, throttled (fetch-progress.ts), so `colony models push` and the dashboard show it.
+ *
  * A refusal keeps its stable code, is counted (`models.refused.{code}`) and reported on
  * `model-report`; the node keeps serving. Two `ensure` of the same hash share one transfer.
  */
@@ -25,8 +28,9 @@ import type { Counters } from "../../common/counters.ts";
 import { ColonyError, CommonErrors, ModelTransferErrors } from "../../common/errors.ts";
 import type { Logger } from "../../common/logger.ts";
 import { checkVersion, verifySignedManifest, type ModelManifest } from "../../common/model-manifest.ts";
-import { decodeChunkFrame, MAX_MODEL_CHUNK, type ModelChunkHeader, type ModelFetch, type ModelReport } from "../../common/protocol.ts";
+import { decodeChunkFrame, MAX_MODEL_CHUNK, type ModelChunkHeader, type ModelFetch, type ModelProgress, type ModelReport } from "../../common/protocol.ts";
 import { NodeErrors } from "../errors.ts";
+import { FetchProgress } from "./fetch-progress.ts";
 import type { NodeModelStore } from "./model-store.ts";
 import type { ModelVersions } from "./model-versions.ts";
 
@@ -45,6 +49,10 @@ export interface ModelFetcherOptions {
   send: (req: ModelFetch) => void;
   /** Publishes a model-report. */
   report: (r: ModelReport) => void;
+  /** Publishes a transfer's throttled progress (fetch-progress.ts). Default none. */
+  progress?: ((p: ModelProgress) => void) | undefined;
+  /** Least ms between two progress messages while bytes come in. Default 250 (MODEL_PROGRESS_INTERVAL_MS). */
+  progressIntervalMs?: number | undefined;
   /** The fleet's model public key (base64url), from the node's credential; undefined: MODEL_KEY_MISSING. */
   modelKey: () => string | undefined;
   /** The model or adapter gate on the complete part file (throws with the gate's code). */
@@ -121,8 +129,16 @@ export class ModelFetcher {
     if (have) return { file: have.file, manifest: (have.signed as { manifest: ModelManifest }).manifest, fetchedBytes: 0 };
     const started = this.o.now();
     let fetchedBytes = 0;
+    const send = this.o.progress;
+    const progress = send ? new FetchProgress({ nodeId: this.o.nodeId, sha256, send, now: this.o.now, intervalMs: this.o.progressIntervalMs }) : undefined;
     try {
-      const r = await this.transfer(sha256, (n) => (fetchedBytes += n));
+      const r = await this.transfer(sha256, progress, (n) => {
+        fetchedBytes += n;
+        // As they arrive, refused transfers included (node/metrics.ts); `models.fetched.bytes` counts verified ones.
+        this.o.counters.inc("models.fetch.bytes", n);
+        progress?.add(n);
+      });
+      progress?.done();
       this.o.counters.inc("models.fetched");
       this.o.counters.inc("models.fetched.bytes", fetchedBytes);
       this.o.logger.info({ sha256, bytes: r.manifest.bytes, fetchedBytes, ms: this.o.now() - started }, "model fetched and verified");
@@ -131,6 +147,7 @@ export class ModelFetcher {
     } catch (err) {
       const e = err instanceof ColonyError ? err : new ColonyError(CommonErrors.INTERNAL, (err as Error)?.message ?? String(err));
       if (e.code === CommonErrors.ALREADY_CLOSED) throw e;
+      progress?.failed(e.code, e.message);
       this.o.counters.inc("models.refused");
       this.o.counters.inc(`models.refused.${e.code}`);
       this.o.logger.warn({ sha256, code: e.code, err: { message: e.message } }, "model refused");
@@ -139,7 +156,7 @@ export class ModelFetcher {
     }
   }
 
-  private async transfer(sha256: string, counted: (n: number) => void): Promise<{ file: string; manifest: ModelManifest }> {
+  private async transfer(sha256: string, progress: FetchProgress | undefined, counted: (n: number) => void): Promise<{ file: string; manifest: ModelManifest }> {
     const key = this.o.modelKey();
     if (!key) throw refuse(ModelTransferErrors.MODEL_KEY_MISSING, `the node has no model key in its credential: cannot verify model ${sha256.slice(0, 12)} (issue the node a new credential)`);
     const first = await this.request(sha256, 0, 0, true);
@@ -159,11 +176,13 @@ export class ModelFetcher {
     try {
       done = await this.resume(sha256, fd, manifest.bytes, total);
       if (done > 0) this.o.logger.info({ sha256, offset: done }, "resuming a model transfer");
+      progress?.start(manifest.bytes, done);
       await this.pull(sha256, fd, done, manifest.bytes, total, counted);
       await fd.truncate(manifest.bytes);
     } finally {
       await fd.close();
     }
+    progress?.verifying();
     const actual = total.digest("hex");
     const size = (await stat(part)).size;
     if (size !== manifest.bytes) {

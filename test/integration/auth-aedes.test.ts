@@ -48,7 +48,7 @@ test("a wrong password, a password for another name and a forged role are refuse
 });
 
 test("a node publishes on its own topics; the coordinator receives them", async () => {
-  for (const t of [topics.nodeStatus("pi-a"), topics.nodeHeartbeat("pi-a"), topics.nodeBid("pi-a"), topics.nodeAck("pi-a"), topics.nodeProgress("pi-a"), topics.nodeDone("pi-a"), topics.nodeCommandAck("pi-a"), topics.nodeModelFetch("pi-a"), topics.nodeModelReport("pi-a")]) {
+  for (const t of [topics.nodeStatus("pi-a"), topics.nodeHeartbeat("pi-a"), topics.nodeBid("pi-a"), topics.nodeAck("pi-a"), topics.nodeProgress("pi-a"), topics.nodeDone("pi-a"), topics.nodeCommandAck("pi-a"), topics.nodeModelFetch("pi-a"), topics.nodeModelReport("pi-a"), topics.nodeModelProgress("pi-a")]) {
     assert.equal(await deliveredTo(observer, await as("node", "pi-a"), t), true, t);
   }
   assert.equal(await deliveredTo(observer, await as("node", "pi-a"), topics.nodeStatus("pi-a"), { retain: true }), true, "retained status");
@@ -59,6 +59,8 @@ test("a node's publishes on another node's topics, on task topics or retained he
   const refused = [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.nodeAward("pi-a"), topics.nodeCommand("pi-b"), topics.nodeCommand("pi-a"), topics.nodeCommandAck("pi-b"),
     // Model chunks are the coordinator's alone (a node must not forge another's, nor its own); fetches and reports only on its own topics.
     topics.nodeModelChunk("pi-a"), topics.nodeModelChunk("pi-b"), topics.nodeModelFetch("pi-b"), topics.nodeModelReport("pi-b"),
+    // Rollout progress: a node's own only; the table built from it is the coordinator's.
+    topics.nodeModelProgress("pi-b"), topics.modelRollouts,
     topics.submit("submitter.alice"), topics.taskResult("submitter.alice", "t1"), topics.announce, topics.coordinatorStatus, "homeassistant/x"];
   for (const t of refused) {
     const node = await as("node", "pi-a");
@@ -166,14 +168,14 @@ test("a persistent session's client id must carry the username", async () => {
 
 test("an observer (the dashboard) reads the coordinator's fleet views and the dashboard feed, never a prompt; it cannot submit or command a node", async () => {
   const dash = await as("observer", "dashboard");
-  const views = [topics.coordinatorStatus, topics.coordinatorStats, topics.evolutionLineage, topics.architectDecisions, topics.modelCatalog, topics.mindJobs, topics.dashboardEvents, topics.dashboardRecent, topics.dashboardFleet];
+  const views = [topics.coordinatorStatus, topics.coordinatorStats, topics.evolutionLineage, topics.architectDecisions, topics.modelCatalog, topics.modelRollouts, topics.mindJobs, topics.dashboardEvents, topics.dashboardRecent, topics.dashboardFleet];
   for (const t of views) assert.equal(await deliveredTo(dash, observer, t), true, t);
   assert.equal(await canSubscribe(dash, "colony/v1/dashboard/#"), true);
   // Prompts travel on announces, awards and the submitters' folders; node topics carry bids and outputs.
-  for (const f of [topics.announce, topics.nodeAward("pi-a"), topics.nodeAnnounce("pi-a"), topics.nodeDone("pi-a"), topics.nodeStatus("pi-a"), "colony/v1/nodes/+/status", "colony/v1/nodes/#", topics.taskEvents("submitter.alice", "t1"), topics.taskResult("submitter.alice", "t1"), "colony/v1/submitters/#", topics.mindReply("r1"), "colony/v1/mind/#", "colony/v1/coordinator/+", "colony/#", "#", "+/v1/dashboard/#"]) {
+  for (const f of [topics.announce, topics.nodeAward("pi-a"), topics.nodeAnnounce("pi-a"), topics.nodeDone("pi-a"), topics.nodeStatus("pi-a"), "colony/v1/nodes/+/status", "colony/v1/nodes/#", topics.nodeModelProgress("pi-a"), topics.allModelProgress, "colony/v1/models/#", topics.taskEvents("submitter.alice", "t1"), topics.taskResult("submitter.alice", "t1"), "colony/v1/submitters/#", topics.mindReply("r1"), "colony/v1/mind/#", "colony/v1/coordinator/+", "colony/#", "#", "+/v1/dashboard/#"]) {
     assert.equal(await canSubscribe(dash, f), false, f);
   }
-  for (const t of [topics.submit("observer.dashboard"), topics.submit("submitter.alice"), topics.nodeCommand("pi-a"), topics.nodeAward("pi-a"), topics.mindDistil, topics.modelPush, topics.dashboardEvents, topics.coordinatorStats]) {
+  for (const t of [topics.submit("observer.dashboard"), topics.submit("submitter.alice"), topics.nodeCommand("pi-a"), topics.nodeAward("pi-a"), topics.mindDistil, topics.modelPush, topics.modelRollouts, topics.nodeModelProgress("pi-a"), topics.dashboardEvents, topics.coordinatorStats]) {
     assert.equal(await deliveredTo(observer, await as("observer", "dashboard"), t, { waitMs: 200 }), false, t);
   }
 });

@@ -62,9 +62,9 @@ test("mosquitto refuses anonymous clients, wrong passwords and unknown users", {
 
 test("mosquitto: a node publishes on its own topics only", { skip }, async () => {
   const node = await as("node", "pi-a");
-  for (const t of [topics.nodeStatus("pi-a"), topics.nodeBid("pi-a"), topics.nodeDone("pi-a"), topics.nodeCommandAck("pi-a"), topics.nodeModelFetch("pi-a"), topics.nodeModelReport("pi-a")]) assert.equal(await deliveredTo(observer, node, t), true, t);
+  for (const t of [topics.nodeStatus("pi-a"), topics.nodeBid("pi-a"), topics.nodeDone("pi-a"), topics.nodeCommandAck("pi-a"), topics.nodeModelFetch("pi-a"), topics.nodeModelReport("pi-a"), topics.nodeModelProgress("pi-a")]) assert.equal(await deliveredTo(observer, node, t), true, t);
   // mosquitto silently drops a publish its ACL refuses (the connection stays up).
-  for (const t of [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.submit("submitter.alice"), topics.taskResult("submitter.alice", "t1"), topics.announce, topics.nodeCommand("pi-b"), topics.nodeCommand("pi-a"), topics.nodeCommandAck("pi-b"), topics.nodeModelChunk("pi-a"), topics.nodeModelChunk("pi-b"), topics.nodeModelFetch("pi-b"), topics.nodeModelReport("pi-b")]) {
+  for (const t of [topics.nodeStatus("pi-b"), topics.nodeBid("pi-b"), topics.submit("submitter.alice"), topics.taskResult("submitter.alice", "t1"), topics.announce, topics.nodeCommand("pi-b"), topics.nodeCommand("pi-a"), topics.nodeCommandAck("pi-b"), topics.nodeModelChunk("pi-a"), topics.nodeModelChunk("pi-b"), topics.nodeModelFetch("pi-b"), topics.nodeModelReport("pi-b"), topics.nodeModelProgress("pi-b"), topics.modelRollouts]) {
     assert.equal(await deliveredTo(observer, node, t, { waitMs: 150 }), false, t);
   }
 });
@@ -101,14 +101,14 @@ test("mosquitto: a submitter reads only its own folder, and publishes submits an
 
 test("mosquitto: an observer (the dashboard) reads the fleet views and the dashboard feed, no prompt, and publishes nothing under colony/", { skip }, async () => {
   const dash = await as("observer", "dashboard");
-  for (const t of [topics.coordinatorStatus, topics.coordinatorStats, topics.evolutionLineage, topics.architectDecisions, topics.modelCatalog, topics.mindJobs, topics.dashboardEvents, topics.dashboardRecent, topics.dashboardFleet]) {
+  for (const t of [topics.coordinatorStatus, topics.coordinatorStats, topics.evolutionLineage, topics.architectDecisions, topics.modelCatalog, topics.modelRollouts, topics.mindJobs, topics.dashboardEvents, topics.dashboardRecent, topics.dashboardFleet]) {
     assert.equal(await deliveredTo(dash, observer, t), true, t);
   }
   // mosquitto may grant the SUBACK, but its ACL filters every message on delivery.
-  for (const t of [topics.announce, topics.nodeAward("pi-a"), topics.nodeAnnounce("pi-a"), topics.nodeDone("pi-a"), topics.nodeStatus("pi-a"), topics.taskEvents("submitter.alice", "t1"), topics.taskResult("submitter.alice", "t1"), topics.mindReply("r1")]) {
+  for (const t of [topics.announce, topics.nodeAward("pi-a"), topics.nodeAnnounce("pi-a"), topics.nodeDone("pi-a"), topics.nodeStatus("pi-a"), topics.nodeModelProgress("pi-a"), topics.taskEvents("submitter.alice", "t1"), topics.taskResult("submitter.alice", "t1"), topics.mindReply("r1")]) {
     assert.equal(await deliveredTo(dash, observer, t, { waitMs: 150 }), false, t);
   }
-  for (const t of [topics.submit("submitter.alice"), topics.nodeCommand("pi-a"), topics.mindDistil, topics.dashboardEvents]) {
+  for (const t of [topics.submit("submitter.alice"), topics.nodeCommand("pi-a"), topics.mindDistil, topics.dashboardEvents, topics.modelRollouts, topics.nodeModelProgress("pi-a")]) {
     assert.equal(await deliveredTo(observer, await as("observer", "dashboard"), t, { waitMs: 150 }), false, t);
   }
 });

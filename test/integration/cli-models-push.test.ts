@@ -2,6 +2,8 @@
 // daemon: a model of the store, named by a sha256 prefix as `colony models list` prints it, is
 // fetched and verified by the node; pushed again, the node already has it; a file on the
 // coordinator's host is added (signed) and pushed in one step; a submitter credential is refused.
+// Piped (not a terminal), the command prints each node's progress as plain lines, and exits 1 with
+// the code of a node that refused.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -12,6 +14,7 @@ import { issueCredential, loadOrCreateFleetSecret } from "../../coordinator/auth
 import { startHarness, type Harness } from "../fixtures/coordinator-harness.ts";
 import { runColony } from "../fixtures/colony-process.ts";
 import { genome, startNode, TINY, writeRandomModel } from "../fixtures/node-helpers.ts";
+import { waitRegistered } from "../fixtures/scripted-node.ts";
 
 const SEEDS = fileURLToPath(new URL("../../models/", import.meta.url));
 const seeds = JSON.parse(readFileSync(path.join(SEEDS, "seed-manifest.json"), "utf8")) as { models: { name: string; sha256: string }[] };
@@ -59,4 +62,34 @@ test("models push: by sha256 prefix to every online node (fetched, then exists);
   const refused = await runColony(["models", "push", count, "--credentials", credFile]);
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /MODEL_PUSH_FAILED|coordinator credential/);
+});
+
+test("models push, piped: each node's progress as plain lines in order, then the answers; a node that refuses makes it exit 1 with the code", async () => {
+  // A second node without the fleet's model key: it refuses every pushed model (MODEL_KEY_MISSING).
+  const nokey = await startNode({ nodeId: "n-nokey", url: h.url, cred: await h.nodeCred("n-nokey"), dataDir: path.join(dir, "node-nokey"), calibrate: false, genomes: [] });
+  try {
+    await waitRegistered((id) => h.coordinator.registry.list().some((n) => n.nodeId === id && n.online), "n-nokey");
+    const file = await writeRandomModel(dir, "shown", { dim: 128, layers: 2, ffn: 256, ctx: 256 }, 9);
+    const r = await runColony(["models", "push", file, "--name", "shown", "--skills", "add", "--node", "n-cli", "--node", "n-nokey", "--url", h.url, "--data-dir", h.dataDir]);
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
+    const rank = { pending: 0, fetching: 1, verifying: 2, done: 3, failed: 3 } as Record<string, number>;
+    const of = (node: string) => lines.filter((l) => l.startsWith(`${node} `)).map((l) => l.split(/\s+/)[1]!);
+    for (const node of ["n-cli", "n-nokey"]) {
+      const states = of(node);
+      assert.ok(states.length >= 1, `${node}: no progress line in\n${r.stdout}`);
+      for (let i = 1; i < states.length; i++) assert.ok(rank[states[i]!]! >= rank[states[i - 1]!]!, `${node} went back: ${states.join(" ")}`);
+    }
+    assert.ok(lines.some((l) => /^n-cli\s+done 100% \(.* MB\/.* MB\)$/.test(l)), r.stdout);
+    assert.ok(lines.some((l) => /^n-nokey\s+failed .*MODEL_KEY_MISSING/.test(l)), r.stdout);
+    // The answers follow the progress.
+    const summary = lines.findIndex((l) => l.startsWith("model "));
+    const lastProgress = lines.map((l, i) => (/^n-(cli|nokey)\s/.test(l) ? i : -1)).reduce((a, b) => Math.max(a, b));
+    assert.ok(summary > lastProgress, r.stdout);
+    assert.ok(lines.includes("n-cli: fetched"), r.stdout);
+    assert.ok(lines.some((l) => l.startsWith("n-nokey: refused MODEL_KEY_MISSING")), r.stdout);
+    assert.equal(h.coordinator.rollouts!.list().find((x) => x.nodeId === "n-nokey")?.code, "MODEL_KEY_MISSING");
+  } finally {
+    await nokey.close();
+  }
 });

@@ -3,7 +3,7 @@
 // on llama.cpp, and a scripted "ghost" node that wins the first auction and never acks, so the task
 // is retried), the page connects with the observer credential from /config.json, shows the node
 // and its agents, a submitted task with its winner and result, an agent falling asleep, and logs no
-// console error. Reports (does not assert) the page's transferred size, its first render and the
+// console error, a model rollout's bar. Reports (does not assert) the page's transferred size, its first render and the
 // delay between an event's publication and its showing on the page; saves a screenshot.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -32,11 +32,11 @@ async function startGhost(url: string, cred: { username?: string; password?: str
   const client = await connectMqtt({ url, ...cred, logger: silentLogger, clientId: `${cred.username}:ghost` });
   client.on("message", (topic, payload) => {
     const d = decode(AnnounceSchema, payload);
-    if (topic !== topics.announce || !d.ok) return;
+    if (topic !== topics.skillAnnounce("add") || !d.ok) return;
     const bid: Bid = { type: "bid", auctionId: d.value.auctionId, taskId: d.value.taskId, nodeId: GHOST, agentId: "ghost", estimate: { latencyMs: 1, energyJ: 0.01, accuracy: 0.99 } };
     client.publish(topics.nodeBid(GHOST), encode(bid), { qos: 0 });
   });
-  await client.subscribeAsync([topics.announce, `colony/v1/nodes/${GHOST}/#`], { qos: 1 });
+  await client.subscribeAsync([topics.skillAnnounce("add"), `colony/v1/nodes/${GHOST}/#`], { qos: 1 });
   const online: NodeStatus = { state: "online", nodeId: GHOST, protocol: 1, deviceClass: "ghost", slots: 1, agents: [{ agentId: "ghost", skills: ["add"], model: "none", state: "awake" }], models: [], at: Date.now() };
   await client.publishAsync(topics.nodeStatus(GHOST), encode(online), { qos: 1, retain: true });
   const beat = () => client.publish(topics.nodeHeartbeat(GHOST), encode({ nodeId: GHOST, at: Date.now(), busy: 0, queued: 0, agents: [{ agentId: "ghost", state: "awake" }], device: { batteryPercent: 64, charging: true, temperatureC: 41.5 } } satisfies Heartbeat), { qos: 0 });
@@ -75,7 +75,7 @@ test("the dashboard in chromium: nodes, agents, a task with its winner and resul
   assert.equal((await fetch(`${base}/config.json`, { method: "POST" })).status, 405);
 
   const node = await startNode({
-    nodeId: NODE, url: h.url, cred: await h.nodeCred(NODE), dataDir: path.join(dir, "node"), sleepAfterMs: 1500, calibrate: false,
+    nodeId: NODE, url: h.url, cred: await h.nodeCred(NODE), dataDir: path.join(dir, "node"), sleepAfterMs: 1500, calibrate: false, modelKey: c.signingKey!.publicKey,
     genomes: [genome("adder", path.join(SEEDS, "seed-add.gguf"), ["add"]), genome("reverser", path.join(SEEDS, "seed-reverse.gguf"), ["reverse"])],
   });
   cleanups.push(() => node.close());
@@ -166,6 +166,15 @@ test("the dashboard in chromium: nodes, agents, a task with its winner and resul
   const asleepAfter = states.find((s, i) => s.state === "asleep" && states.slice(0, i).some((x) => x.state !== "asleep" && x.state !== null));
   const sleepShownMs = asleepAfter ? asleepAfter.at - finishedAt : undefined;
   t.diagnostic(`adder on the page: ${states.map((s) => s.state).join(" -> ")}`);
+
+  // A model rollout to the real node (a seed model of the store it does not hold as such): its row in
+  // the models panel, from the retained rollout table, ends done with a full bar.
+  const count = c.models!.list().find((m) => m.manifest.name === "seed-count")!.manifest.sha256;
+  assert.equal((await c.evolution.commands.send(NODE, { kind: "fetch", agentId: "prefetch", sha256: count })).status, "fetched");
+  const rollout = page.locator(`#models tr[data-rollout="${count.slice(0, 12)}@${NODE}"][data-state="done"]`);
+  await rollout.waitFor({ timeout: 5000 });
+  assert.equal(await rollout.locator("progress").getAttribute("value"), "100");
+  assert.match(await rollout.innerText(), /seed-count v1/);
 
   const shot = path.join(mkdtempSync(path.join(os.tmpdir(), "colony-dashboard-shot-")), "dashboard.png");
   await page.screenshot({ path: shot, fullPage: true });

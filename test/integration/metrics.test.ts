@@ -124,6 +124,8 @@ test("/metrics after real tasks: counters move by the right amounts, valid expos
   assert.equal(value(e, "colony_agents", { state: "awake" }), 1);
   assert.equal(value(e, "colony_auctions_open"), 0);
   assert.equal(value(e, "colony_models_pushed_total", { result: "stored" }), 0);
+  // No model rolled out here: both outcomes exported at 0 (the rollout table's counts: test/unit/model-rollouts.test.ts).
+  for (const outcome of ["done", "failed"]) assert.equal(value(e, "colony_model_rollouts_total", { outcome }), 0, outcome);
   assert.equal(value(e, "colony_messages_dropped_total", { reason: "bid.PAYLOAD_NOT_JSON" }), 1);
   assert.ok(value(e, "colony_mqtt_refusals_total", { action: "connect" })! >= 1);
 

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs
 import os from "node:os";
 import path from "node:path";
 import type { MqttClient } from "mqtt";
-import { decode, encode, topics, CommandAckSchema, DoneSchema, ModelReportSchema, type Award, type CommandAck, type Done, type ModelReport } from "../../common/protocol.ts";
+import { decode, encode, topics, CommandAckSchema, DoneSchema, ModelProgressSchema, ModelReportSchema, ModelRolloutsSchema, type Award, type CommandAck, type Done, type ModelProgress, type ModelReport } from "../../common/protocol.ts";
 import { loadOrCreateFleetSecret } from "../../coordinator/auth.ts";
 import { deriveSigningKey, signManifest, type SignedManifest } from "../../common/model-manifest.ts";
 import type { ModelStore } from "../../coordinator/models/model-store.ts";
@@ -27,6 +27,7 @@ let seedFile: string;
 const acks: CommandAck[] = [];
 const reports: ModelReport[] = [];
 const dones: Done[] = [];
+const progress: ModelProgress[] = [];
 /** Offsets whose chunk the server corrupts once (the test hook of the model server). */
 const corruptOnce = new Set<number>();
 
@@ -68,12 +69,15 @@ before(async () => {
     } else if (t === topics.nodeModelReport(NODE)) {
       const m = decode(ModelReportSchema, p);
       if (m.ok) reports.push(m.value);
+    } else if (t === topics.nodeModelProgress(NODE)) {
+      const m = decode(ModelProgressSchema, p);
+      if (m.ok) progress.push(m.value);
     } else if (t === topics.nodeDone(NODE)) {
       const m = decode(DoneSchema, p);
       if (m.ok) dones.push(m.value);
     }
   });
-  await sup.subscribeAsync([topics.nodeCommandAck(NODE), topics.nodeModelReport(NODE), topics.nodeDone(NODE)], { qos: 1 });
+  await sup.subscribeAsync([topics.nodeCommandAck(NODE), topics.nodeModelReport(NODE), topics.nodeDone(NODE), topics.nodeModelProgress(NODE)], { qos: 1 });
   await startPushNode();
 });
 after(async () => {
@@ -158,6 +162,48 @@ test("refusals: a tampered manifest, another fleet's key, a rollback and an unkn
   const sp = await command({ kind: "spawn", commandId: `c-${++seq}`, agentId: "kid-bad", sentAt: Date.now(), genome: { id: "kid-bad", model: `colony:${foreign}`, skills: ["add"] }, lineage: { parents: ["seed"], generation: 1, reason: "test" } });
   assert.deepEqual([sp.status, sp.error?.code], ["refused", "MODEL_FOREIGN_KEY"]);
   assert.equal((await run(award("t-seed-2", "seed"))).status, "ok", "the node keeps serving");
+});
+
+test("a transfer's progress arrives in order, throttled, and reaches the total; a refusal carries its code; the rollout table (retained) shows both", async () => {
+  // ~1 MB in 4 KiB chunks: ~250 chunks, so the throttle (250 ms or 5 %) has something to do.
+  const s = await pushModel("progress", 51, { shape: { dim: 128, layers: 2, ffn: 256, ctx: 256 } });
+  const total = store.get(s)!.signed.manifest.bytes;
+  assert.equal((await command(fetchCmd(s))).status, "fetched");
+  await until(() => progress.some((p) => p.sha256 === s && p.state === "done"));
+  const mine = progress.filter((p) => p.sha256 === s);
+  assert.deepEqual(mine.map((p) => p.seq), mine.map((_, i) => i), "in order, none lost");
+  assert.equal(new Set(mine.map((p) => p.transferId)).size, 1);
+  const states = mine.map((p) => p.state);
+  assert.deepEqual(states.slice(-2), ["verifying", "done"]);
+  assert.ok(states.slice(0, -2).every((x) => x === "fetching"));
+  for (let i = 1; i < mine.length; i++) assert.ok(mine[i]!.bytes >= mine[i - 1]!.bytes, "bytes never go back");
+  assert.deepEqual([mine.at(-1)!.bytes, mine.at(-1)!.total], [total, total]);
+  const fetching = states.filter((x) => x === "fetching").length;
+  assert.ok(fetching >= 2 && fetching <= 30, `${fetching} fetching messages for ${Math.ceil(total / 4096)} chunks`);
+
+  const bad = await pushModel("progress-bad", 52, { tamper: (x) => ({ ...x, manifest: { ...x.manifest, skills: ["math"] } }) });
+  assert.equal((await command(fetchCmd(bad))).error?.code, "MODEL_SIGNATURE_INVALID");
+  await until(() => progress.some((p) => p.sha256 === bad && p.state === "failed"));
+  const failed = progress.find((p) => p.sha256 === bad && p.state === "failed")!;
+  assert.equal(failed.code, "MODEL_SIGNATURE_INVALID");
+  assert.ok(failed.message);
+
+  // The coordinator's table, and its retained copy as a late reader gets it.
+  const table = h.coordinator.rollouts!;
+  await until(() => table.get(s, NODE)?.state === "done" && table.get(bad, NODE)?.state === "failed");
+  assert.deepEqual([table.get(s, NODE)!.bytes, table.get(s, NODE)!.total], [total, total]);
+  assert.equal(table.get(bad, NODE)!.code, "MODEL_SIGNATURE_INVALID");
+  const late = await h.superClient();
+  try {
+    const got = new Promise<unknown>((resolve) => late.on("message", (t, p) => t === topics.modelRollouts && resolve(JSON.parse(p.toString()))));
+    await new Promise((r) => setTimeout(r, 300));
+    await late.subscribeAsync(topics.modelRollouts, { qos: 1 });
+    const snap = ModelRolloutsSchema.parse(await got);
+    assert.equal(snap.rollouts.find((r) => r.sha256 === s && r.nodeId === NODE)?.state, "done");
+    assert.equal(snap.rollouts.find((r) => r.sha256 === bad && r.nodeId === NODE)?.code, "MODEL_SIGNATURE_INVALID");
+  } finally {
+    await late.endAsync();
+  }
 });
 
 test("a pushed LoRA adapter on a pushed base model: both fetched, the adapter checked against the base, the agent answers", async () => {

@@ -37,6 +37,15 @@ test("node config: allowUncheckedModels is off by default and set by COLONY_ALLO
   assert.throws(() => loadNodeConfig({ env: { COLONY_ALLOW_UNCHECKED_MODELS: "maybe" } }), (err: unknown) => err instanceof ColonyError && err.code === "CONFIG_INVALID");
 });
 
+test("node config: the node's metrics port is off by default, set by COLONY_NODE_METRICS_PORT (not the coordinator's COLONY_METRICS_PORT) or the flag", () => {
+  assert.equal(loadNodeConfig({}).metricsPort, undefined);
+  assert.equal(loadNodeConfig({ env: { COLONY_METRICS_PORT: "9464" } }).metricsPort, undefined);
+  assert.equal(loadNodeConfig({ env: { COLONY_NODE_METRICS_PORT: "9465" } }).metricsPort, 9465);
+  assert.equal(loadNodeConfig({ env: { COLONY_NODE_METRICS_PORT: "9465" }, flags: { metricsPort: 0 } }).metricsPort, 0);
+  assert.equal(loadNodeConfig({}).metricsHost, "0.0.0.0");
+  assert.throws(() => loadNodeConfig({ env: { COLONY_NODE_METRICS_PORT: "70000" } }), (err: unknown) => err instanceof ColonyError && err.code === "CONFIG_INVALID");
+});
+
 test("agents file: genomes validated with defaults; bad fields listed at once, then duplicate ids", () => {
   const spec = parseAgentsFile({ agents: [{ id: "a1", model: "m.gguf", skills: ["add"] }] }, "agents.json", "/x");
   const g = spec.genomes[0]!;

@@ -14,6 +14,7 @@ const VIEWS = {
   [`${ROOT}/evolution/lineage`]: "lineage",
   [`${ROOT}/architect/decisions`]: "architect",
   [`${ROOT}/models/catalog`]: "catalog",
+  [`${ROOT}/models/rollouts`]: "rollouts",
   [`${ROOT}/mind/jobs`]: "mindJobs",
 };
 const EVENTS = `${ROOT}/dashboard/events`;

@@ -165,11 +165,25 @@ export function lineageView(s) {
   return h("div", {}, h("ul", { class: "tree" }, roots.map((r) => item(r, 0))), s.lineage.omitted ? h("p", { class: "mute" }, `${s.lineage.omitted} older lives omitted`) : "");
 }
 
+/** A model x node rollout: a bar of bytes held over the model's size, the state, a refusal's code. */
+function rolloutRow(r, names) {
+  const p = r.total > 0 ? Math.min(100, Math.floor((100 * r.bytes) / r.total)) : r.state === "done" ? 100 : 0;
+  const cls = r.state === "failed" ? "bad" : r.state === "done" ? "ok" : "warn";
+  return h("tr", { "data-rollout": `${r.sha256.slice(0, 12)}@${r.nodeId}`, "data-state": r.state },
+    h("td", {}, names.get(r.sha256) ?? r.sha256.slice(0, 12)), h("td", {}, r.nodeId),
+    h("td", {}, h("progress", { max: 100, value: p }), ` ${p} %`),
+    h("td", {}, r.total > 0 ? `${(r.bytes / 1e6).toFixed(1)} / ${(r.total / 1e6).toFixed(1)} MB` : "–"),
+    h("td", { class: cls }, r.state), h("td", { class: "wrap" }, r.code ? `${r.code}${r.message ? `: ${r.message}` : ""}` : ""));
+}
+
 export function modelsView(s) {
   const models = s.catalog?.models;
   const jobs = s.mindJobs?.jobs;
-  if (!models && !jobs) return empty("no model catalog or distillation job published (an insecure fleet has no model store)");
+  const rollouts = s.rollouts?.rollouts;
+  if (!models && !jobs && !rollouts) return empty("no model catalog or distillation job published (an insecure fleet has no model store)");
+  const names = new Map((models ?? []).map(({ manifest: m }) => [m.sha256, `${m.name} v${m.version}`]));
   return h("div", {},
+    rollouts?.length ? h("div", {}, h("h2", {}, "rollouts"), table(["model", "node", "progress", "bytes", "state", "error"], [...rollouts].reverse().map((r) => rolloutRow(r, names)))) : "",
     models ? (models.length === 0 ? empty("no model in the catalog") : table(["model", "line", "version", "skills", "size", "parents"], models.map(({ manifest: m }) => h("tr", { "data-model": m.name },
       h("td", {}, m.name), h("td", {}, m.lineage), h("td", {}, m.version), h("td", { class: "wrap" }, m.skills.join(", ") || "–"),
       h("td", {}, `${(m.bytes / 1e6).toFixed(1)} MB`), h("td", { class: "wrap" }, m.parents.map((p) => p.agentId).join(", ") || "–"))))) : "",

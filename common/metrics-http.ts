@@ -1,11 +1,12 @@
 /**
- * The Prometheus scrape endpoint: `GET /metrics` on its own HTTP port (never the MQTT one), so a
- * firewall can open it to the monitoring host alone. Anything else is 404.
+ * The Prometheus scrape endpoint of a process (the coordinator's, coordinator/metrics/; a node's,
+ * node/metrics.ts): `GET /metrics` on its own HTTP port (never the MQTT one), so a firewall can
+ * open it to the monitoring host alone. Anything else is 404.
  */
 import { createServer, type Server } from "node:http";
-import { closeHttp, listenHttp } from "../../common/http-listen.ts";
-import type { Lifecycle } from "../../common/lifecycle.ts";
-import type { Logger } from "../../common/logger.ts";
+import { closeHttp, listenHttp } from "./http-listen.ts";
+import type { Lifecycle } from "./lifecycle.ts";
+import type { Logger } from "./logger.ts";
 
 export interface MetricsSource {
   text(): Promise<string>;
@@ -13,7 +14,7 @@ export interface MetricsSource {
 }
 
 export interface MetricsHttpOptions {
-  /** Address to listen on (the coordinator's `host`). */
+  /** Address to listen on (the coordinator's `host`, a node's `metricsHost`). */
   host: string;
   /** TCP port; 0 = any free port (read `port` after start). */
   port: number;
