@@ -5,6 +5,7 @@ import { once } from "node:events";
 import { Aedes } from "aedes";
 import { WebSocketServer, createWebSocketStream } from "ws";
 import type { Duplex } from "node:stream";
+import { ColonyError, CommonErrors } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
 import { memoryDuplexPair } from "../common/memory-duplex.ts";
 import type { AedesAuthHooks } from "./auth.ts";
@@ -13,6 +14,9 @@ import type { AedesAuthHooks } from "./auth.ts";
 export function isWildcard(host: string): boolean {
   return host === "0.0.0.0" || host === "::" || host === "";
 }
+
+/** A Redis URL without its password, for logs. */
+const redisSafe = (url: string) => url.replace(/\/\/[^@/]*@/, "//***@");
 
 /** An IPv6 literal goes in brackets inside a URL. */
 function urlHost(host: string): string {
@@ -27,7 +31,38 @@ export interface EmbeddedBrokerOptions {
   wsPort?: number | undefined;
   /** Auth hooks (coordinator/auth.ts); unset = every client may do everything. */
   hooks?: Pick<AedesAuthHooks, "authenticate" | "authorizePublish" | "authorizeSubscribe"> | undefined;
+  /**
+   * Redis URL of a broker cluster (docs/scale.md): this broker becomes one member; every member with
+   * the same Redis delivers every message to every member's subscribers (mqemitter-redis) and shares
+   * retained messages and subscriptions (aedes-persistence-redis). Unset = a broker on its own.
+   */
+  redis?: string | undefined;
   logger: Logger;
+}
+
+/** Redis options (host, port, password, db) from a redis:// URL, for ioredis through the two aedes plugins. */
+export function redisOptions(url: string): { host: string; port: number; password?: string; username?: string; db?: number } {
+  const bad = (why: string) => new ColonyError(CommonErrors.CONFIG_INVALID, `Redis URL ${redisSafe(url)}: ${why} (expected redis://[user:password@]host[:port][/db])`);
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw bad("not a URL");
+  }
+  if (u.protocol !== "redis:") throw bad(`scheme ${u.protocol} is not redis:`);
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : undefined;
+  if (db !== undefined && !(Number.isInteger(db) && db >= 0)) throw bad("the database must be a number");
+  return {
+    host: u.hostname || "127.0.0.1", port: u.port ? Number(u.port) : 6379,
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}), ...(u.username ? { username: decodeURIComponent(u.username) } : {}), ...(db !== undefined ? { db } : {}),
+  };
+}
+
+/** The cluster plugins for aedes, loaded only when a Redis URL is given (a home fleet never loads ioredis). */
+async function clusterPlugins(url: string): Promise<{ mq: unknown; persistence: unknown }> {
+  const o = redisOptions(url);
+  const [{ default: mqemitterRedis }, { default: persistenceRedis }] = await Promise.all([import("mqemitter-redis"), import("aedes-persistence-redis")]);
+  return { mq: mqemitterRedis(o), persistence: persistenceRedis(o) };
 }
 
 /**
@@ -48,7 +83,11 @@ export class EmbeddedBroker {
 
   async start(): Promise<void> {
     const { hooks } = this.opts;
-    this.broker = await Aedes.createBroker(hooks ? { authenticate: hooks.authenticate, authorizePublish: hooks.authorizePublish, authorizeSubscribe: hooks.authorizeSubscribe } : {});
+    const cluster = this.opts.redis ? await clusterPlugins(this.opts.redis) : {};
+    this.broker = await Aedes.createBroker({
+      ...(hooks ? { authenticate: hooks.authenticate, authorizePublish: hooks.authorizePublish, authorizeSubscribe: hooks.authorizeSubscribe } : {}),
+      ...(cluster as object),
+    });
     this.broker.on("clientError", (client, err) => this.opts.logger.debug({ clientId: client?.id, err: { message: err.message } }, "MQTT client error"));
     // noDelay: MQTT messages are small and latency-bound; Nagle + delayed ACK would add ~40 ms stalls.
     this.tcp = net.createServer({ noDelay: true }, this.broker.handle);
@@ -67,7 +106,7 @@ export class EmbeddedBroker {
       await once(this.http, "listening");
       this.wsPort = (this.http.address() as net.AddressInfo).port;
     }
-    this.opts.logger.info({ host: this.opts.host, port: this.port, wsPort: this.wsPort }, "embedded MQTT broker listening");
+    this.opts.logger.info({ host: this.opts.host, port: this.port, wsPort: this.wsPort, ...(this.opts.redis ? { cluster: redisSafe(this.opts.redis) } : {}) }, "embedded MQTT broker listening");
   }
 
   /**

@@ -24,6 +24,12 @@ export const CoordinatorConfigSchema = z.strictObject({
    * Only for comparisons (bench/auction.ts --coordinator-tcp) and debugging. Default false.
    */
   brokerOverTcp: z.boolean().default(false),
+  /**
+   * Redis URL of a broker cluster (docs/scale.md): the embedded broker joins it as one member, and
+   * nodes and submitters may connect to any member (`colony broker --redis URL` on other hosts).
+   * Ignored with `broker`. Unset = the embedded broker on its own.
+   */
+  brokerRedis: z.string().regex(/^redis:\/\//, "must be a redis:// URL").optional(),
   /** Username/password of the coordinator on an external broker; default: issued from the fleet secret. */
   brokerUsername: z.string().optional(),
   brokerPassword: z.string().optional(),
@@ -130,6 +136,7 @@ const ENV_KEYS: Record<string, keyof CoordinatorConfig> = {
   COLONY_WS_PORT: "wsPort",
   COLONY_HOST: "host",
   COLONY_BROKER: "broker",
+  COLONY_BROKER_REDIS: "brokerRedis",
   COLONY_BROKER_USERNAME: "brokerUsername",
   COLONY_BROKER_PASSWORD: "brokerPassword",
   COLONY_DATA_DIR: "dataDir",

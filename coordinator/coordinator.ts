@@ -148,7 +148,7 @@ export class Coordinator implements Lifecycle {
       const hooks = cfg.insecure ? undefined : createAedesAuthHooks({ secret, insecure: false, logger: log.child({ part: "auth" }), onRefusal: (action) => this.counters.inc(`auth.refused.${action}`) });
       // The dashboard's page reads the fleet over MQTT-over-WebSocket: it turns the WebSocket on (any free port) when unset.
       const wsPort = cfg.wsPort ?? (cfg.dashboardPort !== undefined ? 0 : undefined);
-      this.broker = new EmbeddedBroker({ host: cfg.host, port: cfg.port, wsPort, hooks, logger: log });
+      this.broker = new EmbeddedBroker({ host: cfg.host, port: cfg.port, wsPort, hooks, redis: cfg.brokerRedis, logger: log });
       parts.push(["broker", this.broker]);
     }
     const store = (this.store = new TaskStore(path.join(cfg.dataDir, "tasks")));

@@ -9,6 +9,7 @@ export function register(program: Command): void {
     .option("--ws-port <n>", "also serve MQTT over WebSocket on this port")
     .option("--host <addr>", "address the embedded broker listens on (default 0.0.0.0)")
     .option("--broker <url>", "use this external broker (e.g. mqtt://host:1883 for mosquitto) instead of the embedded one")
+    .option("--broker-redis <url>", "the embedded broker joins the broker cluster of this Redis (redis://host:6379); more members: `colony broker` (docs/scale.md)")
     .option("--data-dir <dir>", "folder for the task store and fleet secret (default $COLONY_DATA_DIR or ~/.colony)")
     .option("--insecure", "no MQTT authentication on the embedded broker (trusted network or demo only)")
     .option("--bid-window-ms <n>", "longest an auction stays open; it closes earlier when every eligible node answered (default 300)")
@@ -38,6 +39,7 @@ export function register(program: Command): void {
           wsPort: intArg("--ws-port", str(o.wsPort)),
           host: str(o.host),
           broker: str(o.broker),
+          brokerRedis: str(o.brokerRedis),
           dataDir: str(o.dataDir),
           insecure: o.insecure === true ? true : undefined,
           bidWindowMs: intArg("--bid-window-ms", str(o.bidWindowMs)),

@@ -66,6 +66,19 @@ export async function loadOrCreateFleetSecret(dataDir: string): Promise<Buffer> 
 }
 
 /**
+ * Reads `dataDir/fleet.secret`, which must exist (a broker member on another host uses the fleet's
+ * secret, copied from the coordinator host; a new one would refuse every credential). Same checks
+ * as loadOrCreateFleetSecret.
+ */
+export async function loadFleetSecret(dataDir: string): Promise<Buffer> {
+  const file = path.join(dataDir, FLEET_SECRET_FILE);
+  const existing = await readSecretIfPresent(file);
+  if (!existing) throw new ColonyError(AuthErrors.FLEET_SECRET_MISSING, `no fleet secret at ${file}: copy fleet.secret from the coordinator's data folder (chmod 600), or pass --data-dir`);
+  await assertFolderSafe(dataDir);
+  return existing;
+}
+
+/**
  * A folder others may write to (without the sticky bit) lets them swap the secret file for one
  * they know, so they could mint credentials; refuse it like a readable secret.
  */
