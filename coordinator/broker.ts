@@ -58,11 +58,26 @@ export function redisOptions(url: string): { host: string; port: number; passwor
   };
 }
 
-/** The cluster plugins for aedes, loaded only when a Redis URL is given (a home fleet never loads ioredis). */
-async function clusterPlugins(url: string): Promise<{ mq: unknown; persistence: unknown }> {
+/**
+ * The cluster plugins for aedes, loaded only when a Redis URL is given (a home fleet never loads
+ * ioredis). Their three Redis connections are made here, so that their errors are logged (not
+ * printed as ioredis' "Unhandled error event") and so that close() can end them: aedes closes the
+ * emitter (which quits its two) but never its persistence.
+ */
+async function clusterPlugins(url: string, logger: Logger): Promise<{ mq: unknown; persistence: unknown; connections: { disconnect(): void }[] }> {
   const o = redisOptions(url);
-  const [{ default: mqemitterRedis }, { default: persistenceRedis }] = await Promise.all([import("mqemitter-redis"), import("aedes-persistence-redis")]);
-  return { mq: mqemitterRedis(o), persistence: persistenceRedis(o) };
+  const [{ Redis }, { default: mqemitterRedis }, { default: persistenceRedis }] = await Promise.all([import("ioredis"), import("mqemitter-redis"), import("aedes-persistence-redis")]);
+  let lastLog = 0;
+  const connections = [0, 1, 2].map(() =>
+    new Redis(o).on("error", (err: Error) => {
+      // ioredis retries for ever and reports every failed attempt: one line per 30 s is enough.
+      if (Date.now() - lastLog < 30_000) return;
+      lastLog = Date.now();
+      logger.warn({ redis: redisSafe(url), err: { message: err.message } }, "broker cluster: Redis unreachable, retrying");
+    }),
+  );
+  const [sub, pub, db] = connections as [InstanceType<typeof Redis>, InstanceType<typeof Redis>, InstanceType<typeof Redis>];
+  return { mq: mqemitterRedis({ subConn: sub, pubConn: pub }), persistence: persistenceRedis({ conn: db }), connections };
 }
 
 /**
@@ -76,6 +91,8 @@ export class EmbeddedBroker {
   private http: http.Server | undefined;
   private wss: WebSocketServer | undefined;
   private closing: Promise<void> | undefined;
+  /** A cluster member's Redis connections (clusterPlugins). */
+  private redisConnections: { disconnect(): void }[] = [];
   port = 0;
   wsPort: number | undefined;
 
@@ -83,11 +100,12 @@ export class EmbeddedBroker {
 
   async start(): Promise<void> {
     const { hooks } = this.opts;
-    const cluster = this.opts.redis ? await clusterPlugins(this.opts.redis) : {};
+    const cluster = this.opts.redis ? await clusterPlugins(this.opts.redis, this.opts.logger) : undefined;
+    this.redisConnections = cluster?.connections ?? [];
     this.broker = await Aedes.createBroker({
       ...(hooks ? { authenticate: hooks.authenticate, authorizePublish: hooks.authorizePublish, authorizeSubscribe: hooks.authorizeSubscribe } : {}),
-      ...(cluster as object),
-    });
+      ...(cluster ? { mq: cluster.mq, persistence: cluster.persistence } : {}),
+    } as Parameters<typeof Aedes.createBroker>[0]);
     this.broker.on("clientError", (client, err) => this.opts.logger.debug({ clientId: client?.id, err: { message: err.message } }, "MQTT client error"));
     // noDelay: MQTT messages are small and latency-bound; Nagle + delayed ACK would add ~40 ms stalls.
     this.tcp = net.createServer({ noDelay: true }, this.broker.handle);
@@ -156,6 +174,7 @@ export class EmbeddedBroker {
       if (this.wss) await new Promise<void>((r) => this.wss!.close(() => r()));
       if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));
       if (this.broker) await new Promise<void>((r) => this.broker!.close(() => r()));
+      for (const c of this.redisConnections) c.disconnect();
       if (this.tcp) await new Promise<void>((r) => this.tcp!.close(() => r()));
     })();
     return this.closing;
