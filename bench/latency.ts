@@ -100,10 +100,10 @@ function summarise(name: string, xs: Sample[], storeWrites: number[]): Summary {
     const v = xs.map((x) => x.phases[p]).filter((x): x is number => x !== undefined);
     if (v.length) out[p] = { p50: f2(pct(v, 0.5)), p99: f2(pct(v, 0.99)) };
   }
-  // Hops and work outside the coordinator's marks: client->coordinator submit, result->client, and
-  // the MQTT legs of award->node and done->coordinator (runMs - nodeMs).
-  const wire = xs.map((x) => (x.phases.runMs ?? 0) - (x.phases.nodeMs ?? 0));
-  out.runMinusNode = { p50: f2(pct(wire, 0.5)), p99: f2(pct(wire, 0.99)) };
+  // The award's way to the node and the done's way back: award sent -> done received (ackMs + runMs)
+  // less the node's own time (award arrived -> done sent).
+  const wire = xs.map((x) => (x.phases.ackMs ?? 0) + (x.phases.runMs ?? 0) - (x.phases.nodeMs ?? 0));
+  out.awardDoneHops = { p50: f2(pct(wire, 0.5)), p99: f2(pct(wire, 0.99)) };
   out.storeWrite = { p50: f2(pct(storeWrites, 0.5)), p99: f2(pct(storeWrites, 0.99)) };
   log(`\n${name} (${xs.length} tasks)`);
   log(`  ${"phase".padEnd(14)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)}`);
@@ -118,6 +118,7 @@ const summary: Record<string, unknown> = { bench: "latency", tasks: TASKS, threa
 if (!only || only === "warm" || only === "asleep") {
   const node = await startNode({ nodeId: "lat-node", url: h.url, cred: await h.nodeCred("lat-node"), dataDir: path.join(dir, "node"), genomes: [], agents: seeds, threads: THREADS, sleepAfterMs: 3_600_000 });
   try {
+    while (!h.coordinator.registry.isOnline("lat-node")) await sleep(5); // its status read by the coordinator
     for (let i = 0; i < 5; i++) await one("add", i); // wake and warm up
     if (!only || only === "warm") {
       const xs: Sample[] = [];

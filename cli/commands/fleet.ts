@@ -64,6 +64,9 @@ export function register(program: Command): void {
         await coordinator.close();
         throw err;
       }
+      // "Ready" means a task submitted now finds the node: its status is in the coordinator's registry
+      // (with MQTT as fast as it is, a submit right after the node's start could otherwise end NO_BIDDERS).
+      for (const until = Date.now() + 10_000; !coordinator.registry.isOnline(nodeId) && Date.now() < until; ) await new Promise((r) => setTimeout(r, 5));
       const sub = issueCredential(secret, "submitter", "demo");
       const host = new URL(coordinator.brokerUrl).hostname.replace(/^\[|\]$/g, "");
       const port = coordinator.port;
