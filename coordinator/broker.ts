@@ -15,6 +15,12 @@ export function isWildcard(host: string): boolean {
   return host === "0.0.0.0" || host === "::" || host === "";
 }
 
+/** What close() needs of an ioredis connection. */
+interface RedisConnection {
+  quit(): Promise<unknown>;
+  disconnect(): void;
+}
+
 /** A Redis URL without its password, for logs. */
 const redisSafe = (url: string) => url.replace(/\/\/[^@/]*@/, "//***@");
 
@@ -64,7 +70,7 @@ export function redisOptions(url: string): { host: string; port: number; passwor
  * printed as ioredis' "Unhandled error event") and so that close() can end them: aedes closes the
  * emitter (which quits its two) but never its persistence.
  */
-async function clusterPlugins(url: string, logger: Logger): Promise<{ mq: unknown; persistence: unknown; connections: { disconnect(): void }[] }> {
+async function clusterPlugins(url: string, logger: Logger): Promise<{ mq: unknown; persistence: unknown; connections: RedisConnection[] }> {
   const o = redisOptions(url);
   const [{ Redis }, { default: mqemitterRedis }, { default: persistenceRedis }] = await Promise.all([import("ioredis"), import("mqemitter-redis"), import("aedes-persistence-redis")]);
   let lastLog = 0;
@@ -92,7 +98,7 @@ export class EmbeddedBroker {
   private wss: WebSocketServer | undefined;
   private closing: Promise<void> | undefined;
   /** A cluster member's Redis connections (clusterPlugins). */
-  private redisConnections: { disconnect(): void }[] = [];
+  private redisConnections: RedisConnection[] = [];
   port = 0;
   wsPort: number | undefined;
 
@@ -174,7 +180,9 @@ export class EmbeddedBroker {
       if (this.wss) await new Promise<void>((r) => this.wss!.close(() => r()));
       if (this.http) await new Promise<void>((r) => this.http!.close(() => r()));
       if (this.broker) await new Promise<void>((r) => this.broker!.close(() => r()));
-      for (const c of this.redisConnections) c.disconnect();
+      // QUIT lets the commands already sent finish (disconnect() would reject them, unhandled, inside
+      // the plugins); a Redis that does not answer is cut after a second.
+      await Promise.all(this.redisConnections.map((c) => Promise.race([c.quit().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]).then(() => c.disconnect())));
       if (this.tcp) await new Promise<void>((r) => this.tcp!.close(() => r()));
     })();
     return this.closing;
