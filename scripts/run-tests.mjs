@@ -1,14 +1,28 @@
 #!/usr/bin/env node
-// Runs every test/{unit,integration,model}/**/*.test.ts with node:test through tsx. Node 20's runner
+// Runs every test/{unit,integration,model}/**/*.test.ts (or, with --chaos, test/chaos/) with node:test through tsx. Node 20's runner
 // silently runs nothing when given a folder, so this script lists the files itself and fails when no
 // test ran. With COLONY_CI=1 (set by .ci/run, which installs every system package the tests need) a
 // skipped test is a failure too: a skip there means a check silently did not happen.
 // Usage: node scripts/run-tests.mjs [substring ...]   (filters test files by path, e.g. `unit`)
+//        node scripts/run-tests.mjs --chaos [--soak] [substring ...]   (`npm run test:chaos`)
+// The chaos suite (test/chaos/: faults injected into real processes, docs/chaos.md) takes minutes
+// and needs root for its network namespaces and mounts: it is not part of the default run, which
+// holds its fast subset (test/integration/chaos-fast.test.ts). `--soak` is the hour-long soak
+// (docs/chaos.md, still to do): passed to the chaos files as COLONY_CHAOS_SOAK=1.
 import { readdirSync, statSync } from "node:fs";
 import { spawn } from "node:child_process";
 import path from "node:path";
 
-const GROUPS = ["unit", "integration", "model"];
+const DEFAULT_GROUPS = ["unit", "integration", "model"];
+const ALL_GROUPS = [...DEFAULT_GROUPS, "chaos"];
+const args = process.argv.slice(2);
+const chaos = args.includes("--chaos");
+const soak = args.includes("--soak");
+if (soak && !chaos) {
+  console.error("run-tests: --soak belongs to the chaos suite: npm run test:chaos -- --soak");
+  process.exit(1);
+}
+const GROUPS = chaos ? ["chaos"] : DEFAULT_GROUPS;
 
 function walk(dir) {
   const out = [];
@@ -21,12 +35,12 @@ function walk(dir) {
 }
 
 // A test file outside the groups would never run: refuse it instead of losing it.
-const stray = walk("test").filter((f) => !GROUPS.some((g) => f.startsWith(path.join("test", g) + path.sep)));
+const stray = walk("test").filter((f) => !ALL_GROUPS.some((g) => f.startsWith(path.join("test", g) + path.sep)));
 if (stray.length) {
-  console.error(`run-tests: test files outside test/{${GROUPS.join(",")}}/ would not run: ${stray.join(", ")}`);
+  console.error(`run-tests: test files outside test/{${ALL_GROUPS.join(",")}}/ would not run: ${stray.join(", ")}`);
   process.exit(1);
 }
-const filters = process.argv.slice(2);
+const filters = args.filter((a) => a !== "--chaos" && a !== "--soak");
 const files = GROUPS.flatMap((g) => walk(path.join("test", g))).sort().filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 if (files.length === 0) {
   console.error("run-tests: no test files matched");
@@ -35,8 +49,8 @@ if (files.length === 0) {
 // Two files at a time: the machine has two cores and the llama.cpp tests pin their own threads.
 const concurrency = process.env.COLONY_TEST_CONCURRENCY ?? "2";
 const strictSkips = process.env.COLONY_CI === "1";
-const args = ["--import", "tsx", "--test", "--test-reporter=tap", `--test-concurrency=${concurrency}`, ...files];
-const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+const nodeArgs = ["--import", "tsx", "--test", "--test-reporter=tap", `--test-concurrency=${concurrency}`, ...files];
+const child = spawn(process.execPath, nodeArgs, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...(soak ? { COLONY_CHAOS_SOAK: "1" } : {}) } });
 let tail = "";
 const skipped = [];
 let pending = "";

@@ -96,6 +96,23 @@ export class Market {
     return run.writes;
   }
 
+  /** Writes a finished task, retrying with backoff until it lands; false when the market closed first (a restart re-runs the task). */
+  private async storeResult(run: Run): Promise<boolean> {
+    for (let delay = 100; ; delay = Math.min(2 * delay, 5000)) {
+      const write = this.p.store.putTask(run.rec);
+      run.writes = write.catch(() => {});
+      try {
+        await write;
+        return true;
+      } catch (err) {
+        this.p.logger.error({ err, taskId: run.rec.id, retryInMs: delay }, "result store write failed; the result waits for it");
+        if (this.closed) return false;
+        await new Promise<void>((r) => this.p.clock.setTimer(delay, r));
+        if (this.closed) return false;
+      }
+    }
+  }
+
   private reject(owner: string, id: string, error: WireError): void {
     this.p.counters.inc("tasks.rejected");
     this.out.taskEvent(owner, id, { type: "rejected", id, at: this.p.clock.now(), error });
@@ -386,7 +403,9 @@ export class Market {
       taskId: run.rec.id, submitter: ownerOf(run.rec), skill: skillKey(run.rec), prompt: run.rec.submit.prompt, status: result.status, error: result.error,
       attempts: run.rec.attempts.length, delivered, totalMs: result.timings.totalMs, learn: noLearning(run.rec), at: result.timings.finishedAt,
     });
-    await this.persist(run);
+    // Published only once stored: a result the store refused (disk full) was published anyway, then
+    // run again after a restart and published a second time (test/chaos/disk-full.test.ts).
+    if (!(await this.storeResult(run))) return;
     this.runs.remove(run);
     this.p.counters.inc(`tasks.${result.status}`);
     this.out.result(ownerOf(run.rec), result, run.rec.submit.replyTo);

@@ -104,6 +104,16 @@ export class TaskStore {
   private waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
   private writing: Promise<void> | undefined;
   private scheduled = false;
+  /**
+   * Set by a failed batch (e.g. ENOSPC): LevelDB's log may now end in a torn record, and every
+   * write after it, acknowledged or not, is dropped when the log is replayed at the next open
+   * (a disk-full coordinator lost the result it had published, then ran the task again after a
+   * restart: test/chaos/disk-full.test.ts). The next batch reopens the database first, which
+   * replays the log now and starts a fresh one.
+   */
+  private torn = false;
+  private reopening: Promise<void> | undefined;
+  private retry: NodeJS.Timeout | undefined;
   /** Every stored task id (id-filter.ts): a new id needs no read. */
   private readonly ids = new IdFilter();
   constructor(private readonly location: string) {}
@@ -130,6 +140,8 @@ export class TaskStore {
   async close(): Promise<void> {
     // Writes already asked for land before the database closes.
     while (this.writing || this.pending.size) await (this.writing ?? this.flush());
+    await this.reopening?.catch(() => {});
+    clearTimeout(this.retry);
     const db = this.db;
     this.db = undefined;
     if (db) await db.close();
@@ -175,14 +187,40 @@ export class TaskStore {
     const waiters = this.waiters;
     this.pending = new Map();
     this.waiters = [];
-    this.writing = Promise.resolve().then(() => this.d.batch(ops)).then(
+    this.writing = Promise.resolve().then(() => this.reopenIfTorn()).then(() => this.d.batch(ops)).then(
       () => waiters.forEach((w) => w.resolve()),
-      (err) => waiters.forEach((w) => w.reject(err)),
+      (err) => {
+        this.torn = true;
+        waiters.forEach((w) => w.reject(err));
+      },
     ).finally(() => {
       this.writing = undefined;
       if (this.pending.size) void this.flush();
     });
     return this.writing;
+  }
+
+  /** After a failed batch: close and open again, before the next batch. */
+  private reopenIfTorn(): Promise<void> {
+    if (!this.torn) return Promise.resolve();
+    return (this.reopening ??= this.reopen().finally(() => (this.reopening = undefined)));
+  }
+
+  private async reopen(): Promise<void> {
+    await this.d.close();
+    try {
+      await this.d.open();
+    } catch (err) {
+      // Still full. The other sections share this database: try again in a second even when no
+      // task is written meanwhile.
+      this.retry ??= setTimeout(() => {
+        this.retry = undefined;
+        void this.reopenIfTorn().catch(() => {});
+      }, 1000).unref();
+      // Its error says "Database failed to open"; the reason (e.g. "No space left on device") is its cause.
+      throw new Error(`task store reopen failed: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`, { cause: err });
+    }
+    this.torn = false;
   }
 
   async *tasks(): AsyncGenerator<TaskRecord> {
