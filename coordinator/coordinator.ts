@@ -211,6 +211,9 @@ export class Coordinator implements Lifecycle {
     const roster = new Roster({ store, registry: this.registry, clock: this.clock, logger: log.child({ part: "roster" }), graceMs: cfg.resumeGraceMs });
     parts.push(["roster", roster]);
     parts.push(["market", { start: () => this.market.start({ gate: roster.ready }), close: () => this.market.close() }]);
+    // A reconnect of the coordinator's own link (an external broker restarted): hold auctions until
+    // the nodes are back, as after a restart.
+    link.onReconnect(() => this.market.hold(roster.afterReconnect()));
     const feedback = new FeedbackDesk(store, this.events, this.clock, this.counters, (taskId) => this.market.isRunning(taskId));
     const lookup = new TaskLookup({ store, out: marketOut, clock: this.clock, counters: this.counters, quota });
     // Pushed models: the signed store, and its bytes to nodes over MQTT, one binary frame per fetch

@@ -33,7 +33,14 @@ export class CoordinatorLink implements Lifecycle {
     },
   });
 
+  private readonly reconnectListeners: (() => void)[] = [];
+
   constructor(private readonly o: CoordinatorLinkOptions) {}
+
+  /** Called after every reconnection (not the first connection): the broker may have restarted. */
+  onReconnect(fn: () => void): void {
+    this.reconnectListeners.push(fn);
+  }
 
   get client(): MqttClient {
     if (!this.c) throw new Error("the coordinator's MQTT client is not connected");
@@ -48,6 +55,9 @@ export class CoordinatorLink implements Lifecycle {
       url: this.url, username: this.o.credential?.username, password: this.o.credential?.password, logger: this.o.logger,
       will: { topic: ch.topic(), payload: encode(offline), qos: ch.qos, retain: ch.retain },
       stream: this.o.stream,
+    });
+    this.c.on("connect", () => {
+      for (const fn of this.reconnectListeners) fn();
     });
   }
 

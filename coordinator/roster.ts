@@ -30,6 +30,10 @@ export class Roster implements Lifecycle {
   private open!: () => void;
   private settled = false;
   private graceOver = false;
+  private closed = false;
+  /** The pending checks of afterReconnect (apart from the restart's timers), and their promises' resolvers. */
+  private readonly polls = new Set<Timer>();
+  private readonly waits = new Set<() => void>();
   /** Resolves once the market may auction. */
   readonly ready: Promise<void> = new Promise((r) => (this.open = r));
 
@@ -62,9 +66,50 @@ export class Roster implements Lifecycle {
     this.open();
   }
 
+  /**
+   * After the coordinator's link reconnected (the broker may have restarted, and every node with
+   * it): resolves once each node that was online has been heard from since (a status, a heartbeat:
+   * it is connected and subscribed again) or went offline, or after `graceMs`; never before
+   * `settleMs`. Auctions wait for it (market.hold).
+   */
+  afterReconnect(): Promise<void> {
+    const { registry, clock, logger } = this.o;
+    const since = clock.now();
+    const known = registry.list().filter((n) => n.online).map((n) => n.nodeId);
+    const settleMs = this.o.settleMs ?? 300;
+    return new Promise<void>((done) => {
+      const resolve = () => {
+        this.waits.delete(resolve);
+        done();
+      };
+      this.waits.add(resolve);
+      const poll = () => {
+        const waited = clock.now() - since;
+        const seen = new Map(registry.list().map((n) => [n.nodeId, n]));
+        const missing = known.filter((id) => seen.get(id)?.online && seen.get(id)!.lastSeen < since);
+        if (this.closed || (waited >= settleMs && (missing.length === 0 || waited >= this.o.graceMs))) {
+          if (missing.length && !this.closed) logger.warn({ missing }, "nodes not heard from within the grace period after the reconnect; auctions start without waiting for them");
+          return resolve();
+        }
+        const t = clock.setTimer(50, () => {
+          this.polls.delete(t);
+          poll();
+        });
+        this.polls.add(t);
+      };
+      logger.info({ nodes: known.length, graceMs: this.o.graceMs }, "link reconnected: auctions wait for the nodes to be heard from again");
+      poll();
+    });
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     for (const off of this.unsubscribe.splice(0)) off();
     for (const t of this.timers.splice(0)) t.cancel();
+    // A pending afterReconnect resolves, so that nothing waits on a closed coordinator.
+    for (const t of this.polls) t.cancel();
+    this.polls.clear();
+    for (const resolve of [...this.waits]) resolve();
     this.open();
   }
 }

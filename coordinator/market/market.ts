@@ -28,8 +28,10 @@ const noLearning = (rec: TaskRecord): false | undefined => (rec.submit.learn ===
  */
 export class Market {
   private readonly runs = new RunTable();
-  /** Tasks whose first auction waits for the start gate; undefined once it opened. */
+  /** Tasks whose next auction waits for a gate (hold); undefined while none is held. */
   private waiting: Run[] | undefined;
+  /** The gate auctions wait for now (hold). */
+  private held: Promise<void> | undefined;
   private readonly out: MarketOutbox;
   private closed = false;
 
@@ -45,14 +47,7 @@ export class Market {
    * `gate` resolves (roster.ts: the nodes known before a restart are back); accepted tasks wait.
    */
   async start(opts: { gate?: Promise<void> } = {}): Promise<void> {
-    if (opts.gate) {
-      this.waiting = [];
-      void opts.gate.then(() => {
-        const runs = this.waiting ?? [];
-        this.waiting = undefined;
-        for (const run of runs) this.startAttempt(run);
-      });
-    }
+    if (opts.gate) this.hold(opts.gate);
     const unfinished = await loadUnfinishedTasks(this.p.store, this.p.settings.defaultMaxTokens);
     for (const rec of unfinished) {
       const run = this.newRun(rec);
@@ -61,6 +56,25 @@ export class Market {
       this.startAttempt(run);
     }
     if (unfinished.length) this.p.logger.info({ tasks: unfinished.length }, "resuming unfinished tasks");
+  }
+
+  /**
+   * No auction opens until `gate` resolves (and every earlier hold's); tasks that would start one
+   * wait. After a restart (start) and after the coordinator's link reconnects, when the broker may
+   * have restarted and nodes are still re-subscribing (coordinator.ts): an auction then would ask
+   * nodes that cannot hear it yet and end NO_BIDDERS (test/chaos/reconnect-storm.test.ts).
+   */
+  hold(gate: Promise<void>): void {
+    const previous = this.held ?? Promise.resolve();
+    const all = (this.held = Promise.all([previous, gate]).then(() => undefined));
+    this.waiting ??= [];
+    void all.then(() => {
+      if (this.held !== all) return; // a later hold took over
+      this.held = undefined;
+      const runs = this.waiting ?? [];
+      this.waiting = undefined;
+      for (const run of runs) this.startAttempt(run);
+    });
   }
 
   async close(): Promise<void> {

@@ -72,3 +72,47 @@ test("roster: opens after the settle time with no known node; waits for known no
   assert.equal(opened, true);
   await roster.close();
 });
+
+test("roster after a link reconnect: opens when every node online before was heard from since (or went offline), else at the grace period; never before the settle time", async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "colony-roster-rc-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = new TaskStore(dir);
+  await store.start();
+  t.after(() => store.close());
+  const clock = new FakeClock();
+  const registry = new Registry(clock, 30_000);
+  const roster = new Roster({ store, registry, clock, logger: silentLogger, graceMs: 8000 });
+  await roster.start();
+  online(registry, "a");
+  online(registry, "b");
+  online(registry, "c");
+  clock.advance(1000);
+
+  // a speaks again at once, b later, c goes offline: open once b is heard, after the settle time.
+  let opened = false;
+  void roster.afterReconnect().then(() => (opened = true));
+  online(registry, "a");
+  registry.onStatus({ state: "offline", nodeId: "c" });
+  clock.advance(400);
+  await flush();
+  assert.equal(opened, false, "b has not been heard from since the reconnect");
+  registry.onHeartbeat({ nodeId: "b", at: clock.now(), busy: 0, queued: 0, agents: [] });
+  clock.advance(50);
+  await flush();
+  assert.equal(opened, true);
+
+  // Nobody speaks: the grace period opens it; close() resolves a pending one at once.
+  opened = false;
+  void roster.afterReconnect().then(() => (opened = true));
+  clock.advance(7950);
+  await flush();
+  assert.equal(opened, false, "not before the grace period");
+  clock.advance(100);
+  await flush();
+  assert.equal(opened, true, "the grace period ran out");
+  let closedOpen = false;
+  void roster.afterReconnect().then(() => (closedOpen = true));
+  await roster.close();
+  await flush();
+  assert.equal(closedOpen, true, "close() lets a pending wait go");
+});
