@@ -82,6 +82,19 @@ async function clusterPlugins(url: string, logger: Logger): Promise<{ mq: unknow
       logger.warn({ redis: redisSafe(url), err: { message: err.message } }, "broker cluster: Redis unreachable, retrying");
     }),
   );
+  // The plugins leave some commands' promises unobserved (mqemitter-redis' quit, the persistence's
+  // clean-up of clients aedes closed a moment ago): when the connection closes first, each one is an
+  // unhandled rejection ("Connection is closed", seen in loaded test runs), fatal under strict
+  // settings. Every command's promise gets an observer here; callers that await it still get its
+  // error, and connection failures are logged above.
+  for (const c of connections) {
+    const send = c.sendCommand.bind(c);
+    c.sendCommand = ((...args: Parameters<typeof send>) => {
+      const p = send(...args);
+      (p as Promise<unknown> | undefined)?.catch?.(() => {});
+      return p;
+    }) as typeof c.sendCommand;
+  }
   const [sub, pub, db] = connections as [InstanceType<typeof Redis>, InstanceType<typeof Redis>, InstanceType<typeof Redis>];
   return { mq: mqemitterRedis({ subConn: sub, pubConn: pub }), persistence: persistenceRedis({ conn: db }), connections };
 }
