@@ -1,5 +1,5 @@
 // Chaos: faults on a real `colony node` while `colony models push` rolls a model out to it, on the
-// embedded broker (docs/chaos.md, "Model push"). The node's data folder is a small tmpfs (root).
+// embedded broker and on mosquitto (docs/chaos.md, "Model push"). The node's data folder is a small tmpfs (root).
 // - frozen (SIGSTOP) in the middle of the transfer, then SIGCONT: a scripted node keeps serving
 //   tasks meanwhile, and the push completes;
 // - power loss (SIGKILL) in the middle of the transfer, then restarted: the push again completes;
@@ -16,7 +16,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { nodeCredentialFile } from "../../coordinator/auth.ts";
 import { fill } from "../fixtures/chaos-disk.ts";
-import { ChaosFleet, assertExactlyOneResult, sleep, startBidders, until } from "../fixtures/chaos-fleet.ts";
+import { BROKERS, ChaosFleet, assertExactlyOneResult, brokerSkip, sleep, startBidders, until } from "../fixtures/chaos-fleet.ts";
 import { SMALL, TINY, writeRandomModel } from "../fixtures/node-helpers.ts";
 import { needsRoot } from "../fixtures/system-tools.ts";
 
@@ -28,8 +28,8 @@ interface PushAnswer {
   results: { nodeId: string; status: string; code?: string; error?: { code: string } }[];
 }
 
-test("model push to a real node on aedes: frozen, killed and out of disk mid-transfer; one valid model each time, others keep serving", { skip: needsRoot("mount a tmpfs"), timeout: 300_000 }, async (t) => {
-  const fleet = await ChaosFleet.start({ broker: "aedes", host: "127.0.0.1", nodes: [NODE, "helper"] });
+for (const broker of BROKERS) test(`model push to a real node on ${broker}: frozen, killed and out of disk mid-transfer; one valid model each time, others keep serving`, { skip: needsRoot("mount a tmpfs") || brokerSkip(broker), timeout: 300_000 }, async (t) => {
+  const fleet = await ChaosFleet.start({ broker, host: "127.0.0.1", nodes: [NODE, "helper"] });
   const mnt = path.join(fleet.dir, "node-disk");
   mkdirSync(mnt);
   const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt], { encoding: "utf8" });
