@@ -235,7 +235,21 @@ export class Market {
     run.marks = { received: run.marks.received, accepted: run.marks.accepted };
     this.out.announce(rec, { auctionId, attempt, closesAt, excluded: this.p.registry.agentsWithKeys(excluded), to }, now);
     markNow(run.marks, "announced");
-    run.auctionTimer = this.p.clock.setTimer(closesAt - now, () => this.closeAuction(run));
+    run.auctionTimer = this.p.clock.setTimer(closesAt - now, () => this.windowEnded(run, closesAt));
+  }
+
+  /**
+   * The bid window's timer. Node runs due timers before it reads sockets, and a bid travels through
+   * the broker and the coordinator's client over several loop turns: after an event-loop stall (a
+   * GC pause, a loaded Pi) the timer fired late and closed the auction before bids that had arrived
+   * in time were read (NO_BIDDERS with the bid waiting: test/integration/bid-window-stall.test.ts).
+   * A timer that fires late gives the loop as long again (at most 250 ms) to read them; the auction
+   * still closes at once when every expected node has answered.
+   */
+  private windowEnded(run: Run, closesAt: number): void {
+    const late = this.p.clock.now() - closesAt;
+    if (late <= 5) return this.closeAuction(run);
+    run.auctionTimer = this.p.clock.setTimer(Math.min(250, late), () => this.closeAuction(run));
   }
 
   onBid(bid: Bid): void {
