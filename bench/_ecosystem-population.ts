@@ -20,7 +20,7 @@ export const SKILLS = ["add", "reverse", "sort", "count", "max"] as const;
 export type SkillName = (typeof SKILLS)[number];
 /** Every gen-0 agent is weak on it: its specialist is replaced by an under-trained checkpoint. */
 export const WEAK_SKILL: SkillName = "add";
-/** The seed the distillation gate draws its held-out instances with (coordinator/mind/distil/spec.ts default). */
+/** The seed the distillation gate draws its held-out instances with (trainer/distil/spec.ts default). */
 export const GATE_SEED = "distil-gate";
 
 export interface AgentSpec {

@@ -1,5 +1,5 @@
 /**
- * Distillation in a fleet (coordinator/mind/distil/), measured end to end through the job's worker
+ * Distillation in a fleet (trainer/distil/), measured end to end through the job's worker
  * process, llama.cpp and the gate:
  *
  *  (a) merge: parents that are each good at a different skill (seed-add: add, seed-reverse: reverse)
@@ -26,10 +26,10 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { getLlama, LlamaLogLevel, type Llama } from "node-llama-cpp";
 import { Rng } from "../common/random.ts";
-import { startDistilJob } from "../coordinator/mind/distil/job.ts";
-import { answerSets, gateSets } from "../coordinator/mind/distil/gate.ts";
-import type { DistilResult, DistilSpecInput } from "../coordinator/mind/distil/spec.ts";
-import type { ExportedExperience } from "../coordinator/mind/distil/curate.ts";
+import { startDistilJob } from "../trainer/distil/job.ts";
+import { answerSets, gateSets } from "../trainer/distil/gate.ts";
+import type { DistilResult, DistilSpecInput } from "../trainer/distil/spec.ts";
+import type { ExportedExperience } from "../trainer/distil/curate.ts";
 import { getSkill, trainingInstances } from "../skills/index.ts";
 import { encodePairs } from "../trainer/dataset.ts";
 import { exportModelGguf } from "../trainer/gguf-export.ts";

@@ -11,7 +11,7 @@ import type { MqttClient } from "mqtt";
 import { ColonyError } from "../common/errors.ts";
 import { channels, decode, encode, type ExperienceExportRequest, type MindReplyPage } from "../common/protocol.ts";
 import { MindErrors } from "../coordinator/mind/errors.ts";
-import { ExperienceSchema } from "../coordinator/mind/experience.ts";
+import { ExperienceSchema } from "../common/experience.ts";
 
 export interface ExportOutcome {
   count: number;

@@ -13,6 +13,7 @@
  * - models.ts      the model catalog; model fetch / chunk header / report (model-frame.ts: the binary chunk frame)
  * - mind.ts        the collective mind: cold cache export request and reply pages (coordinator-only)
  * - mind-jobs.ts   distillation jobs: start/cancel requests and the retained jobs snapshot (coordinator-only)
+ * - training.ts    training on a trainer node: its capability, quotes, the job, progress and the child's upload
  * - channels.ts    topic -> payload map and the typed Outbox
  * - codec.ts       bytes <-> messages (`decode` is the one place bytes become typed messages)
  *
@@ -28,5 +29,6 @@ export * from "./protocol/models.ts";
 export * from "./protocol/model-frame.ts";
 export * from "./protocol/mind.ts";
 export * from "./protocol/mind-jobs.ts";
+export * from "./protocol/training.ts";
 export * from "./protocol/channels.ts";
 export * from "./protocol/codec.ts";

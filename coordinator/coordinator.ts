@@ -18,7 +18,10 @@ import { Inbound } from "./inbound.ts";
 import { ExperienceExport } from "./mind/export.ts";
 import { ExperienceStore } from "./mind/experiences.ts";
 import { Mind } from "./mind/mind.ts";
-import type { startDistilJob } from "./mind/distil/job.ts";
+import type { startDistilJob } from "../trainer/distil/job.ts";
+import type { Throughput } from "../trainer/throughput.ts";
+import { ServedFiles } from "./mind/served-files.ts";
+import { Trainers } from "./mind/trainers.ts";
 import { ModelServer, type ModelServerOptions } from "./models/model-server.ts";
 import { ModelStore } from "./models/model-store.ts";
 import { CatalogPublisher } from "./models/catalog.ts";
@@ -93,7 +96,7 @@ export class Coordinator implements Lifecycle {
     return this.modelStore;
   }
 
-  constructor(private readonly config: Readonly<CoordinatorConfig>, private readonly deps: { logger: Logger; clock?: Clock; modelServer?: Pick<ModelServerOptions, "maxInFlightPerNode" | "maxQueuedPerNode" | "corrupt">; startDistilJob?: typeof startDistilJob }) {
+  constructor(private readonly config: Readonly<CoordinatorConfig>, private readonly deps: { logger: Logger; clock?: Clock; modelServer?: Pick<ModelServerOptions, "maxInFlightPerNode" | "maxQueuedPerNode" | "corrupt">; startDistilJob?: typeof startDistilJob; measureTraining?: () => Promise<Throughput> }) {
     this.logger = deps.logger;
     this.clock = deps.clock ?? systemClock;
     this.counters = new Counters(this.logger, () => this.clock.now());
@@ -219,6 +222,7 @@ export class Coordinator implements Lifecycle {
     // Pushed models: the signed store, and its bytes to nodes over MQTT, one binary frame per fetch
     // (models/model-server.ts). The signing key is derived from the fleet secret: none when insecure.
     let modelServer: ModelServer | undefined;
+    let trainers: Trainers | undefined;
     if (secret) {
       const key = deriveSigningKey(secret);
       this.signingKey = { publicKey: key.publicKey, keyId: key.keyId };
@@ -227,8 +231,11 @@ export class Coordinator implements Lifecycle {
       // The seed models get signed manifests at the fleet's first start (a no-op afterwards).
       parts.push(["model-seeds", { start: async () => void (await importSeedModels(modelStore, { logger: log.child({ part: "model-store" }) })), close: async () => {} }]);
       parts.push(["model-catalog", new CatalogPublisher({ store: modelStore, keyId: key.keyId, out: link.outbox, now: () => this.clock.now() })]);
+      // Besides the signed models, a distillation job's experiences for the trainer node it was given to (mind/served-files.ts).
+      const served = new ServedFiles(modelStore);
+      trainers = new Trainers({ registry: this.registry, served, commands: evo.commands, settings: cfg.mind, counters: this.counters, logger: log.child({ part: "mind" }), ...(this.deps.measureTraining ? { measure: this.deps.measureTraining } : {}) });
       modelServer = new ModelServer({
-        store: modelStore, publish: (topic, payload) => link.client.publish(topic, payload, { qos: 0 }), counters: this.counters, logger: log.child({ part: "models" }), ...this.deps.modelServer,
+        store: served, publish: (topic, payload) => link.client.publish(topic, payload, { qos: 0 }), counters: this.counters, logger: log.child({ part: "models" }), ...this.deps.modelServer,
       });
       parts.push(["models", modelServer]);
       const rollouts = (this.rollouts = new RolloutTable({ out: link.outbox, clock: this.clock, counters: this.counters, known: (sha256) => modelStore.get(sha256) !== undefined }));
@@ -239,10 +246,10 @@ export class Coordinator implements Lifecycle {
     // The collective mind (docs/mind.md): distillation jobs in their own process, gate, signed model, spawned child.
     const mind = (this.mind = new Mind({
       store, dataDir: cfg.dataDir, experiences: this.experiences, models: this.modelStore, evolution: evo, registry: this.registry, link,
-      clock: this.clock, counters: this.counters, logger: log.child({ part: "mind" }), settings: cfg.mind, ...(this.deps.startDistilJob ? { startJob: this.deps.startDistilJob } : {}),
+      clock: this.clock, counters: this.counters, logger: log.child({ part: "mind" }), settings: cfg.mind, ...(this.deps.startDistilJob ? { startJob: this.deps.startDistilJob } : {}), trainers,
     }));
     parts.push(["mind", mind]);
-    parts.push(["inbound", new Inbound(link, { registry: this.registry, market: this.market, feedback, lookup, commands: evo.commands, models: modelServer, rollouts: this.rollouts }, this.counters)]);
+    parts.push(["inbound", new Inbound(link, { registry: this.registry, market: this.market, feedback, lookup, commands: evo.commands, models: modelServer, rollouts: this.rollouts, mind }, this.counters)]);
     if (cfg.architect) {
       this.architect = new Architect({
         store, evolution: evo, registry: this.registry, out: link.outbox, clock: this.clock, counters: this.counters, logger: log.child({ part: "architect" }),

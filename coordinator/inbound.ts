@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { Counters } from "../common/counters.ts";
 import type { Lifecycle } from "../common/lifecycle.ts";
-import { channels, decode, IdSchema, parseNodeTopic, parseSubmitterTopic, topics, type CommandAck, type ModelFetch, type ModelProgress, type ModelReport } from "../common/protocol.ts";
+import { channels, decode, IdSchema, parseNodeTopic, parseSubmitterTopic, topics, type CommandAck, type ModelFetch, type ModelProgress, type ModelReport, type TrainProgress } from "../common/protocol.ts";
 import type { CoordinatorLink } from "./link.ts";
 import type { FeedbackDesk } from "./market/feedback.ts";
 import type { TaskLookup } from "./market/lookup.ts";
@@ -18,7 +18,7 @@ import type { Registry } from "./registry.ts";
  */
 export const SUBSCRIPTIONS = [
   topics.allSubmits, topics.allNodeStatus, topics.allNodeHeartbeats, topics.allBids, topics.allAcks, topics.allProgress, topics.allDone, topics.allFeedback, topics.allGets, topics.allCommandAcks,
-  topics.allModelFetches, topics.allModelReports, topics.allModelProgress,
+  topics.allModelFetches, topics.allModelReports, topics.allModelProgress, topics.allTrainProgress, topics.allTrainUploads,
 ] as const;
 
 /** Who handles what arrives. */
@@ -33,6 +33,8 @@ export interface InboundRoutes {
   models?: { onFetch(f: ModelFetch): void; onReport(r: ModelReport): void } | undefined;
   /** Model transfers' progress (models/rollouts.ts); absent: counted as dropped. */
   rollouts?: { onProgress(p: ModelProgress): void } | undefined;
+  /** Trainer nodes' progress and uploads (mind/mind.ts); absent: counted as dropped. */
+  mind?: { onTrainProgress(p: TrainProgress): void; onTrainUpload(nodeId: string, payload: Buffer): void } | undefined;
 }
 
 export class Inbound implements Lifecycle {
@@ -43,6 +45,7 @@ export class Inbound implements Lifecycle {
   private readonly commands: InboundRoutes["commands"];
   private readonly models: InboundRoutes["models"];
   private readonly rollouts: InboundRoutes["rollouts"];
+  private readonly mind: InboundRoutes["mind"];
 
   constructor(private readonly link: CoordinatorLink, routes: InboundRoutes, private readonly counters: Counters) {
     this.registry = routes.registry;
@@ -52,6 +55,7 @@ export class Inbound implements Lifecycle {
     this.commands = routes.commands;
     this.models = routes.models;
     this.rollouts = routes.rollouts;
+    this.mind = routes.mind;
   }
 
   private readonly onMessage = (topic: string, payload: Buffer, packet?: { retain?: boolean }): void => {
@@ -173,6 +177,18 @@ export class Inbound implements Lifecycle {
           const v = this.decodeNode(channels.nodeModelReport.schema, "model-report", node.nodeId, payload);
           if (v && this.models) this.models.onReport(v);
           else if (v) this.counters.drop("model-report.no-store");
+          return;
+        }
+        case "train-progress": {
+          const v = this.decodeNode(channels.nodeTrainProgress.schema, "train-progress", node.nodeId, payload);
+          if (v && this.mind) this.mind.onTrainProgress(v);
+          return;
+        }
+        case "train-upload": {
+          // Binary chunk frames (model-frame.ts), larger than a JSON message: decoded by the job they belong to.
+          if (!this.mind) return this.counters.drop("train-upload.no-mind");
+          this.registry.touch(node.nodeId);
+          this.mind.onTrainUpload(node.nodeId, payload);
           return;
         }
         case "model-progress": {

@@ -48,6 +48,7 @@ export async function bootNode(config: Readonly<NodeConfig>, logger: Logger, ext
     heartbeatMs: config.heartbeatMs, progressIntervalMs: config.progressIntervalMs, hotCacheSize: config.hotCacheSize,
     calibrate: config.calibrate, sleepAfterMs: config.sleepAfterMs, recalibrateAfterMs: config.recalibrateAfterMs,
     allowUncheckedModels: config.allowUncheckedModels, retireWaitMs: config.retireWaitMs,
+    ...(config.trainer !== false ? { trainer: { threads: (typeof config.trainer === "object" ? config.trainer.threads : undefined) ?? threads } } : {}),
     ...(config.energyMeter === "model" ? { energyMeter: "model" as const } : {}),
   });
   let metrics: { port: number | undefined; close(): Promise<void> } | undefined;

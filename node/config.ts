@@ -80,6 +80,12 @@ export const NodeConfigSchema = z.strictObject({
     })
     .partial()
     .optional(),
+  /**
+   * Offer to train the coordinator's distillation jobs (docs/mind.md, "Trainer nodes"): the node
+   * measures its training speed at start, advertises it and bids for jobs. `threads`: cores a job
+   * may use (default: the inference threads). Default: off.
+   */
+  trainer: z.union([z.boolean(), z.strictObject({ threads: z.number().int().min(1).max(256).optional() })]).default(false),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 export type NodeConfig = z.infer<typeof NodeConfigSchema>;
@@ -98,12 +104,13 @@ const ENV: Record<string, keyof NodeConfig> = {
   COLONY_ALLOW_UNCHECKED_MODELS: "allowUncheckedModels",
   // Not COLONY_METRICS_PORT: `colony fleet` runs a coordinator and a node in one environment.
   COLONY_NODE_METRICS_PORT: "metricsPort",
+  COLONY_TRAINER: "trainer",
 };
 
 /** Environment text to a config value: numbers for threads, booleans for flags ("1"/"true", "0"/"false"). */
 function envValue(key: keyof NodeConfig, raw: string): unknown {
   if ((key === "threads" || key === "metricsPort") && /^\d+$/.test(raw)) return Number(raw);
-  if (key === "allowUncheckedModels" && /^(1|true|0|false)$/.test(raw)) return raw === "1" || raw === "true";
+  if ((key === "allowUncheckedModels" || key === "trainer") && /^(1|true|0|false)$/.test(raw)) return raw === "1" || raw === "true";
   return raw;
 }
 

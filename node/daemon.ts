@@ -12,7 +12,8 @@
  * - presence: retained status and heartbeats; bids: announce -> bid (bid-desk.ts); jobs: award ->
  *   run -> done (jobs.ts); lifecycle: the coordinator's spawn / retire / wake commands
  *   (agents/lifecycle.ts), whose outcome agents/agent-store.ts keeps across restarts;
- * - fetching: pushed models fetched over MQTT, verified and kept (models/, docs/node.md "Pushed models").
+ * - fetching: pushed models fetched over MQTT, verified and kept (models/, docs/node.md "Pushed models");
+ * - trainer: when the config offers it, distillation jobs the coordinator awards (trainer/, docs/mind.md).
  *
  * Time comes from the injected clock, so a node whose clock is wrong can be run in a test.
  */
@@ -47,6 +48,7 @@ import { parseModelRef } from "./llama/model-ref.ts";
 import { ModelFetcher, type ModelFetcherOptions } from "./models/model-fetcher.ts";
 import { NodeModelStore } from "./models/model-store.ts";
 import { ModelVersions } from "./models/model-versions.ts";
+import { TrainerDesk, type TrainerDeskOptions } from "./trainer/trainer-desk.ts";
 
 export interface NodeDaemonOptions {
   nodeId: string;
@@ -81,6 +83,8 @@ export interface NodeDaemonOptions {
    * models must be signed with it. Default none: every pushed model is refused with MODEL_KEY_MISSING.
    */
   modelKey?: string | undefined;
+  /** Offer to train distillation jobs with this many threads (node/trainer/). Default: off. */
+  trainer?: { threads: number; measure?: TrainerDeskOptions["measure"]; startJob?: TrainerDeskOptions["startJob"] } | undefined;
   /** Tuning of the model fetcher (chunk size, window, timeouts; node/models/model-fetcher.ts). */
   modelFetch?: Pick<ModelFetcherOptions, "chunkBytes" | "window" | "requestTimeoutMs" | "retries"> | undefined;
   clock?: Clock;
@@ -105,6 +109,7 @@ export class NodeDaemon implements Lifecycle {
   lifecycle!: AgentLifecycle;
   models!: NodeModelStore;
   fetcher!: ModelFetcher;
+  trainer: TrainerDesk | undefined;
 
   constructor(private readonly opts: NodeDaemonOptions) {
     this.log = opts.logger.child({ nodeId: opts.nodeId });
@@ -197,7 +202,15 @@ export class NodeDaemon implements Lifecycle {
       gate: async (file, m) => void (m.format === "gguf-lora" ? await verifyAdapterFile(file, `colony:${m.sha256}`) : await verifyModelFile(file, { allowUnchecked: o.allowUncheckedModels, shownAs: `colony:${m.sha256}` })),
       ...o.modelFetch,
     });
-    this.presence = new NodePresence({ nodeId: o.nodeId, profile: o.profile, pool: this.pool, runtime: this.runtime, probe: o.probe, load: () => this.jobs.load, listen: (skills) => this.link.listen(skills) }, out, clock, o.heartbeatMs ?? 5000);
+    if (o.trainer) {
+      this.trainer = new TrainerDesk({
+        nodeId: o.nodeId, dir: path.join(o.dataDir, "train-jobs"), threads: o.trainer.threads, watts: o.profile.power.activeW,
+        fetcher: this.fetcher, holds: (sha) => this.models.has(sha), out, publishBytes: (topic, payload) => this.link.publishBytes(topic, payload),
+        onCapability: () => this.presence.publishStatus(), clock, counters, logger: log.child({ part: "trainer" }),
+        ...(o.trainer.measure ? { measure: o.trainer.measure } : {}), ...(o.trainer.startJob ? { startJob: o.trainer.startJob } : {}),
+      });
+    }
+    this.presence = new NodePresence({ nodeId: o.nodeId, profile: o.profile, pool: this.pool, runtime: this.runtime, probe: o.probe, load: () => this.jobs.load, listen: (skills) => this.link.listen(skills), trainer: () => this.trainer?.capability }, out, clock, o.heartbeatMs ?? 5000);
     this.bids = new BidDesk(o.nodeId, () => this.bidderView(), out, clock, this.link.coordinatorClock, counters, log);
     this.jobs = new JobRunner({
       nodeId: o.nodeId, profile: o.profile, pool: this.pool, calibrations: this.calibrations, probe: o.probe, hot: this.hot,
@@ -208,7 +221,7 @@ export class NodeDaemon implements Lifecycle {
       nodeId: o.nodeId, pool: this.pool, store: this.agentStore, maker, settled: (id, ms) => this.jobs.settled(id, ms),
       maxAgents: () => maxAgentsFor(o.profile, o.probe.snapshot().totalMemMB), modelNeedMB: (file) => this.pool.modelNeedMB(file),
       memoryForModelsMB: () => o.probe.snapshot().totalMemMB - o.profile.memoryReserveMB,
-      publishStatus: () => this.presence.publishStatus(), out, clock, logger: log, retireWaitMs: o.retireWaitMs, models: this.fetcher,
+      publishStatus: () => this.presence.publishStatus(), out, clock, logger: log, retireWaitMs: o.retireWaitMs, models: this.fetcher, trainer: this.trainer,
     });
     this.pool.onChange = () => this.presence.publishStatus();
     this.link.onConnect(() => this.presence.publishStatus());
@@ -227,6 +240,8 @@ export class NodeDaemon implements Lifecycle {
     const parts: NamedPart[] = [
       ["store", store], ["caches", caches], ["runtime", this.runtime], ["agents", agents], ["calibration", this.recalibrator],
       ["link", this.link], ["presence", this.presence], ["bids", this.bids], ["jobs", this.jobs], ["lifecycle", this.lifecycle], ["fetching", fetching],
+      // Closed before the link's end of things: a job stops after its step, keeping its checkpoint.
+      ...(this.trainer ? [["trainer", this.trainer] as NamedPart] : []),
     ];
     this.parts = new PartGroup(parts, (err, part) => log.error({ err, part }, "error while closing"));
     await this.parts.start();
@@ -258,9 +273,9 @@ export class NodeDaemon implements Lifecycle {
     };
   }
 
-  /** sha256 of every pushed model an agent uses (hosted, or stored as spawned) and of transfers running. */
+  /** sha256 of every pushed model an agent uses (hosted, or stored as spawned), a training job's parents, and transfers running. */
   modelsInUse(): Set<string> {
-    const out = new Set<string>(this.fetcher?.fetching ?? []);
+    const out = new Set<string>([...(this.fetcher?.fetching ?? []), ...(this.trainer?.modelsInUse() ?? [])]);
     const genomes = [...(this.pool?.agents.values() ?? [])].map((a) => a.genome);
     for (const m of this.agentStore?.population(this.opts.agents.genomes) ?? []) genomes.push(m.genome);
     for (const g of genomes) {

@@ -26,5 +26,8 @@ export const NodeErrors = defineErrors("node", {
   TASK_DEADLINE: "The task's deadline passed before it finished on this node.",
   GENERATION_FAILED: "llama.cpp failed while generating the output.",
   PROMPT_EXCEEDS_CONTEXT: "The prompt (after the agent's prompt template) leaves no room in the agent's context for an answer.",
+  TRAINER_OFF: "A training command reached a node that does not offer the trainer capability (config `trainer`).",
+  TRAINER_NOT_READY: "The node has not finished measuring its training speed yet, so it cannot price a job.",
+  TRAINER_BUSY: "The node is training another job; it trains one at a time.",
   NODE_NO_COORDINATOR: "Neither --coordinator nor mDNS discovery gave a broker URL.",
 });

@@ -12,6 +12,7 @@
  */
 import { SenderClock, type Clock } from "../common/clock.ts";
 import type { Counters } from "../common/counters.ts";
+import { ColonyError, CommonErrors } from "../common/errors.ts";
 import type { Lifecycle } from "../common/lifecycle.ts";
 import type { Logger } from "../common/logger.ts";
 import { closeClient, connectMqtt, type MqttClient } from "../common/mqtt-connect.ts";
@@ -101,6 +102,16 @@ export class NodeLink implements Lifecycle {
       () => undefined,
       (err: Error) => this.o.logger.warn({ err: { message: err.message }, skills: added }, "subscribing to skill announces failed"),
     );
+  }
+
+  /**
+   * Publishes raw bytes at QoS 1 and resolves at the PUBACK (a trained child's chunk frames: one
+   * in flight at a time keeps the coordinator's memory bounded). Rejects when not connected.
+   */
+  async publishBytes(topic: string, payload: Buffer): Promise<void> {
+    const c = this.client;
+    if (!c?.connected) throw new ColonyError(CommonErrors.ALREADY_CLOSED, "the node is not connected to the broker");
+    await c.publishAsync(topic, payload, { qos: 1 });
   }
 
   get connected(): boolean {

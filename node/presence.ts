@@ -9,7 +9,7 @@
 import path from "node:path";
 import { every, type Clock, type Timer } from "../common/clock.ts";
 import type { Lifecycle } from "../common/lifecycle.ts";
-import { channels, encode, PROTOCOL_VERSION, type AgentInfo, type CoordinatorStatus, type NodeStatus, type Outbox } from "../common/protocol.ts";
+import { channels, encode, PROTOCOL_VERSION, type AgentInfo, type CoordinatorStatus, type NodeStatus, type Outbox, type TrainerCapability } from "../common/protocol.ts";
 import type { AgentPool } from "./agents/agent-pool.ts";
 import { deviceState } from "./bidder.ts";
 import type { LlamaRuntime } from "./llama/llama-runtime.ts";
@@ -29,6 +29,8 @@ export interface PresenceSources {
    * skill's subscription is in flight. The status advertising the skill waits for it.
    */
   listen?: (skills: Iterable<string>) => Promise<void> | undefined;
+  /** The trainer's measured capability, when the node offers training (node/trainer/). */
+  trainer?: () => TrainerCapability | undefined;
 }
 
 /**
@@ -77,9 +79,11 @@ export class NodePresence implements Lifecycle {
 
   statusMessage(): NodeStatus {
     const { s } = this;
+    const trainer = s.trainer?.();
     return {
       state: "online", nodeId: s.nodeId, protocol: PROTOCOL_VERSION, deviceClass: s.profile.name.slice(0, 64),
-      slots: s.profile.slots, agents: fitSpecs(s.pool.info()), models: s.runtime.loadedModels().map((f) => path.basename(f).slice(0, 512)), at: this.clock.now(),
+      slots: s.profile.slots, agents: fitSpecs(s.pool.info()), models: s.runtime.loadedModels().map((f) => path.basename(f).slice(0, 512)),
+      ...(trainer ? { trainer } : {}), at: this.clock.now(),
     };
   }
 

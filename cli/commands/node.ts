@@ -15,6 +15,7 @@ export function register(program: Command): void {
     .option("--fleet-id <id>", "with mDNS discovery, only join this fleet")
     .option("--no-calibrate", "do not measure uncalibrated models at start (bids then use slow defaults)")
     .option("--metrics-port <n>", "serve this node's Prometheus metrics on GET /metrics at this port, 0 = any free port (or $COLONY_NODE_METRICS_PORT; default off)")
+    .option("--trainer", "offer to train the coordinator's distillation jobs: measure this device's training speed and bid for jobs (or $COLONY_TRAINER=1; docs/mind.md)")
     .option("--config <file>", "JSON config file (defaults < file < COLONY_* environment < flags); see docs/node.md")
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const { intArg } = await import("../../common/config.ts");
@@ -32,6 +33,7 @@ export function register(program: Command): void {
           coordinator: str(o.coordinator), credentials: str(o.credentials), nodeId: str(o.nodeId), profile: str(o.profile),
           agents: str(o.agents), dataDir: str(o.dataDir), threads: intArg("--threads", str(o.threads)), fleetId: str(o.fleetId),
           calibrate: o.calibrate === false ? false : undefined, metricsPort: intArg("--metrics-port", str(o.metricsPort)),
+          trainer: o.trainer === true ? true : undefined,
         },
       });
       const logger = createLogger({ level: config.logLevel, name: "node" });

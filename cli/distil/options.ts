@@ -4,8 +4,8 @@
  */
 import path from "node:path";
 import { ColonyError, CommonErrors } from "../../common/errors.ts";
-import { DistilErrors } from "../../coordinator/mind/distil/errors.ts";
-import type { DistilParent, DistilSpecInput } from "../../coordinator/mind/distil/spec.ts";
+import { DistilErrors } from "../../trainer/distil/errors.ts";
+import type { DistilParent, DistilSpecInput } from "../../trainer/distil/spec.ts";
 
 export interface DistilFlags {
   experiences: string;

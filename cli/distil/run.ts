@@ -1,7 +1,7 @@
 import { rmSync } from "node:fs";
 import path from "node:path";
-import { startDistilJob } from "../../coordinator/mind/distil/job.ts";
-import { parseDistilSpec, type DistilSpecInput } from "../../coordinator/mind/distil/spec.ts";
+import { startDistilJob } from "../../trainer/distil/job.ts";
+import { parseDistilSpec, type DistilSpecInput } from "../../trainer/distil/spec.ts";
 import { ProgressBar } from "../../trainer/progress.ts";
 
 /**

@@ -13,6 +13,7 @@ import { ModelFetchSchema, ModelReportSchema } from "./models.ts";
 import { ModelCatalogSchema, ModelProgressSchema, ModelPushReplySchema, ModelPushRequestSchema, ModelRolloutsSchema } from "./models.ts";
 import { ExperienceExportRequestSchema, MindReplyPageSchema } from "./mind.ts";
 import { DistilRequestSchema, MindJobsSnapshotSchema } from "./mind-jobs.ts";
+import { TrainProgressSchema } from "./training.ts";
 import { DashboardEventSchema, DashboardFleetSchema, DashboardRecentSchema } from "./dashboard.ts";
 import { FeedbackSchema, ResultSchema, SubmitSchema, TaskEventSchema, TaskGetSchema } from "./task.ts";
 import { topics } from "./topics.ts";
@@ -68,6 +69,8 @@ export const channels = {
   nodeModelReport: channel((nodeId: string) => topics.nodeModelReport(nodeId), ModelReportSchema, 1),
   /** QoS 0 while fetching (callers pass 1 for a change of state: verifying, done, failed). */
   nodeModelProgress: channel((nodeId: string) => topics.nodeModelProgress(nodeId), ModelProgressSchema, 0),
+  /** QoS 0 while running (callers pass 1 for an end: trained, failed, cancelled). The child goes on `nodeTrainUpload` (binary frames). */
+  nodeTrainProgress: channel((nodeId: string) => topics.nodeTrainProgress(nodeId), TrainProgressSchema, 0),
   // Coordinator-role principals only (the ACL): the collective mind (docs/mind.md)
   mindExperienceExport: channel(() => topics.mindExperienceExport, ExperienceExportRequestSchema, 1),
   mindReply: channel((requestId: string) => topics.mindReply(requestId), MindReplyPageSchema, 1),

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { GenomeSchema } from "../genome.ts";
 import { DeviceStateSchema, IdSchema, Sha256Schema, SkillSchema } from "./primitives.ts";
 import { PROTOCOL_VERSION } from "./topics.ts";
+import { TrainerCapabilitySchema } from "./training.ts";
 
 export const AgentStateSchema = z.enum(["awake", "asleep", "busy", "loading"]);
 
@@ -34,6 +35,8 @@ export const NodeStatusSchema = z.discriminatedUnion("state", [
     slots: z.number().int().min(1).max(1024),
     agents: z.array(AgentInfoSchema).max(256),
     models: z.array(z.string().max(512)).max(256),
+    /** Present when the node offers to train distillation jobs (common/protocol/training.ts). */
+    trainer: TrainerCapabilitySchema.optional(),
     at: z.number(),
   }),
   z.strictObject({ state: z.literal("offline"), nodeId: IdSchema, at: z.number().optional() }),

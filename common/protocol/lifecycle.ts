@@ -10,6 +10,7 @@
 import { z } from "zod";
 import { GenomeSchema } from "../genome.ts";
 import { IdSchema, Sha256Schema, WireErrorSchema } from "./primitives.ts";
+import { RemoteTrainSpecSchema, TrainInputsSchema, TrainQuoteSchema, TrainWorkSchema } from "./training.ts";
 
 /** Why an agent exists, as the coordinator recorded it (coordinator/evolution/lineage.ts). */
 export const LineageTagSchema = z.strictObject({
@@ -62,8 +63,19 @@ export const FetchCommandSchema = z.strictObject({
   sha256: Sha256Schema,
 });
 
+/**
+ * Training (training.ts; `agentId` is the job id): `train-quote` asks a trainer node for its price
+ * (acked `quoted` with the quote, or `refused`: TRAINER_OFF, TRAINER_BUSY); `train` runs the job
+ * (acked `training`, or `exists` when the node already runs or finished it: it then reports again
+ * and uploads the child again); `train-cancel` stops it after the current step (acked `cancelled`
+ * or `absent`).
+ */
+export const TrainQuoteCommandSchema = z.strictObject({ kind: z.literal("train-quote"), ...base, work: TrainWorkSchema });
+export const TrainCommandSchema = z.strictObject({ kind: z.literal("train"), ...base, spec: RemoteTrainSpecSchema, inputs: TrainInputsSchema });
+export const TrainCancelCommandSchema = z.strictObject({ kind: z.literal("train-cancel"), ...base });
+
 export const CommandSchema = z
-  .discriminatedUnion("kind", [SpawnCommandSchema, RetireCommandSchema, WakeCommandSchema, FetchCommandSchema])
+  .discriminatedUnion("kind", [SpawnCommandSchema, RetireCommandSchema, WakeCommandSchema, FetchCommandSchema, TrainQuoteCommandSchema, TrainCommandSchema, TrainCancelCommandSchema])
   .refine((c) => c.kind !== "spawn" || c.genome.id === c.agentId, { message: "genome.id must equal agentId", path: ["genome", "id"] });
 export type Command = z.infer<typeof CommandSchema>;
 export type SpawnCommand = z.infer<typeof SpawnCommandSchema>;
@@ -72,17 +84,22 @@ export type SpawnCommand = z.infer<typeof SpawnCommandSchema>;
  * - created / retired / warmed: done now;
  * - fetched: a fetch command's model is verified and stored now;
  * - exists / absent: it was already so (a re-sent command, or a retire of an agent the node never had);
+ * - quoted / training / cancelled: a training command's outcome (training.ts);
  * - refused: not done, `error.code` says why (MODEL_MISSING, POPULATION_LIMIT, MEMORY_BUDGET,
  *   DISK_BUDGET, GENOME_INVALID, AGENT_EXISTS, AGENT_BUSY, ...: docs/errors.md).
  */
-export const CommandStatusSchema = z.enum(["created", "exists", "retired", "absent", "warmed", "fetched", "refused"]);
+export const CommandStatusSchema = z.enum(["created", "exists", "retired", "absent", "warmed", "fetched", "refused", "quoted", "training", "cancelled"]);
+
+export const COMMAND_KINDS = ["spawn", "retire", "wake", "fetch", "train-quote", "train", "train-cancel"] as const;
 
 export const CommandAckSchema = z.strictObject({
   commandId: IdSchema,
   nodeId: IdSchema,
   agentId: IdSchema,
-  kind: z.enum(["spawn", "retire", "wake", "fetch"]),
+  kind: z.enum(COMMAND_KINDS),
   status: CommandStatusSchema,
+  /** A `train-quote`'s answer. */
+  quote: TrainQuoteSchema.optional(),
   /** The agent's genome hash on the node, after a spawn. */
   genome: Sha256Schema.optional(),
   error: WireErrorSchema.optional(),

@@ -64,6 +64,8 @@ export const MindJobSchema = z.strictObject({
   /** Training pairs per skill the job curated. */
   counts: z.record(z.string(), z.number().int().min(0)).optional(),
   gate: GateReportSchema.optional(),
+  /** The trainer node the job was placed on (docs/mind.md, "Trainer nodes"); absent: the coordinator's host. */
+  trainer: IdSchema.optional(),
   /** The signed model of a child that passed. */
   model: z.strictObject({ sha256: Sha256Schema, name: IdSchema, lineage: IdSchema, version: z.number().int().min(1) }).optional(),
   /** The child agent spawned with it, and the node's answer. */

@@ -4,7 +4,7 @@
  *
  * Export of the cold cache: a request on `mind/experiences/export`, answered in pages on
  * `mind/replies/{requestId}` (QoS 1, in `seq` order). A page carries a slice of the export's JSONL
- * text (one experience per line, coordinator/mind/experience.ts), so one experience larger than a
+ * text (one experience per line, common/experience.ts), so one experience larger than a
  * page (a 48 KiB prompt and a long output) spans pages; the asker concatenates `data` in `seq`
  * order and validates each line. The last page has `done: true` with the count, or an error.
  */

@@ -64,6 +64,10 @@ export const topics = {
   nodeModelReport: (nodeId: string) => `${ROOT}/nodes/${nodeId}/model-report`,
   /** Node -> coordinator: a model transfer's throttled progress (bytes, state; common/protocol/models.ts). */
   nodeModelProgress: (nodeId: string) => `${ROOT}/nodes/${nodeId}/model-progress`,
+  /** Node -> coordinator: a training job's progress and end (common/protocol/training.ts). */
+  nodeTrainProgress: (nodeId: string) => `${ROOT}/nodes/${nodeId}/train-progress`,
+  /** Node -> coordinator: the trained child, in binary chunk frames (model-frame.ts) with the job id as requestId. */
+  nodeTrainUpload: (nodeId: string) => `${ROOT}/nodes/${nodeId}/train-upload`,
   /** Retained, coordinator-only: the signed manifests of the models in the coordinator's store (common/protocol/models.ts). */
   modelCatalog: `${ROOT}/models/catalog`,
   /** Coordinator-only (ACL): roll a model out to nodes (`colony models push`), and its answer. */
@@ -96,6 +100,8 @@ export const topics = {
   allModelFetches: `${ROOT}/nodes/+/model-fetch`,
   allModelReports: `${ROOT}/nodes/+/model-report`,
   allModelProgress: `${ROOT}/nodes/+/model-progress`,
+  allTrainProgress: `${ROOT}/nodes/+/train-progress`,
+  allTrainUploads: `${ROOT}/nodes/+/train-upload`,
   allSubmits: `${ROOT}/submitters/+/submit`,
   allFeedback: `${ROOT}/submitters/+/tasks/+/feedback`,
   allGets: `${ROOT}/submitters/+/tasks/+/get`,

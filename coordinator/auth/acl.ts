@@ -7,7 +7,7 @@ import { ROOT, topics } from "../../common/protocol.ts";
 import { usernameFor, type Principal } from "./credentials.ts";
 
 /** What a node may publish under its own `colony/v1/nodes/{nodeId}/`. */
-export const NODE_PUBLISH_KINDS = ["status", "heartbeat", "bid", "ack", "progress", "done", "command-ack", "model-fetch", "model-report", "model-progress"] as const;
+export const NODE_PUBLISH_KINDS = ["status", "heartbeat", "bid", "ack", "progress", "done", "command-ack", "model-fetch", "model-report", "model-progress", "train-progress", "train-upload"] as const;
 /** Topics a node may subscribe to besides its own `colony/v1/nodes/{nodeId}/#`. */
 export const NODE_SUBSCRIBE_TOPICS = [`${ROOT}/market/announce`, `${ROOT}/market/announce/+`, `${ROOT}/coordinator/status`, `${ROOT}/models/catalog`] as const;
 /** One skill's announces (`colony/v1/market/announce/{skill}`), or `+` for every skill's. */

@@ -14,5 +14,6 @@ export const MindErrors = defineErrors("mind", {
   MIND_TOO_FEW_EXPERIENCES: "The parents have fewer verified successes on a skill than `mind.minExperiencesPerSkill` in the cold cache (and no verified sampling is asked for).",
   MIND_NO_NODE: "A distilled child passed the gate and was signed, but no node was online to host it; spawn it later by hand or let the architect.",
   MIND_SPAWN_UNANSWERED: "The node chosen for a distilled child did not answer the spawn command; the model stays signed in the store.",
+  MIND_TRAINER_LOST: "A trainer node given a distillation job went offline for too long, stopped answering, or uploaded a child that is not what it reported; the coordinator trains the job itself instead.",
   MIND_JOB_FAILED: "A distillation job failed for an unexpected reason on the coordinator (the message carries it).",
 });

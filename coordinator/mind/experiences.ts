@@ -28,7 +28,7 @@ import type { Lifecycle } from "../../common/lifecycle.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { AttemptFailed, FeedbackApplied, MarketEventBus, TaskFinished } from "../market/events.ts";
 import type { TaskRecord, TaskStore } from "../market/task-store.ts";
-import { isVerifiedSuccess, type Experience } from "./experience.ts";
+import { isVerifiedSuccess, type Experience } from "../../common/experience.ts";
 
 type Section = ReturnType<TaskStore["section"]>;
 type Op = { type: "put"; key: string; value: unknown } | { type: "del"; key: string };

@@ -13,7 +13,7 @@
  * The coordinator stopping mid-job leaves it `running` with its spec: the next start resumes it from
  * the worker's checkpoint in the same folder.
  */
-import { access, mkdir, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Clock, Timer } from "../../common/clock.ts";
 import type { Counters } from "../../common/counters.ts";
@@ -21,14 +21,16 @@ import { sha256File } from "../../common/file-hash.ts";
 import { ColonyError } from "../../common/errors.ts";
 import type { Lifecycle } from "../../common/lifecycle.ts";
 import type { Logger } from "../../common/logger.ts";
-import { channels, decode, SkillSchema, type Decision, type DistilStart, type MindJob, type MindJobsSnapshot, type WireError } from "../../common/protocol.ts";
+import { channels, decode, decodeChunkFrame, SkillSchema, type Decision, type DistilStart, type MindJob, type MindJobsSnapshot, type TrainProgress, type WireError } from "../../common/protocol.ts";
 import type { Evolution } from "../evolution/evolution.ts";
 import type { CoordinatorLink } from "../link.ts";
 import type { TaskStore } from "../market/task-store.ts";
 import type { ModelStore } from "../models/model-store.ts";
 import type { Registry } from "../registry.ts";
-import { startDistilJob, type DistilJob } from "./distil/job.ts";
-import type { DistilResult, DistilSpecInput } from "./distil/spec.ts";
+import { startDistilJob, type DistilJob } from "../../trainer/distil/job.ts";
+import type { DistilProgress, DistilResult, DistilSpecInput } from "../../trainer/distil/spec.ts";
+import { RemoteJob, type RemoteJobOptions } from "./remote-job.ts";
+import { estimateWork, type Trainers } from "./trainers.ts";
 import { MindErrors } from "./errors.ts";
 import type { ExperienceStore } from "./experiences.ts";
 import { birthNode, childGenome, gateSummary, resolveParents, strongestParent, type ResolvedParent } from "./offspring.ts";
@@ -36,6 +38,7 @@ import type { MindSettings } from "./settings.ts";
 
 /** A job as stored: what the wire shows, plus the request and the worker's spec (to resume identically). */
 interface JobRecord extends MindJob {
+  /** The trainer node of a job placed on one (kept so a restart resumes with it); `trainer` on the wire too. */
   request: DistilStart;
   spec?: DistilSpecInput;
 }
@@ -56,6 +59,8 @@ export interface MindOptions {
   settings: MindSettings;
   /** Tests replace the worker process. */
   startJob?: typeof startDistilJob;
+  /** Trainer nodes (trainers.ts) and the model server's offers of job inputs (served-files.ts); absent: every job trains here. */
+  trainers?: Trainers | undefined;
 }
 
 const SNAPSHOT_JOBS = 20;
@@ -66,7 +71,7 @@ export class Mind implements Lifecycle {
   private section!: ReturnType<TaskStore["section"]>;
   private readonly jobs = new Map<string, JobRecord>();
   private readonly queue: string[] = [];
-  private current: { jobId: string; job?: DistilJob; cancelled: boolean } | undefined;
+  private current: { jobId: string; job?: DistilJob | RemoteJob; cancelled: boolean } | undefined;
   private loop: Promise<void> | undefined;
   private publishTimer: Timer | undefined;
   private closed = false;
@@ -111,8 +116,11 @@ export class Mind implements Lifecycle {
     } catch {
       // The link is already closed.
     }
-    // The worker stops after its current step and leaves a checkpoint; the job stays `running` in the store.
-    await this.current?.job?.cancel().catch(() => {});
+    // The worker stops after its current step and leaves a checkpoint; the job stays `running` in the
+    // store. A trainer node trains on: the next start sends it the job again.
+    const job = this.current?.job;
+    if (job instanceof RemoteJob) job.detach();
+    else await job?.cancel().catch(() => {});
     await this.loop?.catch(() => {});
   }
 
@@ -233,17 +241,98 @@ export class Mind implements Lifecycle {
       };
       await this.save(rec);
     }
-    const job = (this.o.startJob ?? startDistilJob)(rec.spec, {
-      onProgress: (p) => {
-        rec.progress = p;
-        rec.updatedAt = this.o.clock.now();
-        this.publishSoon();
-      },
+    const onProgress = (p: DistilProgress): void => {
+      rec.progress = p;
+      rec.updatedAt = this.o.clock.now();
+      this.publishSoon();
+    };
+    let result: DistilResult | undefined;
+    const remote = await this.placeRemote(rec, parents);
+    if (remote) result = await this.runRemote(rec, parents, remote, onProgress);
+    if (!result) {
+      const job = (this.o.startJob ?? startDistilJob)(rec.spec, { onProgress });
+      this.current!.job = job;
+      if (this.current!.cancelled) await job.cancel();
+      result = await job.done;
+    }
+    await this.finish(rec, parents, result);
+  }
+
+  /**
+   * Whether the job trains on a trainer node (docs/mind.md, "Trainer nodes"): the node it already
+   * trains on after a coordinator restart, else the fastest quote if it beats this host. The choice
+   * and its reason are recorded with the job.
+   */
+  private async placeRemote(rec: JobRecord, parents: ResolvedParent[]): Promise<string | undefined> {
+    const { trainers } = this.o;
+    if (!trainers || !rec.spec) return undefined;
+    if (rec.trainer) return rec.trainer;
+    const spec = rec.spec;
+    const text = await readFile(spec.experiences, "utf8");
+    const lines = text.split("\n").filter((l) => l !== "");
+    const chars = lines.map((l) => {
+      const e = JSON.parse(l) as { prompt?: string; output?: string };
+      return (e.prompt?.length ?? 0) + (e.output?.length ?? 0);
     });
+    const meanChars = chars.length ? chars.reduce((a, b) => a + b, 0) / chars.length : 16;
+    const samples = spec.sampling ? (spec.sampling.prompts ?? 200) * spec.skills.length * (spec.sampling.candidates ?? 4) * spec.parents.length : 0;
+    const models = await Promise.all(parents.map(async (p) => ({ sha256: p.modelSha, bytes: (await stat(p.modelFile)).size })));
+    const work = estimateWork({ steps: spec.steps ?? 300, batch: spec.batch ?? 32, meanChars, samples, models, experiencesBytes: Buffer.byteLength(text) });
+    const placed = await trainers.choose(rec.jobId, work, this.o.settings.quoteWindowMs);
+    this.o.logger.info({ jobId: rec.jobId, where: placed.where === "node" ? placed.nodeId : "coordinator", why: placed.why }, "distillation job placed");
+    if (placed.where === "coordinator") return undefined;
+    this.o.counters.inc("mind.trainers.awarded");
+    await this.update(rec, { trainer: placed.nodeId, reason: `${rec.reason}; trained on ${placed.nodeId} (${placed.why})`.slice(0, 1024) });
+    return placed.nodeId;
+  }
+
+  /** The job on a trainer node; undefined when the node failed it (the caller then trains here). */
+  private async runRemote(rec: JobRecord, parents: ResolvedParent[], nodeId: string, onProgress: (p: DistilProgress) => void): Promise<DistilResult | undefined> {
+    const spec = rec.spec!;
+    const [sha256, { size }] = await Promise.all([sha256File(spec.experiences), stat(spec.experiences)]);
+    const job = new RemoteJob({
+      nodeId, spec: spec as RemoteJobOptions["spec"],
+      command: {
+        spec: {
+          skills: spec.skills, mode: spec.mode ?? "full", steps: spec.steps ?? 300, batch: spec.batch ?? 32, seed: spec.seed ?? 1,
+          ...(spec.sampling ? { sampling: { candidates: spec.sampling.candidates ?? 4, temperature: spec.sampling.temperature ?? 0.8, prompts: spec.sampling.prompts ?? 200 } } : {}),
+          gate: { perSkill: spec.gate?.perSkill ?? 200, margin: spec.gate?.margin ?? 0.01, seed: spec.gate?.seed ?? "distil-gate" },
+        },
+        inputs: { experiences: { sha256, bytes: size }, parents: parents.map((p) => ({ agentId: p.life.agentId, sha256: p.modelSha, skills: p.spec.skills.filter((k) => spec.skills.includes(k)) })) },
+      },
+      experiences: { file: spec.experiences, sha256, bytes: size },
+      commands: this.o.evolution.commands, served: this.o.trainers!.served, registry: this.o.registry, clock: this.o.clock, counters: this.o.counters,
+      logger: this.o.logger, onProgress, offlineGraceMs: this.o.settings.trainerOfflineMs, ...(this.o.startJob ? { startGate: this.o.startJob } : {}),
+    }).start();
     this.current!.job = job;
     if (this.current!.cancelled) await job.cancel();
-    const result = await job.done;
-    await this.finish(rec, parents, result);
+    try {
+      return await job.done;
+    } catch (err) {
+      const code = (err as ColonyError).code;
+      if (this.closed || code === "DISTIL_CANCELLED" || this.current!.cancelled) throw err;
+      // The node failed the job: nothing is lost, this host trains it (from the same dataset).
+      this.o.counters.inc("mind.trainers.fallback");
+      this.o.logger.warn({ jobId: rec.jobId, nodeId, code, err: { message: (err as Error).message } }, "trainer node failed the job: training it here");
+      await this.update(rec, { trainer: undefined, reason: `${rec.reason}; ${nodeId} failed it (${code}), trained here`.slice(0, 1024) });
+      return undefined;
+    }
+  }
+
+  /** A trainer node's `train-progress` (inbound.ts checked the node). */
+  onTrainProgress(p: TrainProgress): void {
+    const job = this.current?.job;
+    if (job instanceof RemoteJob && job.jobId === p.jobId && job.nodeId === p.nodeId) return job.onProgress(p);
+    this.o.counters.drop("train-progress.unknown-job", { nodeId: p.nodeId });
+  }
+
+  /** A chunk frame on a trainer node's `train-upload`. */
+  onTrainUpload(nodeId: string, payload: Buffer): void {
+    const f = decodeChunkFrame(payload);
+    if (!f.ok) return this.o.counters.drop(`train-upload.${f.code}`, { nodeId });
+    const job = this.current?.job;
+    if (job instanceof RemoteJob && job.jobId === f.header.requestId && job.nodeId === nodeId) return job.onFrame(f.header, f.data);
+    this.o.counters.drop("train-upload.unknown-job", { nodeId });
   }
 
   private async finish(rec: JobRecord, parents: ResolvedParent[], result: DistilResult): Promise<void> {

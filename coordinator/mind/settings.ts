@@ -32,6 +32,17 @@ export const MindSettingsSchema = z.strictObject({
   sampling: z
     .union([z.literal(false), z.strictObject({ candidates: z.number().int().min(1).max(64), temperature: z.number().gt(0).max(5), prompts: z.number().int().min(0).max(100_000) })])
     .default({ candidates: 2, temperature: 0.7, prompts: 300 }),
+  /**
+   * Where jobs train (docs/mind.md, "Trainer nodes"): "best" asks the online nodes that offer the
+   * `trainer` capability for a quote and gives the job to the fastest quote, this host included
+   * (priced from its own measured speed); "coordinator" always trains here; "nodes" prefers the
+   * fastest trainer node and trains here only when none quotes.
+   */
+  trainOn: z.enum(["best", "coordinator", "nodes"]).default("best"),
+  /** How long trainer nodes have to quote. */
+  quoteWindowMs: z.number().int().min(100).max(60_000).default(3000),
+  /** A trainer node offline longer than this loses its job (the coordinator trains it instead). */
+  trainerOfflineMs: z.number().int().min(1000).max(24 * 3600_000).default(120_000),
   /** Finished jobs kept in the store; the newest 20 are on the retained `mind/jobs` topic. */
   keepJobs: z.number().int().min(1).max(100_000).default(200),
 });

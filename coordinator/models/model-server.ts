@@ -22,10 +22,21 @@ const EMPTY_SHA256 = createHash("sha256").digest("hex");
 /** 16 384 chunk hashes (~2 MB): 16 GB of models at 1 MiB chunks. */
 const MAX_CHUNK_HASHES = 16_384;
 
+/**
+ * One file the server may serve: a model with its signed manifest (`manifest.bytes` is its size), or
+ * a plain file offered to one node (`bytes`, no manifest: coordinator/mind/served-files.ts).
+ */
+export interface ServedFile {
+  file: string;
+  signed: unknown;
+  /** The size of a plain file; a model's comes from its manifest. */
+  bytes?: number;
+}
+
 /** What the server needs of the store (coordinator/models/model-store.ts). */
 export interface ModelSource {
   /** The model's signed manifest (whose `manifest.bytes` is its size), or undefined/a throw when the store lacks it. */
-  get(sha256: string): Promise<{ file: string; signed: unknown } | undefined> | { file: string; signed: unknown } | undefined;
+  get(sha256: string, nodeId?: string): Promise<ServedFile | undefined> | ServedFile | undefined;
   /** Exactly `length` bytes at `offset`. */
   readChunk(sha256: string, offset: number, length: number): Promise<Buffer>;
   /** A read handle on the model: when present, chunks are read straight into their frames (no copy). */
@@ -113,17 +124,19 @@ export class ModelServer implements Lifecycle {
       });
   }
 
-  private async entry(sha256: string): Promise<{ total: number; signed: unknown } | undefined> {
+  private async entry(sha256: string, nodeId: string): Promise<{ total: number; signed: unknown } | undefined> {
     const hit = this.known.get(sha256);
     if (hit) return hit;
-    let got: { file: string; signed: unknown } | undefined;
+    let got: ServedFile | undefined;
     try {
-      got = await this.o.store.get(sha256);
+      got = await this.o.store.get(sha256, nodeId);
     } catch (err) {
       if (err instanceof ColonyError && err.code === ModelTransferErrors.MODEL_NOT_FOUND) return undefined;
       throw err;
     }
     if (!got) return undefined;
+    // A plain file is offered to one node: not remembered for the others.
+    if (got.bytes !== undefined) return { total: got.bytes, signed: undefined };
     const total = (got.signed as { manifest?: { bytes?: unknown } } | undefined)?.manifest?.bytes;
     if (typeof total !== "number") throw new Error(`the store's manifest of ${sha256} has no size`);
     const e = { total, signed: got.signed };
@@ -132,7 +145,7 @@ export class ModelServer implements Lifecycle {
   }
 
   private async serve(req: ModelFetch): Promise<void> {
-    const e = await this.entry(req.sha256);
+    const e = await this.entry(req.sha256, req.nodeId);
     if (!e) {
       this.o.counters.inc("models.fetch.not-found");
       return this.refuse(req, { code: ModelTransferErrors.MODEL_NOT_FOUND, message: `the coordinator holds no model ${req.sha256}` }, 0);
@@ -141,7 +154,7 @@ export class ModelServer implements Lifecycle {
       this.o.counters.inc("models.fetch.bad-range");
       return this.refuse(req, { code: ModelTransferErrors.MODEL_RANGE_INVALID, message: `bytes [${req.offset}, ${req.offset + req.length}) lie outside the model's ${e.total}` }, e.total);
     }
-    const f = allocChunkFrame({ requestId: req.requestId, sha256: req.sha256, offset: req.offset, length: req.length, total: e.total, ...(req.manifest ? { signed: e.signed } : {}) });
+    const f = allocChunkFrame({ requestId: req.requestId, sha256: req.sha256, offset: req.offset, length: req.length, total: e.total, ...(req.manifest && e.signed !== undefined ? { signed: e.signed } : {}) });
     try {
       await this.read(req, f.data);
     } catch (err) {

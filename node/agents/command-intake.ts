@@ -6,7 +6,7 @@
  * GENOME_INVALID, so the coordinator can tell a bad genome from a bad envelope.
  */
 import { GenomeSchema } from "../../common/genome.ts";
-import { channels, decode, IdSchema, type Command, type WireError } from "../../common/protocol.ts";
+import { channels, COMMAND_KINDS, decode, IdSchema, type Command, type WireError } from "../../common/protocol.ts";
 import { NodeErrors } from "../errors.ts";
 
 export type CommandKind = Command["kind"];
@@ -16,7 +16,7 @@ export type CommandIntake =
   | { kind: "refuse"; commandId: string; agentId: string; command: CommandKind; error: WireError }
   | { kind: "drop"; reason: string };
 
-const KINDS: readonly string[] = ["spawn", "retire", "wake", "fetch"];
+const KINDS: readonly string[] = COMMAND_KINDS;
 
 export function takeCommand(payload: Buffer): CommandIntake {
   const d = decode(channels.nodeCommand.schema, payload);

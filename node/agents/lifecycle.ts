@@ -11,6 +11,7 @@
  *   first (up to `retireWaitMs`, else AGENT_BUSY and the agent is back); then it sleeps (its model
  *   is disposed when no other agent uses it) and the retirement is stored.
  * - wake: wakes the agent and holds it awake for `holdMs` (the pool's idle and memory sleepers skip it).
+ * - train-quote, train, train-cancel: handed to the node's trainer (node/trainer/), beside the chain.
  * - fetch: fetches and verifies a pushed model (node/models/model-fetcher.ts) so a later spawn of a
  *   `colony:<sha256>` genome starts at once; beside the chain (a transfer may take minutes). Acks
  *   `fetched`, `exists` (already held) or `refused` with the model's code.
@@ -51,9 +52,14 @@ export interface LifecycleParts {
   retireWaitMs?: number | undefined;
   /** Fetches and verifies a pushed model (node/models/model-fetcher.ts); absent: fetch commands are refused. */
   models?: { ensure(sha256: string): Promise<{ fetchedBytes: number }> } | undefined;
+  /** The node's trainer (node/trainer/trainer-desk.ts); absent: training commands are refused with TRAINER_OFF. */
+  trainer?: { onCommand(c: TrainingCommand): Promise<Outcome> } | undefined;
 }
 
-type Outcome = Pick<CommandAck, "status" | "genome" | "error">;
+type TrainingCommand = Extract<Command, { kind: "train-quote" | "train" | "train-cancel" }>;
+type Outcome = Pick<CommandAck, "status" | "genome" | "error" | "quote">;
+
+const isTraining = (c: Command): c is TrainingCommand => c.kind === "train-quote" || c.kind === "train" || c.kind === "train-cancel";
 
 export class AgentLifecycle implements Lifecycle {
   private chain: Promise<void> = Promise.resolve();
@@ -78,9 +84,10 @@ export class AgentLifecycle implements Lifecycle {
   }
 
   onCommand(c: Command): void {
-    // A transfer may take minutes: it runs beside the chain, holding up no spawn, retire or wake.
-    if (c.kind === "fetch") {
-      const done = this.answer(c, () => this.fetch(c));
+    // A transfer may take minutes, and a training command answers at once while its job runs on:
+    // both go beside the chain, holding up no spawn, retire or wake.
+    if (c.kind === "fetch" || isTraining(c)) {
+      const done = this.answer(c, () => (isTraining(c) ? this.train(c) : this.fetch(c as Extract<Command, { kind: "fetch" }>)));
       this.fetches.add(done);
       void done.finally(() => this.fetches.delete(done));
       return;
@@ -94,6 +101,11 @@ export class AgentLifecycle implements Lifecycle {
     if (!this.p.models) throw new ColonyError(NodeErrors.MODEL_MISSING, `${this.p.nodeId} fetches no pushed models`);
     const r = await this.p.models.ensure(c.sha256);
     return { status: r.fetchedBytes > 0 ? "fetched" : "exists" };
+  }
+
+  private train(c: TrainingCommand): Promise<Outcome> {
+    if (!this.p.trainer) return Promise.reject(new ColonyError(NodeErrors.TRAINER_OFF, `${this.p.nodeId} does not offer training (config "trainer")`));
+    return this.p.trainer.onCommand(c);
   }
 
   onBadCommand(r: Extract<CommandIntake, { kind: "refuse" }>): void {
@@ -132,6 +144,8 @@ export class AgentLifecycle implements Lifecycle {
         return this.wake(c);
       case "fetch":
         return this.fetch(c);
+      default:
+        return this.train(c);
     }
   }
 

@@ -23,7 +23,7 @@
  * `model-report`; the node keeps serving. Two `ensure` of the same hash share one transfer.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { appendFile, open, readFile, stat, writeFile, type FileHandle } from "node:fs/promises";
+import { appendFile, open, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import type { Counters } from "../../common/counters.ts";
 import { ColonyError, CommonErrors, ModelTransferErrors } from "../../common/errors.ts";
 import type { Logger } from "../../common/logger.ts";
@@ -238,11 +238,34 @@ export class ModelFetcher {
     return at;
   }
 
+  /**
+   * Fetches a plain file the coordinator serves to this node by sha256 (a training job's
+   * experiences: node/trainer/): no manifest and no model gate, so the caller must have the hash
+   * from a source it trusts (the coordinator's command). The bytes must hash to `sha256` and count
+   * `bytes`, else MODEL_HASH_MISMATCH / MODEL_TRUNCATED; then `dest` appears (renamed, complete).
+   */
+  async fetchFile(sha256: string, bytes: number, dest: string): Promise<void> {
+    if (this.closed) throw new ColonyError(CommonErrors.ALREADY_CLOSED, "the node is shutting down");
+    const part = `${dest}.part`;
+    const fd = await open(part, "w", 0o600);
+    const total = createHash("sha256");
+    try {
+      await this.pull(sha256, fd, 0, bytes, total, (n) => this.o.counters.inc("files.fetch.bytes", n), `${dest}.chunks`);
+    } finally {
+      await fd.close();
+    }
+    const actual = total.digest("hex");
+    const size = (await stat(part)).size;
+    if (size !== bytes) throw refuse(ModelTransferErrors.MODEL_TRUNCATED, `file ${sha256.slice(0, 12)} is ${size} bytes, the command says ${bytes}`);
+    if (actual !== sha256) throw refuse(NodeErrors.MODEL_HASH_MISMATCH, `the bytes fetched for ${sha256} have sha256 ${actual}`);
+    await rename(part, dest);
+    await rm(`${dest}.chunks`, { force: true });
+  }
+
   /** Fetches [from, bytes) with `window` requests in flight, writing each chunk at its offset and hashing in order. */
-  private async pull(sha256: string, fd: FileHandle, from: number, bytes: number, total: ReturnType<typeof createHash>, counted: (n: number) => void): Promise<void> {
+  private async pull(sha256: string, fd: FileHandle, from: number, bytes: number, total: ReturnType<typeof createHash>, counted: (n: number) => void, listFile = this.o.store.chunksFile(sha256)): Promise<void> {
     const step = Math.min(this.o.chunkBytes ?? MAX_MODEL_CHUNK, MAX_MODEL_CHUNK);
     const window = Math.max(1, this.o.window ?? 8);
-    const listFile = this.o.store.chunksFile(sha256);
     let next = from;
     let hashed = from;
     /** Chunks written but not yet fed to the whole-file hash (they came ahead of an earlier one). */

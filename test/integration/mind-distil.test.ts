@@ -37,7 +37,7 @@ const jobs = new Map<string, MindJob>();
 const harness = () =>
   startHarness({
     dataDir: path.join(dir, "coordinator"),
-    config: { architect: false, bidWindowMs: 300, penaltyBaseMs: 100, mind: { enabled: true, threads: 1, steps: 40, batch: 16, maxExperiencesPerSkill: 200, minExperiencesPerSkill: 5, gatePerSkill: 25, margin: 0.01, sampling: false, keepJobs: 50 } },
+    config: { architect: false, bidWindowMs: 300, penaltyBaseMs: 100, mind: { enabled: true, threads: 1, steps: 40, batch: 16, maxExperiencesPerSkill: 200, minExperiencesPerSkill: 5, gatePerSkill: 25, margin: 0.01, sampling: false, trainOn: "coordinator", quoteWindowMs: 3000, trainerOfflineMs: 120_000, keepJobs: 50 } },
   });
 
 async function startFleet(): Promise<void> {

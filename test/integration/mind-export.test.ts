@@ -12,7 +12,7 @@ import { issueCredential, loadOrCreateFleetSecret } from "../../coordinator/auth
 import { submitterOf } from "../../coordinator/submitter.ts";
 import { exportExperiences } from "../../cli/experience-export.ts";
 import { parseJsonl, readJsonlFile } from "../../trainer/dataset.ts";
-import { parseExperienceLines } from "../../coordinator/mind/distil/curate.ts";
+import { parseExperienceLines } from "../../trainer/distil/curate.ts";
 import { BidderProcess } from "../fixtures/bidder-process.ts";
 import { startHarness } from "../fixtures/coordinator-harness.ts";
 import { runColony } from "../fixtures/colony-process.ts";

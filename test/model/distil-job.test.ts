@@ -8,8 +8,8 @@ import path from "node:path";
 import { getLlama } from "node-llama-cpp";
 import type { ColonyError } from "../../common/errors.ts";
 import { GateReportSchema } from "../../common/gate-report.ts";
-import { startDistilJob } from "../../coordinator/mind/distil/job.ts";
-import { DistilResultSchema, type DistilProgress, type DistilSpecInput } from "../../coordinator/mind/distil/spec.ts";
+import { startDistilJob } from "../../trainer/distil/job.ts";
+import { DistilResultSchema, type DistilProgress, type DistilSpecInput } from "../../trainer/distil/spec.ts";
 import { loadCheckpoint } from "../../trainer/checkpoint.ts";
 import { syntheticExperiences, writeExperiences } from "../fixtures/distil-experiences.ts";
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import type { ColonyError } from "../../common/errors.ts";
 import { parseParentFlag, specFromFlags, type DistilFlags } from "../../cli/distil/options.ts";
-import { parseDistilSpec } from "../../coordinator/mind/distil/spec.ts";
+import { parseDistilSpec } from "../../trainer/distil/spec.ts";
 
 test("--parent ID=MODEL.gguf[:skill,skill]", () => {
   assert.deepEqual(parseParentFlag("a1=models/seed-add.gguf:add,reverse"), { agentId: "a1", modelFile: path.resolve("models/seed-add.gguf"), skills: ["add", "reverse"] });

@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ColonyError } from "../../common/errors.ts";
-import { curate, datasetSha256, experienceCandidate, parseExperienceLines, reservedGateSlice, type Candidate } from "../../coordinator/mind/distil/curate.ts";
-import { parseDistilSpec } from "../../coordinator/mind/distil/spec.ts";
-import { judgeGate, type GateSets } from "../../coordinator/mind/distil/gate.ts";
+import { curate, datasetSha256, experienceCandidate, parseExperienceLines, reservedGateSlice, type Candidate } from "../../trainer/distil/curate.ts";
+import { parseDistilSpec } from "../../trainer/distil/spec.ts";
+import { judgeGate, type GateSets } from "../../trainer/distil/gate.ts";
 import { GateReportSchema } from "../../common/gate-report.ts";
 
 const c = (skill: string, prompt: string, completion: string, over: Partial<Candidate> = {}): Candidate => ({ skill, prompt, completion, verified: true, agentId: "a", at: 0, ...over });

@@ -14,7 +14,7 @@ import { Counters } from "../../common/counters.ts";
 import { silentLogger } from "../../common/logger.ts";
 import { MarketEventBus, type AttemptVerdict } from "../../coordinator/market/events.ts";
 import { TaskStore, type TaskRecord } from "../../coordinator/market/task-store.ts";
-import { ExperienceSchema, type Experience } from "../../coordinator/mind/experience.ts";
+import { ExperienceSchema, type Experience } from "../../common/experience.ts";
 import { ExperienceStore, type ExperienceQuery } from "../../coordinator/mind/experiences.ts";
 import { setup, USER } from "../fixtures/market-harness.ts";
 

@@ -11,10 +11,10 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { ColonyError } from "../../../common/errors.ts";
-import { formatIssues } from "../../../common/config.ts";
-import { hashString32, Rng } from "../../../common/random.ts";
-import { ExperienceSchema, isVerifiedSuccess, type Experience } from "../experience.ts";
+import { ColonyError } from "../../common/errors.ts";
+import { formatIssues } from "../../common/config.ts";
+import { hashString32, Rng } from "../../common/random.ts";
+import { ExperienceSchema, isVerifiedSuccess, type Experience } from "../../common/experience.ts";
 import { DistilErrors } from "./errors.ts";
 
 /** One line of `colony experience export`: an experience plus the completion to train on. */

@@ -7,9 +7,9 @@
  * seed of their own: never a gate (held-out) instance.
  */
 import type { Llama } from "node-llama-cpp";
-import { hashString32 } from "../../../common/random.ts";
-import { getSkill, trainingInstances } from "../../../skills/index.ts";
-import { LlamaTeacher } from "../../../trainer/teacher.ts";
+import { hashString32 } from "../../common/random.ts";
+import { getSkill, trainingInstances } from "../../skills/index.ts";
+import { LlamaTeacher } from "../teacher.ts";
 import type { Candidate } from "./curate.ts";
 
 export interface SampleParent {

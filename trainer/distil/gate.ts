@@ -8,10 +8,10 @@
  * (curate.ts reservedGateSlice; curation excludes those prompts).
  */
 import type { Llama } from "node-llama-cpp";
-import { GateReportSchema, wilson, type GateReport } from "../../../common/gate-report.ts";
-import { getSkill, hasSkill, heldOutInstances } from "../../../skills/index.ts";
-import { LlamaTeacher } from "../../../trainer/teacher.ts";
-import type { Experience } from "../experience.ts";
+import { GateReportSchema, wilson, type GateReport } from "../../common/gate-report.ts";
+import { getSkill, hasSkill, heldOutInstances } from "../../skills/index.ts";
+import { LlamaTeacher } from "../teacher.ts";
+import type { Experience } from "../../common/experience.ts";
 import { reservedGateSlice } from "./curate.ts";
 
 export interface GateInstance {

@@ -4,10 +4,10 @@
  * process (validated where they cross the process boundary).
  */
 import { z } from "zod";
-import { ColonyError } from "../../../common/errors.ts";
-import { formatIssues } from "../../../common/config.ts";
-import { GateReportSchema } from "../../../common/gate-report.ts";
-import { IdSchema, Sha256Schema, SkillSchema } from "../../../common/protocol/primitives.ts";
+import { ColonyError } from "../../common/errors.ts";
+import { formatIssues } from "../../common/config.ts";
+import { GateReportSchema } from "../../common/gate-report.ts";
+import { IdSchema, Sha256Schema, SkillSchema } from "../../common/protocol/primitives.ts";
 import { DistilErrors } from "./errors.ts";
 
 export const ParentSchema = z.strictObject({
@@ -66,6 +66,22 @@ export const DistilSpecSchema = z.strictObject({
       prompts: z.number().int().min(0).max(100_000).default(200),
     })
     .optional(),
+  /**
+   * What the worker runs: "all" (default) curates, samples, trains, exports and gates; "train" stops
+   * after the export (a trainer node: the coordinator gates); "gate" only gates the child at `out`
+   * (the coordinator, on a child a trainer node uploaded), with the training figures in `trained`.
+   */
+  stage: z.enum(["all", "train", "gate"]).default("all"),
+  /** stage "gate": what the trainer reported of its run (its dataset, pairs, steps, speed). */
+  trained: z
+    .strictObject({
+      datasetSha256: Sha256Schema,
+      counts: z.record(z.string(), z.number().int().min(0)),
+      steps: z.number().int().min(0),
+      seconds: z.number().min(0),
+      tokensPerSecond: z.number().min(0),
+    })
+    .optional(),
   gate: z
     .strictObject({
       /** Held-out instances per skill. Default 200. */
@@ -82,7 +98,7 @@ export type DistilSpec = Readonly<z.output<typeof DistilSpecSchema>>;
 
 /** Validates a spec (every problem listed, DISTIL_SPEC_INVALID) and freezes it. */
 export function parseDistilSpec(input: unknown): DistilSpec {
-  const r = DistilSpecSchema.safeParse(input);
+  const r = DistilSpecSchema.refine((s) => s.stage !== "gate" || (s.trained !== undefined && s.out !== undefined), "stage \"gate\" needs `out` (the child) and `trained`").safeParse(input);
   if (!r.success) throw new ColonyError(DistilErrors.DISTIL_SPEC_INVALID, `invalid distillation spec: ${formatIssues(r.error).join("; ")}`);
   return Object.freeze(r.data);
 }
@@ -104,6 +120,10 @@ export const DistilResultSchema = z.strictObject({
 });
 export type DistilResult = z.infer<typeof DistilResultSchema>;
 
+/** What stage "train" ends with: the result less the gate, which the caller runs. */
+export const TrainOutputSchema = DistilResultSchema.omit({ gate: true });
+export type TrainOutput = z.infer<typeof TrainOutputSchema>;
+
 export const DistilPhaseSchema = z.enum(["curate", "sample", "train", "export", "gate"]);
 export type DistilPhase = z.infer<typeof DistilPhaseSchema>;
 
@@ -119,7 +139,7 @@ export type DistilProgress = z.infer<typeof DistilProgressSchema>;
 /** Worker -> job. */
 export const WorkerMessageSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("progress"), progress: DistilProgressSchema }),
-  z.strictObject({ type: z.literal("done"), result: DistilResultSchema }),
+  z.strictObject({ type: z.literal("done"), result: z.union([DistilResultSchema, TrainOutputSchema]) }),
   z.strictObject({ type: z.literal("error"), code: z.string().min(1).max(64), message: z.string().max(4096) }),
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessageSchema>;

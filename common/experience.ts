@@ -1,10 +1,10 @@
 /**
  * One experience: a finished attempt as the cold cache keeps it (coordinator/mind/experiences.ts)
  * and as `colony experience export` writes it, one JSON object per line. The distillation job reads
- * the same lines (coordinator/mind/distil/), so this schema is the contract between them.
+ * the same lines (trainer/distil/), so this schema is the contract between them.
  */
 import { z } from "zod";
-import { IdSchema, Sha256Schema } from "../../common/protocol/primitives.ts";
+import { IdSchema, Sha256Schema } from "./protocol/primitives.ts";
 
 export const ExperienceSchema = z.strictObject({
   taskId: IdSchema,

@@ -1,6 +1,6 @@
-import { defineErrors } from "../../../common/errors.ts";
+import { defineErrors } from "../../common/errors.ts";
 
-/** Error codes of the distillation job and its gate (coordinator/mind/distil/); documented in docs/errors.md. */
+/** Error codes of the distillation job and its gate (trainer/distil/); documented in docs/errors.md. */
 export const DistilErrors = defineErrors("distil", {
   DISTIL_SPEC_INVALID: "A distillation job's spec failed validation (every problem is listed), or the CLI's --parent flag is malformed.",
   DISTIL_EXPERIENCES_INVALID: "The experiences file could not be read, or a line is not JSON or not an experience; the message names the line.",
@@ -9,5 +9,6 @@ export const DistilErrors = defineErrors("distil", {
   DISTIL_CANCELLED: "The job was cancelled; training stopped after the current step and left a checkpoint that a new start of the same job resumes from.",
   DISTIL_WORKER_CRASHED: "The job's worker process exited without a result (killed, out of memory, a llama.cpp abort); the checkpoint, if any, is resumed by a new start.",
   DISTIL_WORKER_FAILED: "The job's worker reported an unexpected failure; the message carries the cause.",
+  DISTIL_CHILD_INVALID: "A child another machine trained (a trainer node's upload) failed the model gate: it is never opened by llama.cpp, and the job ends without a child.",
   DISTIL_IPC_INVALID: "The worker sent a message that does not match the job's IPC schema.",
 });

@@ -11,23 +11,27 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Llama } from "node-llama-cpp";
-import { ColonyError } from "../../../common/errors.ts";
-import { Rng } from "../../../common/random.ts";
-import { meta } from "../../../gguf/meta.ts";
-import { hasSkill, skillAlphabet } from "../../../skills/index.ts";
-import { encodePairs, type Example } from "../../../trainer/dataset.ts";
-import { exportModelGguf, loadModelGguf } from "../../../trainer/gguf-export.ts";
-import { setKernelThreads } from "../../../trainer/kernels.ts";
-import type { LlamaConfig } from "../../../trainer/llama/config.ts";
-import { exportLoraGguf, LoraModel } from "../../../trainer/lora.ts";
-import { LlamaModel } from "../../../trainer/model.ts";
-import { Tokenizer } from "../../../trainer/tokenizer.ts";
-import { train, type Trainable } from "../../../trainer/train.ts";
+import { ColonyError } from "../../common/errors.ts";
+import { Rng } from "../../common/random.ts";
+import { meta } from "../../gguf/meta.ts";
+import { hasSkill, skillAlphabet } from "../../skills/index.ts";
+import { encodePairs, type Example } from "../dataset.ts";
+import { exportModelGguf, loadModelGguf } from "../gguf-export.ts";
+import { setKernelThreads } from "../kernels.ts";
+import type { LlamaConfig } from "../llama/config.ts";
+import { exportLoraGguf, LoraModel } from "../lora.ts";
+import { LlamaModel } from "../model.ts";
+import { Tokenizer } from "../tokenizer.ts";
+import { train, type Trainable } from "../train.ts";
 import { canonicalJsonl, curate, experienceCandidate, parseExperienceLines, type DistilPair } from "./curate.ts";
 import { DistilErrors } from "./errors.ts";
 import { gateSets, runGate } from "./gate.ts";
 import { verifiedSamples } from "./sample.ts";
-import type { DistilProgress, DistilResult, DistilSpec } from "./spec.ts";
+import type { DistilProgress, DistilResult, DistilSpec, TrainOutput } from "./spec.ts";
+import type { GateReport } from "../../common/gate-report.ts";
+import { checkModel } from "../../gguf/llama-check.ts";
+import { checkLoraAdapter } from "../../gguf/lora-check.ts";
+import { readGgufHeaderFromFile } from "../../gguf/reader.ts";
 
 export interface PipelineContext {
   llama: Llama;
@@ -110,7 +114,22 @@ function encodeFitting(pairs: readonly DistilPair[], tokenizer: Tokenizer, conte
   return out;
 }
 
-export async function runDistilPipeline(spec: DistilSpec, ctx: PipelineContext): Promise<DistilResult> {
+/**
+ * Stage "gate" opens a child this process did not make (a trainer node uploaded it): the model
+ * gate (gguf/llama-check.ts, the one every node runs) must pass before llama.cpp opens the file.
+ */
+async function checkForeignChild(spec: DistilSpec, childFile: string, baseFile: string): Promise<void> {
+  try {
+    const header = await readGgufHeaderFromFile(childFile);
+    if (spec.mode === "lora") checkLoraAdapter(header, await readGgufHeaderFromFile(baseFile));
+    else checkModel(header);
+  } catch (err) {
+    const e = err instanceof ColonyError ? err : new ColonyError(DistilErrors.DISTIL_CHILD_INVALID, String((err as Error)?.message ?? err));
+    throw new ColonyError(DistilErrors.DISTIL_CHILD_INVALID, `the child to gate is not a model llama.cpp may open (${e.code}): ${e.message}`.slice(0, 2000));
+  }
+}
+
+export async function runDistilPipeline(spec: DistilSpec, ctx: PipelineContext): Promise<DistilResult | TrainOutput> {
   mkdirSync(spec.jobDir, { recursive: true });
   setKernelThreads(spec.threads);
   let experiencesText: string;
@@ -122,7 +141,7 @@ export async function runDistilPipeline(spec: DistilSpec, ctx: PipelineContext):
   const experiences = parseExperienceLines(experiencesText, spec.experiences);
   const sets = gateSets(spec.skills, spec.gate.perSkill, spec.gate.seed, experiences);
   const exclude = new Map(sets.sets.map((s) => [s.skill, new Set(s.instances.map((i) => i.prompt))]));
-  const data = await buildDataset(spec, ctx, exclude, experiencesText);
+  const data = spec.stage === "gate" ? undefined : await buildDataset(spec, ctx, exclude, experiencesText);
 
   // The strongest parent: claims most of the job's skills, then the most parameters.
   const loaded = [];
@@ -135,6 +154,14 @@ export async function runDistilPipeline(spec: DistilSpec, ctx: PipelineContext):
   }
   loaded.sort((a, b) => claimed(spec, b.p).length - claimed(spec, a.p).length || b.model.parameterCount - a.model.parameterCount);
   const strongest = loaded[0]!;
+  if (spec.stage === "gate") {
+    const childFile = spec.out!;
+    await checkForeignChild(spec, childFile, strongest.p.modelFile);
+    const t = spec.trained!;
+    const gate = await gateChild(spec, ctx, sets, childFile, strongest.p.modelFile, loaded.map((l) => l.model.config.contextLength), t.tokensPerSecond);
+    return { childFile, format: spec.mode === "lora" ? "gguf-lora" : "gguf-model", ...(spec.mode === "lora" ? { base: strongest.p.modelFile } : {}), ...t, gate };
+  }
+  if (!data) throw new Error("unreachable: a training stage without a dataset");
   const sameVocab = loaded.every((l) => JSON.stringify(l.tokenizer.tokens) === JSON.stringify(strongest.tokenizer.tokens));
 
   let model: Trainable;
@@ -199,24 +226,29 @@ export async function runDistilPipeline(spec: DistilSpec, ctx: PipelineContext):
     });
   }
 
+  const out: TrainOutput = {
+    childFile, format: spec.mode === "lora" ? "gguf-lora" : "gguf-model",
+    ...(spec.mode === "lora" ? { base: strongest.p.modelFile } : {}),
+    datasetSha256: data.sha256, counts: data.counts, steps: r.step,
+    seconds: Number(r.seconds.toFixed(3)), tokensPerSecond,
+  };
+  if (spec.stage === "train") return out;
+  const gate = await gateChild(spec, ctx, sets, childFile, strongest.p.modelFile, loaded.map((l) => l.model.config.contextLength), tokensPerSecond);
+  return { ...out, gate };
+}
+
+async function gateChild(spec: DistilSpec, ctx: PipelineContext, sets: ReturnType<typeof gateSets>, childFile: string, baseFile: string, contexts: number[], tokensPerSecond: number): Promise<GateReport> {
   ctx.onProgress({ phase: "gate", step: 0, total: 1 + spec.parents.length, loss: null, tokensPerSecond });
-  let gate;
   try {
-    gate = await runGate(ctx.llama, {
-      child: spec.mode === "lora" ? { id: "child", modelFile: strongest.p.modelFile, lora: childFile } : { id: "child", modelFile: childFile },
+    return await runGate(ctx.llama, {
+      child: spec.mode === "lora" ? { id: "child", modelFile: baseFile, lora: childFile } : { id: "child", modelFile: childFile },
       parents: spec.parents.map((p) => ({ id: p.agentId, modelFile: p.modelFile })),
       sets, perSkill: spec.gate.perSkill, seed: spec.gate.seed, margin: spec.gate.margin, threads: spec.threads, signal: ctx.signal,
       // Room for the longest prompt any parent was trained to take (64 covers the seed models' 32).
-      contextSize: Math.max(64, ...loaded.map((l) => l.model.config.contextLength)),
+      contextSize: Math.max(64, ...contexts),
     });
   } catch (err) {
     if (ctx.signal.aborted) throw cancelled("the gate");
     throw err;
   }
-  return {
-    childFile, format: spec.mode === "lora" ? "gguf-lora" : "gguf-model",
-    ...(spec.mode === "lora" ? { base: strongest.p.modelFile } : {}),
-    datasetSha256: data.sha256, counts: data.counts, steps: r.step,
-    seconds: Number(r.seconds.toFixed(3)), tokensPerSecond, gate,
-  };
 }

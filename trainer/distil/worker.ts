@@ -5,7 +5,7 @@
  * stops after the current step and leaves its checkpoint.
  */
 import { getLlama, LlamaLogLevel, type Llama } from "node-llama-cpp";
-import { ColonyError } from "../../../common/errors.ts";
+import { ColonyError } from "../../common/errors.ts";
 import { DistilErrors } from "./errors.ts";
 import { runDistilPipeline } from "./pipeline.ts";
 import { JobMessageSchema, parseDistilSpec, type WorkerMessage } from "./spec.ts";

@@ -10,18 +10,18 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { ColonyError } from "../../../common/errors.ts";
+import { ColonyError } from "../../common/errors.ts";
 import { DistilErrors } from "./errors.ts";
-import { parseDistilSpec, WorkerMessageSchema, type DistilProgress, type DistilResult, type DistilSpecInput } from "./spec.ts";
+import { parseDistilSpec, WorkerMessageSchema, type DistilProgress, type DistilResult, type DistilSpecInput, type TrainOutput } from "./spec.ts";
 
 export interface DistilJobOptions {
   /** Called for each progress message (phase, step, total, loss, tokens/s). Default: none. */
   onProgress?: (p: DistilProgress) => void;
 }
 
-export interface DistilJob {
+export interface DistilJob<R = DistilResult> {
   /** Resolves with the result (a failed gate is a result: gate.passed false), rejects with a ColonyError. */
-  readonly done: Promise<DistilResult>;
+  readonly done: Promise<R>;
   /** The worker's process id (tests kill it to simulate a crash). */
   readonly pid: number | undefined;
   /** Asks the worker to stop after the current step (it leaves a checkpoint) and waits for it to exit. Safe to call twice. */
@@ -39,14 +39,24 @@ function tsxImport(): string {
   }
 }
 
-export function startDistilJob(input: DistilSpecInput, opts: DistilJobOptions = {}): DistilJob {
+export function startDistilJob(input: DistilSpecInput, opts: DistilJobOptions = {}): DistilJob<DistilResult> {
+  if (input.stage === "train") throw new ColonyError(DistilErrors.DISTIL_SPEC_INVALID, "a job of stage \"train\" has no gate: start it with startTrainJob");
+  return start(input, opts, (r) => ("gate" in r && r.gate ? (r as DistilResult) : undefined));
+}
+
+/** A trainer node's job: curate, sample, train and export, without the gate (the coordinator runs it). */
+export function startTrainJob(input: DistilSpecInput, opts: DistilJobOptions = {}): DistilJob<TrainOutput> {
+  return start({ ...input, stage: "train" }, opts, (r) => r);
+}
+
+function start<R>(input: DistilSpecInput, opts: DistilJobOptions, accept: (r: TrainOutput | DistilResult) => R | undefined): DistilJob<R> {
   const spec = parseDistilSpec(input);
   // The worker's stdout goes to our stderr: a CLI's stdout is for its result line only.
   const child: ChildProcess = fork(WORKER, [], { execArgv: ["--import", tsxImport()], stdio: ["ignore", 2, "inherit", "ipc"] });
   let settled = false;
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once("exit", () => { exited = true; resolve(); }));
-  const done = new Promise<DistilResult>((resolve, reject) => {
+  const done = new Promise<R>((resolve, reject) => {
     const settle = (f: () => void) => {
       if (settled) return;
       settled = true;
@@ -61,7 +71,10 @@ export function startDistilJob(input: DistilSpecInput, opts: DistilJobOptions = 
       }
       const msg = m.data;
       if (msg.type === "progress") opts.onProgress?.(msg.progress);
-      else if (msg.type === "done") settle(() => resolve(msg.result));
+      else if (msg.type === "done") {
+        const r = accept(msg.result);
+        settle(() => (r === undefined ? reject(new ColonyError(DistilErrors.DISTIL_IPC_INVALID, "worker's result has no gate report")) : resolve(r)));
+      }
       else settle(() => reject(new ColonyError(msg.code, msg.message)));
     });
     child.once("error", (err) => settle(() => reject(new ColonyError(DistilErrors.DISTIL_WORKER_CRASHED, `cannot run the distillation worker: ${err.message}`))));

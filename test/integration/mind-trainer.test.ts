@@ -1,0 +1,153 @@
+// Trainer nodes end to end, with real parts (docs/mind.md, "Trainer nodes"): a coordinator (embedded
+// aedes, auth, ACLs), a node serving the seed agents on llama.cpp, and a second node that offers the
+// `trainer` capability. A distillation job is quoted by the trainer node and by the coordinator's
+// host (priced from each one's training speed; injected here so the trainer node is the faster one),
+// placed on the node, which fetches the parents' signed models and the job's experiences over MQTT,
+// trains in its own worker, and uploads the child; the coordinator checks the upload and gates it
+// itself, then signs and spawns it. A trainer node that restarts mid-training resumes from its
+// checkpoint when the coordinator sends the job again; one that never comes back loses the job, and
+// the coordinator trains it instead.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { MqttClient } from "mqtt";
+import { sha256File } from "../../common/file-hash.ts";
+import { decode, MindJobsSnapshotSchema, NodeStatusSchema, topics, type MindJob, type Result } from "../../common/protocol.ts";
+import { newTaskId, submitAndWait } from "../../coordinator/submitter.ts";
+import { getSkill, heldOutInstances } from "../../skills/index.ts";
+import type { Throughput } from "../../trainer/throughput.ts";
+import { startHarness, type Harness } from "../fixtures/coordinator-harness.ts";
+import { genome, startNode } from "../fixtures/node-helpers.ts";
+
+const SEEDS = fileURLToPath(new URL("../../models/", import.meta.url));
+const manifest = JSON.parse(readFileSync(path.join(SEEDS, "seed-manifest.json"), "utf8")) as { models: { name: string; file: string; sha256: string }[] };
+const pinned = (name: string) => {
+  const m = manifest.models.find((x) => x.name === name)!;
+  return `${path.join(SEEDS, m.file)}#sha256=${m.sha256}`;
+};
+const speed = (flopsPerSecond: number) => async (): Promise<Throughput> => ({ flopsPerSecond, tokensPerSecond: flopsPerSecond / 6e6, parameters: 1e6, threads: 1, seconds: 1 });
+
+const dir = mkdtempSync(path.join(os.tmpdir(), "colony-trainer-"));
+let h: Harness;
+let sub: MqttClient;
+let sup: MqttClient;
+let server: Awaited<ReturnType<typeof startNode>>;
+let trainer: Awaited<ReturnType<typeof startNode>> | undefined;
+const jobs = new Map<string, MindJob>();
+const statuses = new Map<string, unknown>();
+
+async function startTrainer(): Promise<Awaited<ReturnType<typeof startNode>>> {
+  return startNode({
+    nodeId: "n-train", url: h.url, cred: await h.nodeCred("n-train"), dataDir: path.join(dir, "trainer"), modelKey: h.coordinator.signingKey!.publicKey,
+    genomes: [genome("seed-count", pinned("seed-count"), ["count"])], calibrate: false, trainer: { threads: 1, measure: speed(1e13) },
+  });
+}
+
+before(async () => {
+  h = await startHarness({
+    dataDir: path.join(dir, "coordinator"),
+    // The coordinator's host prices itself at a crawl, so the trainer node's quote wins.
+    measureTraining: speed(1e6),
+    config: { architect: false, bidWindowMs: 300, penaltyBaseMs: 100, mind: { enabled: true, threads: 1, steps: 40, batch: 16, maxExperiencesPerSkill: 200, minExperiencesPerSkill: 5, gatePerSkill: 25, margin: 0.01, sampling: false, trainOn: "best", quoteWindowMs: 3000, trainerOfflineMs: 4000, keepJobs: 50 } },
+  });
+  server = await startNode({
+    nodeId: "n-serve", url: h.url, cred: await h.nodeCred("n-serve"), dataDir: path.join(dir, "server"), modelKey: h.coordinator.signingKey!.publicKey,
+    genomes: [genome("seed-add", pinned("seed-add"), ["add"], { accuracyPrior: { add: 0.97 } })], sleepAfterMs: 60_000,
+  });
+  trainer = await startTrainer();
+  sub = await h.submitter();
+  sup = await h.superClient();
+  sup.on("message", (topic, payload) => {
+    if (topic === topics.mindJobs) {
+      const d = decode(MindJobsSnapshotSchema, payload);
+      if (d.ok) for (const j of d.value.jobs) jobs.set(j.jobId, j);
+    } else if (topic === topics.nodeStatus("n-train")) {
+      const d = decode(NodeStatusSchema, payload);
+      if (d.ok) statuses.set(d.value.nodeId, d.value);
+    }
+  });
+  await sup.subscribeAsync([topics.mindJobs, topics.nodeStatus("n-train")], { qos: 1 });
+});
+
+after(async () => {
+  await trainer?.close();
+  await server?.close();
+  await h?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function until<T>(f: () => T | undefined, ms: number, what: string): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+let n = 0;
+async function task(): Promise<Result> {
+  const inst = heldOutInstances(getSkill("add"), 1, `trainer-it-${n++}`)[0]!;
+  return submitAndWait(sub, { id: newTaskId(), prompt: inst.prompt, skill: "add", maxTokens: getSkill("add").maxAnswerChars + 2, check: { type: "exact", value: inst.answer, trim: true } }, { timeoutMs: 20_000 });
+}
+
+const finished = (id: string) => {
+  const j = jobs.get(id);
+  return j && !["queued", "running"].includes(j.state) ? j : undefined;
+};
+const sampling = { candidates: 1, temperature: 0.5, prompts: 150 };
+
+test("a trainer node advertises its measured speed, wins the job on its quote, trains it, and the coordinator gates, signs and spawns its upload", async () => {
+  await until(() => (statuses.get("n-train") as { trainer?: unknown } | undefined)?.trainer, 30_000, "the trainer capability in its status");
+  assert.equal((statuses.get("n-train") as { trainer: { flopsPerSecond: number } }).trainer.flopsPerSecond, 1e13);
+  for (let i = 0; i < 10; i++) assert.equal((await task()).status, "ok");
+  await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-node", skills: ["add"], parents: [{ agentId: "seed-add" }], sampling, reason: "test" }), { qos: 1 });
+  const job = await until(() => finished("t-node"), 240_000, "job t-node");
+  assert.equal(job.state, "passed", JSON.stringify(job));
+  assert.equal(job.trainer, "n-train", "placed on the trainer node");
+  assert.match(job.reason, /trained on n-train \(fastest quote of n-train/);
+  assert.ok(job.counts!.add! > 10, JSON.stringify(job.counts));
+  // What the coordinator signed is what the node trained, byte for byte.
+  const trained = path.join(dir, "trainer", "train-jobs", "t-node", "child.gguf");
+  assert.equal(await sha256File(trained), job.model!.sha256);
+  const d = trainer!.daemon;
+  assert.equal(d.counters.get("trainer.jobs.trained"), 1);
+  // The node fetched the parent's signed model and the experiences over MQTT; the coordinator gated here.
+  assert.ok((d.counters.get("models.fetched") ?? 0) >= 1, "the parent's model was fetched and verified");
+  assert.ok((d.counters.get("files.fetch.bytes") ?? 0) > 0, "the experiences were fetched");
+  assert.equal(job.gate!.passed, true);
+  assert.equal(job.child!.status, "created", JSON.stringify(job));
+});
+
+test("a trainer node restarted mid-training resumes from its checkpoint when the coordinator sends the job again", async () => {
+  await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-resume", skills: ["add"], parents: [{ agentId: "seed-add" }], steps: 300, sampling, spawn: false }), { qos: 1 });
+  await until(() => h.coordinator.mind.get("t-resume")?.progress?.phase === "train" && h.coordinator.mind.get("t-resume")!.progress!.step >= 30, 180_000, "training on the node");
+  assert.equal(h.coordinator.mind.get("t-resume")!.trainer, "n-train");
+  await trainer!.close();
+  trainer = await startTrainer();
+  const steps: number[] = [];
+  await until(() => {
+    const p = jobs.get("t-resume")?.progress;
+    if (p?.phase === "train") steps.push(p.step);
+    return steps.length > 0 && steps[0]! >= 25 ? true : undefined;
+  }, 120_000, "training to resume on the node");
+  const job = await until(() => finished("t-resume"), 300_000, "job t-resume");
+  assert.equal(job.state, "passed", JSON.stringify(job));
+  assert.equal(job.trainer, "n-train");
+});
+
+test("a trainer node that does not come back loses the job: the coordinator trains it itself", async () => {
+  await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-lost", skills: ["add"], parents: [{ agentId: "seed-add" }], steps: 300, sampling, spawn: false }), { qos: 1 });
+  await until(() => h.coordinator.mind.get("t-lost")?.progress?.phase === "train", 180_000, "training on the node");
+  await trainer!.close();
+  trainer = undefined;
+  const job = await until(() => finished("t-lost"), 300_000, "job t-lost");
+  assert.equal(job.state, "passed", JSON.stringify(job));
+  assert.equal(job.trainer, undefined, "trained here in the end");
+  assert.match(job.reason, /n-train failed it \(MIND_TRAINER_LOST\), trained here/);
+  assert.equal(h.coordinator.counters.get("mind.trainers.fallback"), 1);
+});
