@@ -30,6 +30,8 @@ export const ExperienceSchema = z.strictObject({
   genome: Sha256Schema.optional(),
   /** The submitter (MQTT username): whose word a feedback verdict is. */
   submitter: z.string().max(256),
+  /** A private task's experience: never sent to a trainer node (docs/mind.md, "Trainer nodes"). */
+  private: z.literal(true).optional(),
   /** Coordinator clock, ms since the epoch, when the attempt finished. */
   at: z.number().int().min(0),
 });

@@ -57,6 +57,8 @@ export interface AttemptFailed {
   error: WireError;
   /** `false` when the task opted out of learning (its submit's `learn`): the cold cache keeps nothing of it. */
   learn?: false | undefined;
+  /** `true` for a private task (its submit's `private`): its experiences never leave the coordinator's host. */
+  private?: true | undefined;
   at: number;
 }
 
@@ -86,6 +88,8 @@ export interface TaskFinished {
   totalMs: number;
   /** `false` when the task opted out of learning (its submit's `learn`): the cold cache keeps nothing of it. */
   learn?: false | undefined;
+  /** `true` for a private task (its submit's `private`): its experiences never leave the coordinator's host. */
+  private?: true | undefined;
   at: number;
 }
 

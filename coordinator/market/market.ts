@@ -17,6 +17,8 @@ import { decideAuction } from "./winner.ts";
 
 /** `false` for a task that opted out of learning (its events say so; the cold cache keeps nothing of it). */
 const noLearning = (rec: TaskRecord): false | undefined => (rec.submit.learn === false ? false : undefined);
+/** `true` for a private task: what is learned from it stays on the coordinator's host (mind/mind.ts, trainer nodes). */
+const privacy = (rec: TaskRecord): true | undefined => (rec.submit.private === true ? true : undefined);
 
 /**
  * The market: submit -> store -> accepted -> announce -> sealed bids -> score -> award -> ack ->
@@ -378,7 +380,7 @@ export class Market {
   }
 
   private emitFailed(run: Run, cur: Current, a: AttemptRecord): void {
-    this.p.events.emit("attemptFailed", { taskId: run.rec.id, skill: skillKey(run.rec), attempt: a.attempt, nodeId: cur.nodeId, agentId: cur.agentId, genome: cur.genome, outcome: a.outcome, error: a.error!, learn: noLearning(run.rec), at: this.p.clock.now() });
+    this.p.events.emit("attemptFailed", { taskId: run.rec.id, skill: skillKey(run.rec), attempt: a.attempt, nodeId: cur.nodeId, agentId: cur.agentId, genome: cur.genome, outcome: a.outcome, error: a.error!, learn: noLearning(run.rec), private: privacy(run.rec), at: this.p.clock.now() });
   }
 
   onNodeOffline(nodeId: string): void {
@@ -429,7 +431,7 @@ export class Market {
     run.rec.result = result;
     this.p.events.emit("taskFinished", {
       taskId: run.rec.id, submitter: ownerOf(run.rec), skill: skillKey(run.rec), prompt: run.rec.submit.prompt, status: result.status, error: result.error,
-      attempts: run.rec.attempts.length, delivered, totalMs: result.timings.totalMs, learn: noLearning(run.rec), at: result.timings.finishedAt,
+      attempts: run.rec.attempts.length, delivered, totalMs: result.timings.totalMs, learn: noLearning(run.rec), private: privacy(run.rec), at: result.timings.finishedAt,
     });
     // Published only once stored: a result the store refused (disk full) was published anyway, then
     // run again after a restart and published a second time (test/chaos/disk-full.test.ts).

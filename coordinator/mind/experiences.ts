@@ -237,6 +237,7 @@ export class ExperienceStore implements Lifecycle {
       agentId: d.agentId, nodeId: d.nodeId, submitter: e.submitter, at: Math.floor(e.at),
     };
     if (d.genome && SHA256.test(d.genome)) exp.genome = d.genome;
+    if (e.private) exp.private = true;
     this.add(adds, taskKey(e.taskId, d.attempt), exp);
   }
 
@@ -247,6 +248,7 @@ export class ExperienceStore implements Lifecycle {
       agentId: e.agentId, nodeId: e.nodeId, submitter: rec?.owner ?? "anonymous", at: Math.floor(e.at),
     };
     if (e.genome && SHA256.test(e.genome)) exp.genome = e.genome;
+    if (e.private || rec?.submit.private === true) exp.private = true;
     this.add(adds, taskKey(e.taskId, e.attempt), exp);
   }
 

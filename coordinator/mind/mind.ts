@@ -30,6 +30,7 @@ import type { Registry } from "../registry.ts";
 import { startDistilJob, type DistilJob } from "../../trainer/distil/job.ts";
 import type { DistilProgress, DistilResult, DistilSpecInput } from "../../trainer/distil/spec.ts";
 import { RemoteJob, type RemoteJobOptions } from "./remote-job.ts";
+import { shareableExperiences } from "./served-files.ts";
 import { estimateWork, type Trainers } from "./trainers.ts";
 import { MindErrors } from "./errors.ts";
 import type { ExperienceStore } from "./experiences.ts";
@@ -289,7 +290,8 @@ export class Mind implements Lifecycle {
   /** The job on a trainer node; undefined when the node failed it (the caller then trains here). */
   private async runRemote(rec: JobRecord, parents: ResolvedParent[], nodeId: string, onProgress: (p: DistilProgress) => void): Promise<DistilResult | undefined> {
     const spec = rec.spec!;
-    const [sha256, { size }] = await Promise.all([sha256File(spec.experiences), stat(spec.experiences)]);
+    const shared = await shareableExperiences(spec.experiences);
+    const [sha256, { size }] = await Promise.all([sha256File(shared), stat(shared)]);
     const job = new RemoteJob({
       nodeId, spec: spec as RemoteJobOptions["spec"],
       command: {
@@ -300,7 +302,7 @@ export class Mind implements Lifecycle {
         },
         inputs: { experiences: { sha256, bytes: size }, parents: parents.map((p) => ({ agentId: p.life.agentId, sha256: p.modelSha, skills: p.spec.skills.filter((k) => spec.skills.includes(k)) })) },
       },
-      experiences: { file: spec.experiences, sha256, bytes: size },
+      experiences: { file: shared, sha256, bytes: size },
       commands: this.o.evolution.commands, served: this.o.trainers!.served, registry: this.o.registry, clock: this.o.clock, counters: this.o.counters,
       logger: this.o.logger, onProgress, offlineGraceMs: this.o.settings.trainerOfflineMs, ...(this.o.startJob ? { startGate: this.o.startJob } : {}),
     }).start();

@@ -6,7 +6,7 @@
  * hash the store lacks. The hash came in the coordinator's own command, so the node checks the
  * bytes against it instead of a manifest.
  */
-import { open, type FileHandle } from "node:fs/promises";
+import { open, readFile, writeFile, type FileHandle } from "node:fs/promises";
 import type { ModelSource, ServedFile } from "../models/model-server.ts";
 
 interface Offer {
@@ -53,4 +53,18 @@ export class ServedFiles implements ModelSource {
     if (this.store.open) return this.store.open(sha256);
     return Promise.reject(new Error("the store has no read handles"));
   }
+}
+
+/**
+ * The job's experiences a trainer node may see: all but those of private tasks, whose prompts go
+ * only to nodes that hold the task's skill (docs/security.md). Written beside the job's file; the
+ * coordinator's own gate still reads the whole file.
+ */
+export async function shareableExperiences(file: string): Promise<string> {
+  const lines = (await readFile(file, "utf8")).split("\n").filter((l) => l !== "");
+  const kept = lines.filter((l) => (JSON.parse(l) as { private?: boolean }).private !== true);
+  if (kept.length === lines.length) return file;
+  const out = file.replace(/\.jsonl$/, "") + ".shared.jsonl";
+  await writeFile(out, kept.map((l) => l + "\n").join(""), { mode: 0o600 });
+  return out;
 }

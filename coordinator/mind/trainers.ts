@@ -82,8 +82,9 @@ export class Trainers {
     if (nodes.length === 0) return { where: "coordinator", why: this.o.settings.trainOn === "coordinator" ? "mind.trainOn is \"coordinator\"" : "no online node offers training" };
     const commands = this.o.commands!;
     const asked = nodes.map(async (nodeId) => {
-      const timeout = new Promise<undefined>((r) => setTimeout(r, quoteWindowMs, undefined).unref());
-      const ack = await Promise.race([commands.send(nodeId, { kind: "train-quote", agentId: jobId, work }), timeout]);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<undefined>((r) => (timer = setTimeout(r, quoteWindowMs, undefined)));
+      const ack = await Promise.race([commands.send(nodeId, { kind: "train-quote", agentId: jobId, work }), timeout]).finally(() => clearTimeout(timer));
       if (ack && ack.status === "quoted" && "quote" in ack && ack.quote) return { nodeId, quote: ack.quote };
       if (ack && ack.status === "refused") this.o.logger.info({ jobId, nodeId, code: "error" in ack ? ack.error?.code : undefined }, "trainer node declined to quote");
       return undefined;

@@ -5,8 +5,8 @@
 // placed on the node, which fetches the parents' signed models and the job's experiences over MQTT,
 // trains in its own worker, and uploads the child; the coordinator checks the upload and gates it
 // itself, then signs and spawns it. A trainer node that restarts mid-training resumes from its
-// checkpoint when the coordinator sends the job again; one that never comes back loses the job, and
-// the coordinator trains it instead.
+// checkpoint when the coordinator sends the job again; a job on a node can be cancelled; a node that
+// never comes back loses the job, and the coordinator trains it instead.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -138,6 +138,16 @@ test("a trainer node restarted mid-training resumes from its checkpoint when the
   const job = await until(() => finished("t-resume"), 300_000, "job t-resume");
   assert.equal(job.state, "passed", JSON.stringify(job));
   assert.equal(job.trainer, "n-train");
+});
+
+test("a job trained on a node can be cancelled: the node stops after its step and the job ends cancelled", async () => {
+  await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-cancel", skills: ["add"], parents: [{ agentId: "seed-add" }], steps: 300, sampling, spawn: false }), { qos: 1 });
+  await until(() => h.coordinator.mind.get("t-cancel")?.progress?.phase === "train", 180_000, "training on the node");
+  assert.equal(h.coordinator.mind.get("t-cancel")!.trainer, "n-train");
+  await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-cancel", cancel: true }), { qos: 1 });
+  const job = await until(() => finished("t-cancel"), 60_000, "the cancelled job");
+  assert.equal(job.state, "cancelled", JSON.stringify(job));
+  await until(() => (trainer!.daemon.counters.get("trainer.jobs.cancelled") === 1 ? true : undefined), 30_000, "the node to stop training");
 });
 
 test("a trainer node that does not come back loses the job: the coordinator trains it itself", async () => {

@@ -2,13 +2,13 @@
 // the trainer, the gate; cancel, crash (SIGKILL) and resume. Tiny step counts keep each test short.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { getLlama } from "node-llama-cpp";
 import type { ColonyError } from "../../common/errors.ts";
 import { GateReportSchema } from "../../common/gate-report.ts";
-import { startDistilJob } from "../../trainer/distil/job.ts";
+import { startDistilJob, startTrainJob } from "../../trainer/distil/job.ts";
 import { DistilResultSchema, type DistilProgress, type DistilSpecInput } from "../../trainer/distil/spec.ts";
 import { loadCheckpoint } from "../../trainer/checkpoint.ts";
 import { syntheticExperiences, writeExperiences } from "../fixtures/distil-experiences.ts";
@@ -98,6 +98,20 @@ test("cancel stops after the current step with a checkpoint; a new start resumes
 
 test("a worker killed with SIGKILL rejects with DISTIL_WORKER_CRASHED; a new start resumes", async () => {
   await resumeAfter("crash", (job) => void process.kill(job.pid!, "SIGKILL"), "DISTIL_WORKER_CRASHED");
+});
+
+test("split stages: 'train' stops before the gate, 'gate' judges that child elsewhere; a foreign child that is not a model is refused before llama.cpp opens it", async () => {
+  const one = { parents: [parents[0]!], skills: ["add"] };
+  const t = await startTrainJob(spec("split", { ...one, steps: 3, lr: 1e-5 })).done;
+  assert.equal("gate" in t, false, "a trainer node's job has no gate");
+  const trained = { datasetSha256: t.datasetSha256, counts: t.counts, steps: t.steps, seconds: t.seconds, tokensPerSecond: t.tokensPerSecond };
+  const g = await startDistilJob(spec("split-gate", { ...one, stage: "gate", out: t.childFile, trained })).done;
+  assert.equal(g.gate.passed, true, g.gate.reasons.join("; "));
+  assert.equal(g.datasetSha256, t.datasetSha256);
+  assert.throws(() => startDistilJob(spec("split-x", { ...one, stage: "train" })), (err: ColonyError) => err.code === "DISTIL_SPEC_INVALID");
+  const junk = path.join(dir, "junk.gguf");
+  writeFileSync(junk, Buffer.concat([Buffer.from("GGUF"), Buffer.alloc(64, 7)]));
+  await assert.rejects(startDistilJob(spec("split-junk", { ...one, stage: "gate", out: junk, trained })).done, (err: ColonyError) => err.code === "DISTIL_CHILD_INVALID");
 });
 
 test("an invalid spec is refused before any process starts", () => {
