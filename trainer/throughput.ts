@@ -54,7 +54,7 @@ export async function measureTrainingThroughput(o: { threads: number; minSeconds
 const WORKER = fileURLToPath(new URL("./throughput-worker.ts", import.meta.url));
 
 /** The same measurement in a child process (through tsx); rejects with TRAINER_MEASURE_FAILED. */
-export function measureInChild(o: { threads: number; minSeconds?: number; timeoutMs?: number }): Promise<Throughput> {
+export function measureInChild(o: { threads: number; minSeconds?: number; timeoutMs?: number; signal?: AbortSignal }): Promise<Throughput> {
   let tsx = "tsx";
   try {
     tsx = import.meta.resolve("tsx");
@@ -74,5 +74,6 @@ export function measureInChild(o: { threads: number; minSeconds?: number; timeou
       fail(`the measuring process exited (${signal ?? `code ${code}`})`);
     });
     child.once("error", (err) => (clearTimeout(timer), fail(err.message)));
+    o.signal?.addEventListener("abort", () => child.kill("SIGKILL"), { once: true });
   });
 }

@@ -102,6 +102,8 @@ export class RemoteJob implements DistilJob<DistilResult> {
   }
 
   private send(): void {
+    // A node that restarted numbers its messages from 0 again.
+    this.lastSeq = -1;
     void this.o.commands.send(this.o.nodeId, { kind: "train", agentId: this.jobId, ...this.o.command }).then((ack) => {
       if (this.settled) return;
       if (ack.status === "training" || ack.status === "exists") return void (this.heardAt = this.o.clock.now());
@@ -147,7 +149,7 @@ export class RemoteJob implements DistilJob<DistilResult> {
 
   /** The node's `train-progress` for this job. */
   onProgress(p: TrainProgress): void {
-    if (this.settled || p.seq <= this.lastSeq && p.state === "running") return;
+    if (this.settled || (p.state === "running" && p.seq <= this.lastSeq)) return;
     this.lastSeq = Math.max(this.lastSeq, p.seq);
     this.heardAt = this.o.clock.now();
     this.resends = 0;

@@ -78,6 +78,8 @@ export class TrainerDesk implements Lifecycle {
   private running: Promise<void> | undefined;
   private seq = 0;
   private closed = false;
+  /** Stops a speed measurement still running at close. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly o: TrainerDeskOptions) {}
 
@@ -93,19 +95,20 @@ export class TrainerDesk implements Lifecycle {
   async start(): Promise<void> {
     await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
     // Not awaited: the node serves tasks while its training speed is measured (a few seconds on one core).
-    (this.o.measure ?? (() => measureInChild({ threads: this.o.threads })))()
+    (this.o.measure ?? (() => measureInChild({ threads: this.o.threads, signal: this.stopping.signal })))()
       .then((t) => {
         if (this.closed) return;
         this.cap = { flopsPerSecond: Math.round(t.flopsPerSecond), threads: this.o.threads, ...(this.o.watts !== undefined ? { watts: this.o.watts } : {}), measuredAt: this.o.clock.now() };
         this.o.logger.info({ gflops: +(t.flopsPerSecond / 1e9).toFixed(2), tokensPerSecond: Math.round(t.tokensPerSecond), threads: this.o.threads }, "trainer ready: training speed measured");
         this.o.onCapability();
       })
-      .catch((err: Error) => this.o.logger.error({ err: { message: err.message } }, "measuring the training speed failed: this node offers no training"));
+      .catch((err: Error) => !this.closed && this.o.logger.error({ err: { message: err.message } }, "measuring the training speed failed: this node offers no training"));
   }
 
   /** Stops a job after its current step (its checkpoint stays; the coordinator's `train` resumes it). */
   async close(): Promise<void> {
     this.closed = true;
+    this.stopping.abort();
     await this.job?.run?.cancel().catch(() => {});
     await this.running?.catch(() => {});
   }
