@@ -50,7 +50,9 @@ export class NodeModelStore {
    * test/chaos/model-swap.test.ts: a `.chunks` file stayed forever beside a model committed just
    * before the kill, since the model is never fetched again): the transfer files of a model already
    * stored, a manifest whose model never arrived (the next commit writes it again) and temporary
-   * manifests. A `.part` of a model not stored is kept: the next fetch resumes it.
+   * manifests. A `.part` of a model not stored is kept for the next fetch to resume, writable again
+   * (a commit cut between its chmod 0400 and its rename left it read-only: EACCES on the resume for a
+   * node not run as root).
    */
   async open(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
@@ -60,6 +62,7 @@ export class NodeModelStore {
       const transfer = /^\.([0-9a-f]{64})\.(part|chunks)$/.exec(n)?.[1];
       const manifest = /^([0-9a-f]{64})\.manifest\.json$/.exec(n)?.[1];
       if ((transfer && stored(transfer)) || (manifest && !stored(manifest)) || /^[0-9a-f]{64}\.manifest\.json\.tmp$/.test(n)) await rm(path.join(this.dir, n), { force: true });
+      else if (transfer && n.endsWith(".part")) await chmod(path.join(this.dir, n), 0o600).catch(() => {});
     }
   }
 
