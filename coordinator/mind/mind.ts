@@ -348,13 +348,17 @@ export class Mind implements Lifecycle {
       return;
     }
     await this.update(rec, { ...base, progress: { phase: "sign", step: 0, total: 0, loss: null, tokensPerSecond: 0 } });
-    const strongest = strongestParent(parents, result.gate);
+    // An adapter only fits the model it was trained on (the job's strongest parent, result.base): that
+    // parent's genome carries it, and the store names that base by content.
+    const adapterBase = result.format === "gguf-lora" ? parents.find((p) => p.modelFile === result.base) : undefined;
+    if (result.format === "gguf-lora" && !adapterBase) throw new ColonyError(MindErrors.MIND_JOB_FAILED, `the adapter's base ${result.base ?? "(none)"} is none of the parents' models`);
+    const strongest = adapterBase ?? strongestParent(parents, result.gate);
     const generation = Math.max(...parents.map((p) => p.life.generation)) + 1;
     const lineage = `distil-${[...req.skills].sort().join("-")}`.slice(0, 128);
     // The child's id names its model, and comes from its genome, which names the model by content.
     const child = childGenome(strongest, { sha256: await sha256File(result.childFile), format: result.format }, req.skills, result.gate, generation);
     const signed = await this.o.models!.add(result.childFile, {
-      name: child.genome.id, lineage, format: result.format, ...(result.base ? { base: result.base } : {}),
+      name: child.genome.id, lineage, format: result.format, ...(adapterBase ? { base: adapterBase.modelSha } : {}),
       parents: parents.map((p) => ({ agentId: p.life.agentId, ...(p.life.genome ? { genome: p.life.genome } : {}), model: p.modelSha })),
       skills: req.skills, datasetSha256: result.datasetSha256, gate: result.gate,
     });

@@ -123,6 +123,21 @@ test("a trainer node advertises its measured speed, wins the job on its quote, t
   assert.equal(job.child!.status, "created", JSON.stringify(job));
 });
 
+test("a LoRA job on a trainer node: the adapter is gated on its base here, signed with that base named by content, and born on the parent's model", async () => {
+  await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-lora", skills: ["add"], parents: [{ agentId: "seed-add" }], mode: "lora", sampling }), { qos: 1 });
+  const job = await until(() => finished("t-lora"), 240_000, "job t-lora");
+  assert.equal(job.state, "passed", JSON.stringify(job));
+  assert.equal(job.trainer, "n-train");
+  const m = h.coordinator.models!.get(job.model!.sha256)!.signed.manifest;
+  assert.equal(m.format, "gguf-lora");
+  const seedAdd = manifest.models.find((x) => x.name === "seed-add")!;
+  assert.equal(m.base, seedAdd.sha256, "the adapter's base is the parent's model, by content");
+  assert.equal(job.child!.status, "created", JSON.stringify(job));
+  const life = h.coordinator.evolution.lineage.get("n-serve", job.child!.agentId)!;
+  assert.equal(life.spec!.adapter, `colony:${job.model!.sha256}`);
+  assert.match(life.spec!.model, new RegExp(seedAdd.sha256));
+});
+
 test("a trainer node restarted mid-training resumes from its checkpoint when the coordinator sends the job again", async () => {
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-resume", skills: ["add"], parents: [{ agentId: "seed-add" }], steps: 300, sampling, spawn: false }), { qos: 1 });
   await until(() => h.coordinator.mind.get("t-resume")?.progress?.phase === "train" && h.coordinator.mind.get("t-resume")!.progress!.step >= 30, 180_000, "training on the node");
