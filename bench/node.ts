@@ -9,7 +9,8 @@
  *    like any node, BENCH_NODE_THREADS overrides them), the broker and coordinator in this process,
  *    the time from publishing an announce to receiving its bid at an MQTT client here. Details: the
  *    same with the node daemon inside this process (one event loop with broker, coordinator and the
- *    announcing client) and the bid handler's own p99 (decode to publish, inside the daemon).
+ *    announcing client), the bid handler's own p99 (decode to publish, inside the daemon), and a
+ *    control: the same announces to the node process while it is idle.
  * The model is a random llama (512 wide, 8 layers, 109 MB F32) written by the trainer's exporter, EOS disabled, so
  * every generation runs to maxTokens.
  */
@@ -142,6 +143,8 @@ let childBidP99 = NaN;
 let childBidP50 = NaN;
 let childBids = 0;
 let childSent = 0;
+let idleBidP50 = NaN;
+let idleBidP99 = NaN;
 {
   const { spawn } = await import("node:child_process");
   const { chmodSync, writeFileSync } = await import("node:fs");
@@ -189,6 +192,20 @@ let childSent = 0;
     childBidP50 = pct(childRtts, 0.5);
     log(`announce-to-bid, node in its own process as deployed, while it generates: p50 ${childBidP50.toFixed(2)} ms, p99 ${childBidP99.toFixed(2)} ms (${childBids} bids to ${childSent} announces; target <= 5 ms)`);
     await waitFor(() => results.has(id), `result of ${id}`, 120_000, 10);
+    // The control: the same announces, the same path, with the node idle. What the generating run adds
+    // on top of this is the generation's doing (CPU shared with llama.cpp on this 2-core machine).
+    childRtts.length = 0;
+    for (let i = 0; i < 300; i++) {
+      const now = Date.now();
+      const a: Announce = { auctionId: `bench-i${i}`, taskId: `bench-it${i}`, attempt: 1, prompt: "hello", skill: "bench2", maxTokens: 8, deadlineAt: now + 600_000, closesAt: now + 10_000, sentAt: now };
+      sentC.set(a.auctionId, performance.now());
+      sup.publish(topics.announce, encode(a), { qos: 0 });
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    idleBidP50 = pct(childRtts, 0.5);
+    idleBidP99 = pct(childRtts, 0.99);
+    log(`control: announce-to-bid, node in its own process, idle: p50 ${idleBidP50.toFixed(2)} ms, p99 ${idleBidP99.toFixed(2)} ms (${childRtts.length} bids)`);
   } finally {
     // A child that already exited (a config error, say) must not leave this waiting for an exit it saw.
     if (child.exitCode === null && child.signalCode === null) {
@@ -248,6 +265,8 @@ console.log(JSON.stringify({
   // Headline: the node in its own process, as deployed.
   announceToBidP99Ms: +childBidP99.toFixed(3),
   announceToBidP50Ms: +childBidP50.toFixed(3),
+  announceToBidIdleP99Ms: +idleBidP99.toFixed(3),
+  announceToBidIdleP50Ms: +idleBidP50.toFixed(3),
   announceToBidBids: childBids,
   announceToBidTarget: 5,
   // Detail: the node daemon inside the bench process.
