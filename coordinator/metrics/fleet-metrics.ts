@@ -140,6 +140,21 @@ export class FleetMetrics implements Lifecycle {
       },
     });
     new client.Counter({
+      name: "colony_distil_jobs_total", help: "Distillation jobs that ended, by state (passed, failed: stopped by the gate, error, cancelled; docs/mind.md).", labelNames: ["state"], registers: r,
+      collect() {
+        this.reset();
+        for (const state of ["passed", "failed", "error", "cancelled"]) setCounter(this, counters.get(`mind.jobs.${state}`), { state });
+      },
+    });
+    new client.Counter({
+      name: "colony_distil_trainer_jobs_total", help: "Distillation jobs placed on trainer nodes, and of those the ones a node failed so the coordinator trained them (docs/mind.md, \"Trainer nodes\").", labelNames: ["outcome"], registers: r,
+      collect() {
+        this.reset();
+        setCounter(this, counters.get("mind.trainers.awarded"), { outcome: "placed" });
+        setCounter(this, counters.get("mind.trainers.fallback"), { outcome: "fallback" });
+      },
+    });
+    new client.Counter({
       name: "colony_node_offline_total", help: "Times a node was taken offline, by why (last-will, heartbeat-timeout).", labelNames: ["why"], registers: r,
       collect() {
         this.reset();

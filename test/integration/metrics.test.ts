@@ -126,6 +126,8 @@ test("/metrics after real tasks: counters move by the right amounts, valid expos
   assert.equal(value(e, "colony_models_pushed_total", { result: "stored" }), 0);
   // No model rolled out here: both outcomes exported at 0 (the rollout table's counts: test/unit/model-rollouts.test.ts).
   for (const outcome of ["done", "failed"]) assert.equal(value(e, "colony_model_rollouts_total", { outcome }), 0, outcome);
+  for (const state of ["passed", "failed", "error", "cancelled"]) assert.equal(value(e, "colony_distil_jobs_total", { state }), 0, state);
+  for (const outcome of ["placed", "fallback"]) assert.equal(value(e, "colony_distil_trainer_jobs_total", { outcome }), 0, outcome);
   assert.equal(value(e, "colony_messages_dropped_total", { reason: "bid.PAYLOAD_NOT_JSON" }), 1);
   assert.ok(value(e, "colony_mqtt_refusals_total", { action: "connect" })! >= 1);
 
