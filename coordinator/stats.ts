@@ -28,6 +28,7 @@ export function fleetStats(s: StatsSources, now: number): CoordinatorStats {
     nodes: s.registry.list().map((n) => ({
       nodeId: n.nodeId, online: n.online, lastSeen: n.lastSeen,
       ...(n.status ? { deviceClass: n.status.deviceClass, slots: n.status.slots } : {}),
+      ...(n.status?.trainer ? { trainerGflops: Math.round(n.status.trainer.flopsPerSecond / 1e8) / 10 } : {}),
       ...(n.heartbeat ? { busy: n.heartbeat.busy } : {}),
       agents: (n.status?.agents ?? []).map((a) => ({ agentId: a.agentId, skills: a.skills, model: a.model, state: n.heartbeat?.agents.find((h) => h.agentId === a.agentId)?.state ?? a.state })),
     })),

@@ -17,7 +17,7 @@ export function register(program: Command): void {
       const st = got.stats as import("../../common/protocol.ts").CoordinatorStats | undefined;
       if (!st) return void process.stdout.write("no stats readable (submitter credentials cannot read colony/v1/coordinator/stats)\n");
       process.stdout.write(`nodes (${st.nodes.filter((n) => n.online).length} online / ${st.nodes.length}):\n`);
-      for (const n of st.nodes) process.stdout.write(`  ${n.nodeId} ${n.online ? "online" : "offline"} ${n.deviceClass ?? ""} slots=${n.slots ?? "-"} agents=${n.agents.map((a) => `${a.agentId}[${a.skills.join(",")}:${a.state}]`).join(" ")}\n`);
+      for (const n of st.nodes) process.stdout.write(`  ${n.nodeId} ${n.online ? "online" : "offline"} ${n.deviceClass ?? ""} slots=${n.slots ?? "-"}${n.trainerGflops !== undefined ? ` trainer=${n.trainerGflops}GFLOP/s` : ""} agents=${n.agents.map((a) => `${a.agentId}[${a.skills.join(",")}:${a.state}]`).join(" ")}\n`);
       process.stdout.write(`agents (track record per skill):\n`);
       for (const a of st.agents) process.stdout.write(`  ${a.nodeId ? `${a.nodeId}/` : ""}${a.agentId} ${a.skill}: ${a.successes} ok / ${a.failures} failed${a.excludedUntil ? ` (excluded for ${Math.max(0, a.excludedUntil - st.at)} ms)` : ""}\n`);
       process.stdout.write(`open auctions: ${st.openAuctions.length}\n`);

@@ -64,7 +64,7 @@ export const CoordinatorStatsSchema = z.strictObject({
   at: z.number(),
   startedAt: z.number(),
   fleetId: z.string(),
-  nodes: z.array(z.strictObject({ nodeId: z.string(), online: z.boolean(), deviceClass: z.string().optional(), slots: z.number().optional(), lastSeen: z.number(), busy: z.number().optional(), agents: z.array(z.strictObject({ agentId: z.string(), skills: z.array(z.string()), model: z.string(), state: z.string() })) })),
+  nodes: z.array(z.strictObject({ nodeId: z.string(), online: z.boolean(), deviceClass: z.string().optional(), slots: z.number().optional(), trainerGflops: z.number().optional(), lastSeen: z.number(), busy: z.number().optional(), agents: z.array(z.strictObject({ agentId: z.string(), skills: z.array(z.string()), model: z.string(), state: z.string() })) })),
   /** Track records per skill, under the agent id its node registers now (or the record's key, for an agent no longer registered). */
   agents: z.array(z.strictObject({ agentId: z.string(), nodeId: z.string().optional(), skill: z.string(), successes: z.number(), failures: z.number(), excludedUntil: z.number().optional(), consecutiveFailures: z.number().optional() })),
   openAuctions: z.array(z.strictObject({ taskId: z.string(), auctionId: z.string(), attempt: z.number(), bids: z.number(), expected: z.number(), closesAt: z.number() })),

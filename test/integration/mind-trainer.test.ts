@@ -15,7 +15,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { MqttClient } from "mqtt";
 import { sha256File } from "../../common/file-hash.ts";
-import { decode, MindJobsSnapshotSchema, NodeStatusSchema, topics, type MindJob, type Result } from "../../common/protocol.ts";
+import { CoordinatorStatsSchema, decode, MindJobsSnapshotSchema, NodeStatusSchema, topics, type MindJob, type Result } from "../../common/protocol.ts";
 import { newTaskId, submitAndWait } from "../../coordinator/submitter.ts";
 import { getSkill, heldOutInstances } from "../../skills/index.ts";
 import type { Throughput } from "../../trainer/throughput.ts";
@@ -64,12 +64,15 @@ before(async () => {
     if (topic === topics.mindJobs) {
       const d = decode(MindJobsSnapshotSchema, payload);
       if (d.ok) for (const j of d.value.jobs) jobs.set(j.jobId, j);
+    } else if (topic === topics.coordinatorStats) {
+      const d = decode(CoordinatorStatsSchema, payload);
+      if (d.ok) for (const nd of d.value.nodes) if (nd.trainerGflops !== undefined) statuses.set(`stats:${nd.nodeId}`, nd.trainerGflops);
     } else if (topic === topics.nodeStatus("n-train")) {
       const d = decode(NodeStatusSchema, payload);
       if (d.ok) statuses.set(d.value.nodeId, d.value);
     }
   });
-  await sup.subscribeAsync([topics.mindJobs, topics.nodeStatus("n-train")], { qos: 1 });
+  await sup.subscribeAsync([topics.mindJobs, topics.nodeStatus("n-train"), topics.coordinatorStats], { qos: 1 });
 });
 
 after(async () => {
@@ -104,6 +107,8 @@ const sampling = { candidates: 1, temperature: 0.5, prompts: 150 };
 test("a trainer node advertises its measured speed, wins the job on its quote, trains it, and the coordinator gates, signs and spawns its upload", async () => {
   await until(() => (statuses.get("n-train") as { trainer?: unknown } | undefined)?.trainer, 30_000, "the trainer capability in its status");
   assert.equal((statuses.get("n-train") as { trainer: { flopsPerSecond: number } }).trainer.flopsPerSecond, 1e13);
+  // `colony status` shows it: the coordinator's stats carry each trainer's speed.
+  assert.equal(await until(() => statuses.get("stats:n-train") as number | undefined, 10_000, "the trainer in the coordinator's stats"), 10_000);
   for (let i = 0; i < 10; i++) assert.equal((await task()).status, "ok");
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-node", skills: ["add"], parents: [{ agentId: "seed-add" }], sampling, reason: "test" }), { qos: 1 });
   const job = await until(() => finished("t-node"), 240_000, "job t-node");
