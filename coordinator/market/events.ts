@@ -10,8 +10,19 @@
  */
 import { TypedEmitter } from "../../common/events.ts";
 import type { z } from "zod";
-import type { BidEstimateSchema, EnergySource, Submit, WireError } from "../../common/protocol.ts";
-import type { RankedBid } from "./winner.ts";
+import type { Bid, BidEstimateSchema, EnergySource, Submit, WireError } from "../../common/protocol.ts";
+
+/** One bid of a closed auction as the winner's choice ranked it (winner.ts); defined here, where the events carry it, so the events import nothing of the market. */
+export interface RankedBid {
+  nodeId: string;
+  agentId: string;
+  estimate: Extract<Bid, { type: "bid" }>["estimate"];
+  score: number;
+  eligible: boolean;
+  reason?: "deadline" | "min-accuracy" | undefined;
+  /** Posterior mean of the agent's accuracy on the skill (its track record). */
+  accuracyMean: number;
+}
 
 /** How a delivered attempt was judged. One attempt has exactly one verdict at a time. */
 export interface AttemptVerdict {

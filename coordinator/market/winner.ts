@@ -9,21 +9,11 @@ import type { MarketParts } from "./parts.ts";
 import { noWinnerError } from "./results.ts";
 import { pickWinner } from "./scoring.ts";
 import type { TaskRecord } from "./task-store.ts";
+import type { RankedBid } from "./events.ts";
 
 type OfferedBid = BidMessage;
 
 /** One scored bid of a closed auction, for the market's events (the dashboard shows them). */
-export interface RankedBid {
-  nodeId: string;
-  agentId: string;
-  estimate: OfferedBid["estimate"];
-  score: number;
-  eligible: boolean;
-  reason?: "deadline" | "min-accuracy" | undefined;
-  /** Posterior mean of the agent's accuracy on the skill (its track record). */
-  accuracyMean: number;
-}
-
 /** `ranked` is computed only when someone asks (the dashboard feed): the award path does not sort for it. */
 export type AuctionDecision = { bids: number; winner: { bid: OfferedBid; score: number }; ranked: () => RankedBid[] } | { bids: number; error: WireError };
 
