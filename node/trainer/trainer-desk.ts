@@ -14,10 +14,11 @@
  *   the same folder, so training resumes from its checkpoint (also after this node restarted);
  * - `train-cancel`: stops after the current step (the checkpoint stays).
  *
- * One job at a time: a trainer holds its cores for minutes.
+ * One job at a time: a trainer holds its cores for minutes. A new job's start removes the folders
+ * of earlier ones.
  */
 import { createHash } from "node:crypto";
-import { mkdir, open, stat } from "node:fs/promises";
+import { mkdir, open, readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Clock } from "../../common/clock.ts";
 import type { Counters } from "../../common/counters.ts";
@@ -163,6 +164,8 @@ export class TrainerDesk implements Lifecycle {
   private async train(job: Job): Promise<void> {
     const c = job.command;
     const dir = path.join(this.o.dir, job.jobId);
+    // The coordinator runs one job at a time: an earlier job's folder (inputs, checkpoint, child) is done with.
+    for (const old of await readdir(this.o.dir)) if (old !== job.jobId) await rm(path.join(this.o.dir, old), { recursive: true, force: true });
     await mkdir(dir, { recursive: true, mode: 0o700 });
     this.progress(job, "fetch", 0, c.inputs.parents.length + 1);
     const parents = [];

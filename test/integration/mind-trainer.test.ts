@@ -9,7 +9,7 @@
 // never comes back loses the job, and the coordinator trains it instead.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -158,6 +158,7 @@ test("a trainer node restarted mid-training resumes from its checkpoint when the
   const job = await until(() => finished("t-resume"), 300_000, "job t-resume");
   assert.equal(job.state, "passed", JSON.stringify(job));
   assert.equal(job.trainer, "n-train");
+  assert.deepEqual(readdirSync(path.join(dir, "trainer", "train-jobs")), ["t-resume"], "earlier jobs' folders are gone");
 });
 
 test("a job trained on a node can be cancelled: the node stops after its step and the job ends cancelled", async () => {
