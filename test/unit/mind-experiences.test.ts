@@ -42,11 +42,12 @@ function task(id: string, prompt: string, owner = "submitter.t"): TaskRecord {
 
 type Env = Awaited<ReturnType<typeof open>>;
 
-function finished(env: Env, clock: FakeClock, o: { taskId: string; skill: string; node: string; agent: string; attempt?: number; output?: string; verdict?: AttemptVerdict; learn?: false }) {
+function finished(env: Env, clock: FakeClock, o: { taskId: string; skill: string; node: string; agent: string; attempt?: number; output?: string; verdict?: AttemptVerdict; learn?: false; private?: true }) {
   env.events.emit("taskFinished", {
     taskId: o.taskId, submitter: "submitter.t", skill: o.skill, prompt: `prompt of ${o.taskId}`, status: "ok", attempts: o.attempt ?? 1, totalMs: 10, at: clock.now(),
     delivered: { attempt: o.attempt ?? 1, nodeId: o.node, agentId: o.agent, genome: GENOME, output: o.output ?? `answer ${o.taskId}`, verdict: o.verdict ?? { success: true, source: "check" }, cost: { energyJ: 1.5, tokens: 3, generateMs: 20, energySource: "model" } },
     ...(o.learn === false ? { learn: false as const } : {}),
+    ...(o.private ? { private: true as const } : {}),
   });
 }
 
@@ -97,6 +98,14 @@ test("experiences: failed and delivered attempts, indexed by time, skill and age
   assert.deepEqual(ids(await all(env.exp, { skill: "none" })), []);
   assert.equal(env.exp.size, 4);
   assert.equal(env.counters.get("experiences.duplicate"), 1);
+
+  // A private task's experiences say so (a trainer node never gets them: coordinator/mind/served-files.ts).
+  await env.store.putTask({ ...task("t4", "secret", "submitter.bob"), submit: { id: "t4", prompt: "secret", private: true } });
+  env.events.emit("attemptFailed", { taskId: "t4", skill: "add", attempt: 1, nodeId: "n1", agentId: "a1", outcome: "error", error: { code: "X", message: "boom" }, at: clock.now() });
+  finished(env, clock, { taskId: "t4", skill: "add", node: "n2", agent: "a2", attempt: 2, private: true });
+  const t4 = (await all(env.exp)).filter((e) => e.taskId === "t4");
+  assert.deepEqual(t4.map((e) => e.private), [true, true], "the failed attempt (from the stored submit) and the delivered one (from the event)");
+  assert.equal(every.some((e) => e.private), false);
 });
 
 test("experiences: the verified filter, and feedback replaces the stored verdict", async (t) => {
