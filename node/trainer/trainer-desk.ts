@@ -152,6 +152,13 @@ export class TrainerDesk implements Lifecycle {
     job.state = "running";
     const p = fn().catch((err: unknown) => {
       if (this.closed) return;
+      if (job.trained) {
+        // Trained, but the upload was cut (the coordinator or the link went away): the child stays, and
+        // the coordinator's next `train` for the job uploads it again.
+        job.state = "trained";
+        this.o.logger.warn({ jobId: job.jobId, err: { message: (err as Error)?.message } }, "the child's upload was cut; it is sent again when the coordinator asks");
+        return;
+      }
       const e = err instanceof ColonyError ? err : new ColonyError(CommonErrors.INTERNAL, (err as Error)?.message ?? String(err));
       job.state = e.code === "DISTIL_CANCELLED" || job.cancelled ? "cancelled" : "failed";
       this.o.counters.inc(`trainer.jobs.${job.state}`);

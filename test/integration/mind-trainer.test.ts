@@ -46,18 +46,16 @@ async function startTrainer(): Promise<Awaited<ReturnType<typeof startNode>>> {
   });
 }
 
-before(async () => {
+/** The coordinator on a fixed port, so that the nodes find it again after its restart. */
+let port = 0;
+async function startCoordinator(): Promise<void> {
   h = await startHarness({
     dataDir: path.join(dir, "coordinator"),
     // The coordinator's host prices itself at a crawl, so the trainer node's quote wins.
     measureTraining: speed(1e6),
-    config: { architect: false, bidWindowMs: 300, penaltyBaseMs: 100, mind: { enabled: true, threads: 1, steps: 40, batch: 16, maxExperiencesPerSkill: 200, minExperiencesPerSkill: 5, gatePerSkill: 25, margin: 0.01, sampling: false, trainOn: "best", quoteWindowMs: 3000, trainerOfflineMs: 4000, keepJobs: 50 } },
+    config: { port, architect: false, bidWindowMs: 300, penaltyBaseMs: 100, mind: { enabled: true, threads: 1, steps: 40, batch: 16, maxExperiencesPerSkill: 200, minExperiencesPerSkill: 5, gatePerSkill: 25, margin: 0.01, sampling: false, trainOn: "best", quoteWindowMs: 3000, trainerOfflineMs: 4000, keepJobs: 50 } },
   });
-  server = await startNode({
-    nodeId: "n-serve", url: h.url, cred: await h.nodeCred("n-serve"), dataDir: path.join(dir, "server"), modelKey: h.coordinator.signingKey!.publicKey,
-    genomes: [genome("seed-add", pinned("seed-add"), ["add"], { accuracyPrior: { add: 0.97 } })], sleepAfterMs: 60_000,
-  });
-  trainer = await startTrainer();
+  port = Number(new URL(h.url).port);
   sub = await h.submitter();
   sup = await h.superClient();
   sup.on("message", (topic, payload) => {
@@ -73,6 +71,15 @@ before(async () => {
     }
   });
   await sup.subscribeAsync([topics.mindJobs, topics.nodeStatus("n-train"), topics.coordinatorStats], { qos: 1 });
+}
+
+before(async () => {
+  await startCoordinator();
+  server = await startNode({
+    nodeId: "n-serve", url: h.url, cred: await h.nodeCred("n-serve"), dataDir: path.join(dir, "server"), modelKey: h.coordinator.signingKey!.publicKey,
+    genomes: [genome("seed-add", pinned("seed-add"), ["add"], { accuracyPrior: { add: 0.97 } })], sleepAfterMs: 60_000,
+  });
+  trainer = await startTrainer();
 });
 
 after(async () => {
@@ -159,6 +166,22 @@ test("a trainer node restarted mid-training resumes from its checkpoint when the
   assert.equal(job.state, "passed", JSON.stringify(job));
   assert.equal(job.trainer, "n-train");
   assert.deepEqual(readdirSync(path.join(dir, "trainer", "train-jobs")), ["t-resume"], "earlier jobs' folders are gone");
+});
+
+test("a coordinator restarted while a node trains its job goes back to that node, which trained on: the job ships once", async () => {
+  await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-crestart", skills: ["add"], parents: [{ agentId: "seed-add" }], steps: 300, sampling, spawn: false }), { qos: 1 });
+  await until(() => h.coordinator.mind.get("t-crestart")?.progress?.phase === "train" && h.coordinator.mind.get("t-crestart")!.progress!.step >= 30, 180_000, "training on the node");
+  const trainedBefore = trainer!.daemon.counters.get("trainer.jobs.trained");
+  await h.close();
+  jobs.clear();
+  await startCoordinator();
+  assert.equal(h.coordinator.mind.get("t-crestart")?.state, "running", "the job is still owed");
+  assert.equal(h.coordinator.mind.get("t-crestart")?.trainer, "n-train");
+  const job = await until(() => finished("t-crestart"), 300_000, "job t-crestart");
+  assert.equal(job.state, "passed", JSON.stringify(job));
+  assert.equal(job.trainer, "n-train", "not moved to the coordinator's host");
+  assert.equal(trainer!.daemon.counters.get("trainer.jobs.trained"), trainedBefore + 1, "trained once, by the node that had it");
+  assert.equal(h.coordinator.counters.get("mind.trainers.fallback"), 0);
 });
 
 test("a job trained on a node can be cancelled: the node stops after its step and the job ends cancelled", async () => {
