@@ -13,7 +13,7 @@
  * The coordinator stopping mid-job leaves it `running` with its spec: the next start resumes it from
  * the worker's checkpoint in the same folder.
  */
-import { access, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { access, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Clock, Timer } from "../../common/clock.ts";
 import type { Counters } from "../../common/counters.ts";
@@ -29,9 +29,8 @@ import type { ModelStore } from "../models/model-store.ts";
 import type { Registry } from "../registry.ts";
 import { startDistilJob, type DistilJob } from "../../trainer/distil/job.ts";
 import type { DistilProgress, DistilResult, DistilSpecInput } from "../../trainer/distil/spec.ts";
-import { RemoteJob, type RemoteJobOptions } from "./remote-job.ts";
-import { shareableExperiences } from "./served-files.ts";
-import { estimateWork, type Trainers } from "./trainers.ts";
+import { RemoteJob, remoteJobFor, type RemoteJobOptions } from "./remote-job.ts";
+import { jobWork, type Trainers } from "./trainers.ts";
 import { MindErrors } from "./errors.ts";
 import type { ExperienceStore } from "./experiences.ts";
 import { birthNode, childGenome, gateSummary, resolveParents, strongestParent, type ResolvedParent } from "./offspring.ts";
@@ -268,17 +267,7 @@ export class Mind implements Lifecycle {
     const { trainers } = this.o;
     if (!trainers || !rec.spec) return undefined;
     if (rec.trainer) return rec.trainer;
-    const spec = rec.spec;
-    const text = await readFile(spec.experiences, "utf8");
-    const lines = text.split("\n").filter((l) => l !== "");
-    const chars = lines.map((l) => {
-      const e = JSON.parse(l) as { prompt?: string; output?: string };
-      return (e.prompt?.length ?? 0) + (e.output?.length ?? 0);
-    });
-    const meanChars = chars.length ? chars.reduce((a, b) => a + b, 0) / chars.length : 16;
-    const samples = spec.sampling ? (spec.sampling.prompts ?? 200) * spec.skills.length * (spec.sampling.candidates ?? 4) * spec.parents.length : 0;
-    const models = await Promise.all(parents.map(async (p) => ({ sha256: p.modelSha, bytes: (await stat(p.modelFile)).size })));
-    const work = estimateWork({ steps: spec.steps ?? 300, batch: spec.batch ?? 32, meanChars, samples, models, experiencesBytes: Buffer.byteLength(text) });
+    const work = await jobWork(rec.spec, parents);
     const placed = await trainers.choose(rec.jobId, work, this.o.settings.quoteWindowMs);
     this.o.logger.info({ jobId: rec.jobId, where: placed.where === "node" ? placed.nodeId : "coordinator", why: placed.why }, "distillation job placed");
     if (placed.where === "coordinator") return undefined;
@@ -289,23 +278,12 @@ export class Mind implements Lifecycle {
 
   /** The job on a trainer node; undefined when the node failed it (the caller then trains here). */
   private async runRemote(rec: JobRecord, parents: ResolvedParent[], nodeId: string, onProgress: (p: DistilProgress) => void): Promise<DistilResult | undefined> {
-    const spec = rec.spec!;
-    const shared = await shareableExperiences(spec.experiences);
-    const [sha256, { size }] = await Promise.all([sha256File(shared), stat(shared)]);
-    const job = new RemoteJob({
-      nodeId, spec: spec as RemoteJobOptions["spec"],
-      command: {
-        spec: {
-          skills: spec.skills, mode: spec.mode ?? "full", steps: spec.steps ?? 300, batch: spec.batch ?? 32, seed: spec.seed ?? 1,
-          ...(spec.sampling ? { sampling: { candidates: spec.sampling.candidates ?? 4, temperature: spec.sampling.temperature ?? 0.8, prompts: spec.sampling.prompts ?? 200 } } : {}),
-          gate: { perSkill: spec.gate?.perSkill ?? 200, margin: spec.gate?.margin ?? 0.01, seed: spec.gate?.seed ?? "distil-gate" },
-        },
-        inputs: { experiences: { sha256, bytes: size }, parents: parents.map((p) => ({ agentId: p.life.agentId, sha256: p.modelSha, skills: p.spec.skills.filter((k) => spec.skills.includes(k)) })) },
-      },
-      experiences: { file: shared, sha256, bytes: size },
-      commands: this.o.evolution.commands, served: this.o.trainers!.served, registry: this.o.registry, clock: this.o.clock, counters: this.o.counters,
-      logger: this.o.logger, onProgress, offlineGraceMs: this.o.settings.trainerOfflineMs, ...(this.o.startJob ? { startGate: this.o.startJob } : {}),
-    }).start();
+    const job = (
+      await remoteJobFor(rec.spec as RemoteJobOptions["spec"], parents, nodeId, {
+        commands: this.o.evolution.commands, served: this.o.trainers!.served, registry: this.o.registry, clock: this.o.clock, counters: this.o.counters,
+        logger: this.o.logger, onProgress, offlineGraceMs: this.o.settings.trainerOfflineMs, ...(this.o.startJob ? { startGate: this.o.startJob } : {}),
+      })
+    ).start();
     this.current!.job = job;
     if (this.current!.cancelled) await job.cancel();
     try {

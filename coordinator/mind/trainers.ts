@@ -10,9 +10,11 @@
  *   prices this host the same way from its own measured speed (trainer/throughput.ts, measured once
  *   in a child process), and takes the fastest; a tie stays here (nothing to move).
  */
+import { readFile, stat } from "node:fs/promises";
 import type { Counters } from "../../common/counters.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { TrainQuote, TrainWork } from "../../common/protocol.ts";
+import type { DistilSpecInput } from "../../trainer/distil/spec.ts";
 import { measureInChild, type Throughput } from "../../trainer/throughput.ts";
 import { priceJob } from "../../trainer/price.ts";
 import type { Commands } from "../evolution/commands.ts";
@@ -47,6 +49,22 @@ export function estimateWork(w: WorkInputs): TrainWork {
     transferBytes: w.experiencesBytes + bytes,
     models: w.models.map((m) => ({ sha256: m.sha256, bytes: m.bytes })),
   };
+}
+
+/** The work of a job from its spec (the coordinator's paths): the experiences' mean length, the sampling, the parents' model sizes. */
+export async function jobWork(spec: DistilSpecInput, parents: readonly { modelSha: string; modelFile: string }[]): Promise<TrainWork> {
+  const text = await readFile(spec.experiences, "utf8");
+  const chars = text
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => {
+      const e = JSON.parse(l) as { prompt?: string; output?: string };
+      return (e.prompt?.length ?? 0) + (e.output?.length ?? 0);
+    });
+  const meanChars = chars.length ? chars.reduce((a, b) => a + b, 0) / chars.length : 16;
+  const samples = spec.sampling ? (spec.sampling.prompts ?? 200) * spec.skills.length * (spec.sampling.candidates ?? 4) * spec.parents.length : 0;
+  const models = await Promise.all(parents.map(async (p) => ({ sha256: p.modelSha, bytes: (await stat(p.modelFile)).size })));
+  return estimateWork({ steps: spec.steps ?? 300, batch: spec.batch ?? 32, meanChars, samples, models, experiencesBytes: Buffer.byteLength(text) });
 }
 
 export type Placement = { where: "coordinator"; seconds?: number; why: string } | { where: "node"; nodeId: string; quote: TrainQuote; why: string };
