@@ -239,9 +239,11 @@ export class NodeDaemon implements Lifecycle {
     const fetching: Lifecycle = { start: async () => {}, close: async () => this.fetcher.close() };
     const parts: NamedPart[] = [
       ["store", store], ["caches", caches], ["runtime", this.runtime], ["agents", agents], ["calibration", this.recalibrator],
-      ["link", this.link], ["presence", this.presence], ["bids", this.bids], ["jobs", this.jobs], ["lifecycle", this.lifecycle], ["fetching", fetching],
-      // Closed before the link's end of things: a job stops after its step, keeping its checkpoint.
+      ["link", this.link], ["presence", this.presence], ["bids", this.bids], ["jobs", this.jobs], ["lifecycle", this.lifecycle],
+      // Closed after the fetcher (parts close in reverse): a job still fetching its inputs ends with
+      // the fetcher's ALREADY_CLOSED instead of waiting on it; a training one stops after its step.
       ...(this.trainer ? [["trainer", this.trainer] as NamedPart] : []),
+      ["fetching", fetching],
     ];
     this.parts = new PartGroup(parts, (err, part) => log.error({ err, part }, "error while closing"));
     await this.parts.start();

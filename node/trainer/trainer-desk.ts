@@ -20,7 +20,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, open, readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import type { Clock } from "../../common/clock.ts";
+import { every, type Clock, type Timer } from "../../common/clock.ts";
 import type { Counters } from "../../common/counters.ts";
 import { ColonyError, CommonErrors } from "../../common/errors.ts";
 import { sha256File } from "../../common/file-hash.ts";
@@ -68,7 +68,13 @@ interface Job {
   run?: DistilJob<TrainOutput>;
   trained?: Trained & { file: string };
   cancelled: boolean;
+  /** The latest progress (sent again by the keep-alive). */
+  last?: NonNullable<TrainProgress["progress"]>;
+  keepAlive?: Timer;
 }
+
+/** A running job's progress goes out at least this often (the coordinator's silence limit is 120 s). */
+export const KEEPALIVE_MS = 30_000;
 
 /** Chunk frames of the upload: the coordinator holds at most one in memory per trainer. */
 const UPLOAD_CHUNK = MAX_MODEL_CHUNK;
@@ -150,8 +156,11 @@ export class TrainerDesk implements Lifecycle {
 
   private begin(job: Job, fn: () => Promise<void>): void {
     job.state = "running";
-    const p = fn().catch((err: unknown) => {
-      if (this.closed) return;
+    this.keepAlive(job);
+    const p = fn().finally(() => job.keepAlive?.cancel()).catch((err: unknown) => {
+      // The node is shutting down (its fetcher closes first): not a failure to report; the
+      // coordinator sends the job again when the node is back, and it resumes.
+      if (this.closed || (err as ColonyError)?.code === CommonErrors.ALREADY_CLOSED) return;
       if (job.trained) {
         // Trained, but the upload was cut (the coordinator or the link went away): the child stays, and
         // the coordinator's next `train` for the job uploads it again.
@@ -230,7 +239,19 @@ export class TrainerDesk implements Lifecycle {
   }
 
   private progress(job: Job, phase: NonNullable<TrainProgress["progress"]>["phase"], step: number, total: number, loss: number | null = null, tokensPerSecond = 0): void {
-    this.report(job, { state: "running", progress: { phase, step, total, loss, tokensPerSecond } }, 0);
+    job.last = { phase, step, total, loss, tokensPerSecond };
+    this.report(job, { state: "running", progress: job.last }, 0);
+  }
+
+  /**
+   * While a job runs, its latest progress goes out again every KEEPALIVE_MS even when nothing moved
+   * (a long model fetch, a slow sampling step): the coordinator takes silence for a lost trainer.
+   */
+  private keepAlive(job: Job): void {
+    job.keepAlive?.cancel();
+    job.keepAlive = every(this.o.clock, KEEPALIVE_MS, () => {
+      if (!this.closed && job.state === "running" && this.job === job && job.last) this.report(job, { state: "running", progress: job.last }, 0);
+    });
   }
 
   private report(job: Job, body: Pick<TrainProgress, "state" | "progress" | "trained" | "error">, qos: 0 | 1 = 1): void {
