@@ -12,9 +12,7 @@ import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { ColonyError, CommonErrors } from "../common/errors.ts";
 import { Rng } from "../common/random.ts";
-import { setKernelThreads } from "./kernels.ts";
-import { LlamaModel } from "./model.ts";
-import { train, type TrainExample } from "./train.ts";
+import type { TrainExample } from "./train.ts";
 
 export interface Throughput {
   flopsPerSecond: number;
@@ -29,6 +27,9 @@ const REFERENCE = { vocabSize: 64, dim: 128, nLayers: 4, nHeads: 4, nKvHeads: 4,
 const BATCH = 8;
 
 export async function measureTrainingThroughput(o: { threads: number; minSeconds?: number }): Promise<Throughput> {
+  // Loaded here, not at import: the coordinator and the node import this file for `measureInChild`
+  // only, and the trainer's modules have no business in their processes.
+  const [{ setKernelThreads }, { LlamaModel }, { train }] = await Promise.all([import("./kernels.ts"), import("./model.ts"), import("./train.ts")]);
   setKernelThreads(o.threads);
   const model = LlamaModel.init(REFERENCE, new Rng("throughput"));
   const rng = new Rng("throughput-data");
