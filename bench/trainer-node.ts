@@ -20,19 +20,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { decode, MindJobsSnapshotSchema, topics, type MindJob } from "../common/protocol.ts";
 import { startHarness } from "../test/fixtures/coordinator-harness.ts";
+import { ended, pinnedSeed } from "../test/fixtures/mind-fixtures.ts";
 import { genome, startNode } from "../test/fixtures/node-helpers.ts";
 
 const { values } = parseArgs({ options: { rounds: { type: "string", default: "2" }, steps: { type: "string", default: "200" }, prompts: { type: "string", default: "150" } } });
 const ROUNDS = Number(values.rounds);
 const STEPS = Number(values.steps);
 const PROMPTS = Number(values.prompts);
-const SEEDS = fileURLToPath(new URL("../models/", import.meta.url));
-const seed = (JSON.parse(readFileSync(path.join(SEEDS, "seed-manifest.json"), "utf8")) as { models: { name: string; file: string; sha256: string }[] }).models.find((m) => m.name === "seed-add")!;
-const pinned = `${path.join(SEEDS, seed.file)}#sha256=${seed.sha256}`;
+const pinned = pinnedSeed("seed-add");
 
 interface Run {
   where: "here" | "node";
@@ -76,8 +73,8 @@ async function once(where: "here" | "node", round: number): Promise<Run> {
     const t0 = Date.now();
     await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId, skills: ["add"], parents: [{ agentId: "seed-add" }], sampling: { candidates: 1, temperature: 0.5, prompts: PROMPTS }, spawn: false }), { qos: 1 });
     for (;;) {
-      const j = seen.get(jobId);
-      if (j && !["queued", "running"].includes(j.state)) {
+      const j = ended(seen, jobId);
+      if (j) {
         if (j.state !== "passed" && j.state !== "failed") throw new Error(`job ${jobId} ended ${j.state}: ${JSON.stringify(j.error)}`);
         const quote = /fastest quote of \S+ ([\d.]+) s/.exec(j.reason)?.[1];
         const trainStart = phaseAt.get("train");

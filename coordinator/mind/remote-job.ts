@@ -15,12 +15,10 @@
  * `silenceMs` after two re-sends, the job fails with MIND_TRAINER_LOST and the mind trains locally.
  * `detach()` (the coordinator stopping) lets the node train on: the next start resumes with it.
  */
-import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { Clock, Timer } from "../../common/clock.ts";
 import type { Counters } from "../../common/counters.ts";
 import { ColonyError } from "../../common/errors.ts";
-import { sha256File } from "../../common/file-hash.ts";
 import type { Logger } from "../../common/logger.ts";
 import type { ModelChunkHeader, RemoteTrainSpec, TrainInputs, TrainProgress } from "../../common/protocol.ts";
 import { startDistilJob, type DistilJob, type DistilJobOptions } from "../../trainer/distil/job.ts";
@@ -68,16 +66,15 @@ export async function remoteJobFor(
   deps: Omit<RemoteJobOptions, "nodeId" | "spec" | "command" | "experiences">,
 ): Promise<RemoteJob> {
   const shared = await shareableExperiences(spec.experiences);
-  const [sha256, { size }] = await Promise.all([sha256File(shared), stat(shared)]);
   const command: RemoteJobOptions["command"] = {
     spec: {
       skills: spec.skills, mode: spec.mode ?? "full", steps: spec.steps ?? 300, batch: spec.batch ?? 32, seed: spec.seed ?? 1,
       ...(spec.sampling ? { sampling: { candidates: spec.sampling.candidates ?? 4, temperature: spec.sampling.temperature ?? 0.8, prompts: spec.sampling.prompts ?? 200 } } : {}),
       gate: { perSkill: spec.gate?.perSkill ?? 200, margin: spec.gate?.margin ?? 0.01, seed: spec.gate?.seed ?? "distil-gate" },
     },
-    inputs: { experiences: { sha256, bytes: size }, parents: parents.map((p) => ({ agentId: p.life.agentId, sha256: p.modelSha, skills: p.spec.skills.filter((k) => spec.skills.includes(k)) })) },
+    inputs: { experiences: { sha256: shared.sha256, bytes: shared.bytes }, parents: parents.map((p) => ({ agentId: p.life.agentId, sha256: p.modelSha, skills: p.spec.skills.filter((k) => spec.skills.includes(k)) })) },
   };
-  return new RemoteJob({ ...deps, nodeId, spec, command, experiences: { file: shared, sha256, bytes: size } });
+  return new RemoteJob({ ...deps, nodeId, spec, command, experiences: shared });
 }
 
 export class RemoteJob implements DistilJob<DistilResult> {

@@ -6,6 +6,7 @@
  * hash the store lacks. The hash came in the coordinator's own command, so the node checks the
  * bytes against it instead of a manifest.
  */
+import { createHash } from "node:crypto";
 import { open, readFile, writeFile, type FileHandle } from "node:fs/promises";
 import type { ModelSource, ServedFile } from "../models/model-server.ts";
 
@@ -60,11 +61,14 @@ export class ServedFiles implements ModelSource {
  * only to nodes that hold the task's skill (docs/security.md). Written beside the job's file; the
  * coordinator's own gate still reads the whole file.
  */
-export async function shareableExperiences(file: string): Promise<string> {
-  const lines = (await readFile(file, "utf8")).split("\n").filter((l) => l !== "");
+export async function shareableExperiences(file: string): Promise<{ file: string; sha256: string; bytes: number }> {
+  const raw = await readFile(file);
+  const lines = raw.toString("utf8").split("\n").filter((l) => l !== "");
   const kept = lines.filter((l) => (JSON.parse(l) as { private?: boolean }).private !== true);
-  if (kept.length === lines.length) return file;
+  const described = (f: string, b: Buffer) => ({ file: f, sha256: createHash("sha256").update(b).digest("hex"), bytes: b.length });
+  if (kept.length === lines.length) return described(file, raw);
   const out = file.replace(/\.jsonl$/, "") + ".shared.jsonl";
-  await writeFile(out, kept.map((l) => l + "\n").join(""), { mode: 0o600 });
-  return out;
+  const text = Buffer.from(kept.map((l) => l + "\n").join(""), "utf8");
+  await writeFile(out, text, { mode: 0o600 });
+  return described(out, text);
 }

@@ -7,25 +7,16 @@
 // a second skill) is recorded with its report, and nothing ships.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { MqttClient } from "mqtt";
 import { verifySignedManifest } from "../../common/model-manifest.ts";
-import { decode, MindJobsSnapshotSchema, topics, type MindJob, type Result } from "../../common/protocol.ts";
-import { newTaskId, submitAndWait } from "../../coordinator/submitter.ts";
-import { getSkill, heldOutInstances } from "../../skills/index.ts";
+import { decode, MindJobsSnapshotSchema, topics, type MindJob } from "../../common/protocol.ts";
 import { startHarness, type Harness } from "../fixtures/coordinator-harness.ts";
+import { checkedTask, ended, eventually, pinnedSeed } from "../fixtures/mind-fixtures.ts";
 import { genome, startNode } from "../fixtures/node-helpers.ts";
 
-const SEEDS = fileURLToPath(new URL("../../models/", import.meta.url));
-const manifest = JSON.parse(readFileSync(path.join(SEEDS, "seed-manifest.json"), "utf8")) as { models: { name: string; file: string; sha256: string }[] };
-/** A seed model pinned by content, as the default agents file does: the coordinator finds it in its store. */
-const pinned = (name: string) => {
-  const m = manifest.models.find((x) => x.name === name)!;
-  return `${path.join(SEEDS, m.file)}#sha256=${m.sha256}`;
-};
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "colony-mind-"));
 let h: Harness;
@@ -45,10 +36,10 @@ async function startFleet(): Promise<void> {
   node = await startNode({
     nodeId: "n-mind", url: h.url, cred: await h.nodeCred("n-mind"), dataDir: path.join(dir, "node"), modelKey: h.coordinator.signingKey!.publicKey,
     genomes: [
-      genome("seed-add", pinned("seed-add"), ["add"], { accuracyPrior: { add: 0.97 } }),
-      genome("seed-reverse", pinned("seed-reverse"), ["reverse"], { accuracyPrior: { reverse: 0.97 } }),
+      genome("seed-add", pinnedSeed("seed-add"), ["add"], { accuracyPrior: { add: 0.97 } }),
+      genome("seed-reverse", pinnedSeed("seed-reverse"), ["reverse"], { accuracyPrior: { reverse: 0.97 } }),
       // The reverse model claiming add: it answers add tasks wrongly; a parent whose experiences hold nothing verified.
-      genome("bad-add", pinned("seed-reverse"), ["add"], { accuracyPrior: { add: 0.6 } }),
+      genome("bad-add", pinnedSeed("seed-reverse"), ["add"], { accuracyPrior: { add: 0.6 } }),
     ],
     sleepAfterMs: 60_000,
   });
@@ -64,40 +55,21 @@ async function startFleet(): Promise<void> {
 
 before(startFleet);
 
+let n = 0;
+
 after(async () => {
   await node?.close();
   await h?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function until<T>(f: () => T | undefined, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-let n = 0;
-/** A checked task of a built-in skill, from the skill's own generator (its check is exact). */
-async function task(skill: "add" | "reverse"): Promise<Result> {
-  const inst = heldOutInstances(getSkill(skill), 1, `mind-it-${skill}-${n++}`)[0]!;
-  return submitAndWait(sub, { id: newTaskId(), prompt: inst.prompt, skill, maxTokens: getSkill(skill).maxAnswerChars + 2, check: { type: "exact", value: inst.answer, trim: true } }, { timeoutMs: 20_000 });
-}
-
-const finished = (id: string) => {
-  const j = jobs.get(id);
-  return j && !["queued", "running"].includes(j.state) ? j : undefined;
-};
 
 test("distil: two parents' experiences -> a child that passes the gate, signed, fetched and verified by the node, born with its lineage, and it wins tasks", async () => {
-  for (let i = 0; i < 14; i++) await task("add");
+  for (let i = 0; i < 14; i++) await checkedTask(sub, "add", `mind-it-add-${n++}`);
   // Verified sampling: each parent also answers fresh training-split prompts; the check keeps the right answers.
   const sampling = { candidates: 1, temperature: 0.5, prompts: 150 };
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "j-add", skills: ["add"], parents: [{ agentId: "seed-add" }, { agentId: "bad-add" }], sampling, reason: "test" }), { qos: 1 });
-  const job = await until(() => finished("j-add"), 240_000, "job j-add");
+  const job = await eventually(() => ended(jobs, "j-add"), 240_000, "job j-add");
   assert.equal(job.state, "passed", JSON.stringify(job));
   assert.equal(job.gate!.passed, true);
   const add = job.gate!.skills.find((s) => s.skill === "add")!;
@@ -119,17 +91,17 @@ test("distil: two parents' experiences -> a child that passes the gate, signed, 
   assert.match(life.birth, /distilled from seed-add, bad-add on add .*passed the gate/);
   // It earns real tasks: its claim is what it measured on the gate's held-out set.
   let wins = 0;
-  for (let i = 0; i < 60 && wins < 2; i++) if ((await task("add")).agentId === child) wins++;
+  for (let i = 0; i < 60 && wins < 2; i++) if ((await checkedTask(sub, "add", `mind-it-add-${n++}`)).agentId === child) wins++;
   assert.ok(wins >= 2, `the distilled child won ${wins} tasks`);
 });
 
 test("distil: a child that cannot serve its parents' skills is stopped by the gate, recorded with its report, and nothing ships", async () => {
-  for (let i = 0; i < 8; i++) await task("reverse");
+  for (let i = 0; i < 8; i++) await checkedTask(sub, "reverse", `mind-it-reverse-${n++}`);
   const models = h.coordinator.models!.list().length;
   const alive = h.coordinator.evolution.lineage.alive().length;
   // Two steps cannot teach one model both skills: the gate must say no.
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "j-both", skills: ["add", "reverse"], parents: [{ agentId: "seed-add" }, { agentId: "seed-reverse" }], steps: 2 }), { qos: 1 });
-  const job = await until(() => finished("j-both"), 240_000, "job j-both");
+  const job = await eventually(() => ended(jobs, "j-both"), 240_000, "job j-both");
   assert.equal(job.state, "failed", JSON.stringify(job));
   assert.equal(job.gate!.passed, false);
   assert.ok(job.gate!.reasons.length > 0);
@@ -139,24 +111,24 @@ test("distil: a child that cannot serve its parents' skills is stopped by the ga
   assert.equal(h.coordinator.evolution.lineage.alive().length, alive, "nobody was born");
   // A parent the coordinator does not know is refused with its code; the coordinator keeps serving.
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "j-ghost", skills: ["add"], parents: [{ agentId: "nobody" }] }), { qos: 1 });
-  const ghost = await until(() => finished("j-ghost"), 30_000, "job j-ghost");
+  const ghost = await eventually(() => ended(jobs, "j-ghost"), 30_000, "job j-ghost");
   assert.equal(ghost.state, "error");
   assert.equal(ghost.error!.code, "MIND_PARENT_UNKNOWN");
-  assert.equal((await task("add")).status, "ok");
+  assert.equal((await checkedTask(sub, "add", `mind-it-add-${n++}`)).status, "ok");
 });
 
 test("distil: a coordinator stopped mid-training resumes the job from its checkpoint at the next start, and it ships once", async () => {
   const sampling = { candidates: 1, temperature: 0.5, prompts: 100 };
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "j-restart", skills: ["add"], parents: [{ agentId: "seed-add" }], steps: 400, sampling }), { qos: 1 });
-  await until(() => h.coordinator.mind.get("j-restart")?.progress?.phase === "train" && h.coordinator.mind.get("j-restart")!.progress!.step >= 30, 120_000, "training to be under way");
+  await eventually(() => h.coordinator.mind.get("j-restart")?.progress?.phase === "train" && h.coordinator.mind.get("j-restart")!.progress!.step >= 30, 120_000, "training to be under way");
   await node.close();
   await h.close();
   jobs.clear();
   await startFleet();
   assert.equal(h.coordinator.mind.get("j-restart")?.state, "running", "the job is still owed");
-  const firstStep = await until(() => (jobs.get("j-restart")?.progress?.phase === "train" ? jobs.get("j-restart")!.progress!.step : undefined), 120_000, "training to resume");
+  const firstStep = await eventually(() => (jobs.get("j-restart")?.progress?.phase === "train" ? jobs.get("j-restart")!.progress!.step : undefined), 120_000, "training to resume");
   assert.ok(firstStep >= 25, `resumed from the checkpoint (first step seen ${firstStep}), not from step 0`);
-  const job = await until(() => finished("j-restart"), 300_000, "job j-restart");
+  const job = await eventually(() => ended(jobs, "j-restart"), 300_000, "job j-restart");
   assert.equal(job.state, "passed", JSON.stringify(job));
   assert.equal(h.coordinator.models!.list().filter((m) => m.manifest.sha256 === job.model!.sha256).length, 1);
 });
@@ -193,6 +165,6 @@ test("the architect's distil decision becomes one job (a second identical decisi
   await h.coordinator.mind.fromDecision({ ...decision, niche: "~c3@raspberry-pi-5" });
   assert.equal(h.coordinator.mind.list().length, before + 1, "an unlabeled niche has no held-out set to gate on: no job");
   await h.coordinator.mind.cancel(mine[0]!.jobId);
-  const end = await until(() => finished(mine[0]!.jobId), 60_000, "the cancelled job");
+  const end = await eventually(() => ended(jobs, mine[0]!.jobId), 60_000, "the cancelled job");
   assert.equal(end.state, "cancelled", JSON.stringify(end));
 });

@@ -6,28 +6,24 @@
 // trains in its own worker, and uploads the child; the coordinator checks the upload and gates it
 // itself, then signs and spawns it. A trainer node that restarts mid-training resumes from its
 // checkpoint when the coordinator sends the job again; a job on a node can be cancelled; a node that
-// never comes back loses the job, and the coordinator trains it instead.
+// never comes back loses the job, and the coordinator trains it instead. Another node with a valid credential cannot slip its own child in.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { MqttClient } from "mqtt";
 import { sha256File } from "../../common/file-hash.ts";
-import { CoordinatorStatsSchema, decode, MindJobsSnapshotSchema, NodeStatusSchema, topics, type MindJob, type Result } from "../../common/protocol.ts";
-import { newTaskId, submitAndWait } from "../../coordinator/submitter.ts";
-import { getSkill, heldOutInstances } from "../../skills/index.ts";
+import { createHash } from "node:crypto";
+import { silentLogger } from "../../common/logger.ts";
+import { connectMqtt } from "../../common/mqtt-connect.ts";
+import { CoordinatorStatsSchema, decode, encodeChunkFrame, MindJobsSnapshotSchema, NodeStatusSchema, topics, type MindJob } from "../../common/protocol.ts";
 import type { Throughput } from "../../trainer/throughput.ts";
 import { startHarness, type Harness } from "../fixtures/coordinator-harness.ts";
+import { checkedTask, ended, eventually, pinnedSeed, seedManifest } from "../fixtures/mind-fixtures.ts";
 import { genome, startNode } from "../fixtures/node-helpers.ts";
 
-const SEEDS = fileURLToPath(new URL("../../models/", import.meta.url));
-const manifest = JSON.parse(readFileSync(path.join(SEEDS, "seed-manifest.json"), "utf8")) as { models: { name: string; file: string; sha256: string }[] };
-const pinned = (name: string) => {
-  const m = manifest.models.find((x) => x.name === name)!;
-  return `${path.join(SEEDS, m.file)}#sha256=${m.sha256}`;
-};
+const sha256Of = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
 const speed = (flopsPerSecond: number) => async (): Promise<Throughput> => ({ flopsPerSecond, tokensPerSecond: flopsPerSecond / 6e6, parameters: 1e6, threads: 1, seconds: 1 });
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "colony-trainer-"));
@@ -42,7 +38,7 @@ const statuses = new Map<string, unknown>();
 async function startTrainer(): Promise<Awaited<ReturnType<typeof startNode>>> {
   return startNode({
     nodeId: "n-train", url: h.url, cred: await h.nodeCred("n-train"), dataDir: path.join(dir, "trainer"), modelKey: h.coordinator.signingKey!.publicKey,
-    genomes: [genome("seed-count", pinned("seed-count"), ["count"])], calibrate: false, trainer: { threads: 1, measure: speed(1e13) },
+    genomes: [genome("seed-count", pinnedSeed("seed-count"), ["count"])], calibrate: false, trainer: { threads: 1, measure: speed(1e13) },
   });
 }
 
@@ -77,7 +73,7 @@ before(async () => {
   await startCoordinator();
   server = await startNode({
     nodeId: "n-serve", url: h.url, cred: await h.nodeCred("n-serve"), dataDir: path.join(dir, "server"), modelKey: h.coordinator.signingKey!.publicKey,
-    genomes: [genome("seed-add", pinned("seed-add"), ["add"], { accuracyPrior: { add: 0.97 } })], sleepAfterMs: 60_000,
+    genomes: [genome("seed-add", pinnedSeed("seed-add"), ["add"], { accuracyPrior: { add: 0.97 } })], sleepAfterMs: 60_000,
   });
   trainer = await startTrainer();
 });
@@ -89,36 +85,30 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function until<T>(f: () => T | undefined, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 let n = 0;
-async function task(): Promise<Result> {
-  const inst = heldOutInstances(getSkill("add"), 1, `trainer-it-${n++}`)[0]!;
-  return submitAndWait(sub, { id: newTaskId(), prompt: inst.prompt, skill: "add", maxTokens: getSkill("add").maxAnswerChars + 2, check: { type: "exact", value: inst.answer, trim: true } }, { timeoutMs: 20_000 });
-}
-
-const finished = (id: string) => {
-  const j = jobs.get(id);
-  return j && !["queued", "running"].includes(j.state) ? j : undefined;
-};
 const sampling = { candidates: 1, temperature: 0.5, prompts: 150 };
 
 test("a trainer node advertises its measured speed, wins the job on its quote, trains it, and the coordinator gates, signs and spawns its upload", async () => {
-  await until(() => (statuses.get("n-train") as { trainer?: unknown } | undefined)?.trainer, 30_000, "the trainer capability in its status");
+  await eventually(() => (statuses.get("n-train") as { trainer?: unknown } | undefined)?.trainer, 30_000, "the trainer capability in its status");
   assert.equal((statuses.get("n-train") as { trainer: { flopsPerSecond: number } }).trainer.flopsPerSecond, 1e13);
   // `colony status` shows it: the coordinator's stats carry each trainer's speed.
-  assert.equal(await until(() => statuses.get("stats:n-train") as number | undefined, 10_000, "the trainer in the coordinator's stats"), 10_000);
-  for (let i = 0; i < 10; i++) assert.equal((await task()).status, "ok");
+  assert.equal(await eventually(() => statuses.get("stats:n-train") as number | undefined, 10_000, "the trainer in the coordinator's stats"), 10_000);
+  for (let i = 0; i < 10; i++) assert.equal((await checkedTask(sub, "add", `trainer-it-${n++}`)).status, "ok");
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-node", skills: ["add"], parents: [{ agentId: "seed-add" }], sampling, reason: "test" }), { qos: 1 });
-  const job = await until(() => finished("t-node"), 240_000, "job t-node");
+  // Another node with a valid credential claims the job and uploads its own "child" on its own topics: ignored.
+  await eventually(() => h.coordinator.mind.get("t-node")?.trainer, 60_000, "the job placed on n-train");
+  const cred = await h.nodeCred("n-hostile");
+  const hostile = await connectMqtt({ url: h.url, username: cred.username, password: cred.password, logger: silentLogger });
+  try {
+    const fake = Buffer.from("not a model");
+    await hostile.publishAsync(topics.nodeTrainUpload("n-hostile"), encodeChunkFrame({ requestId: "t-node", sha256: sha256Of(fake), offset: 0, length: fake.length, total: fake.length, chunkSha256: sha256Of(fake) }, fake), { qos: 1 });
+    const forged = { nodeId: "n-hostile", jobId: "t-node", seq: 99, state: "trained", trained: { sha256: sha256Of(fake), bytes: fake.length, format: "gguf-model", datasetSha256: sha256Of("x"), counts: { add: 1 }, steps: 1, seconds: 1, tokensPerSecond: 1 }, at: Date.now() };
+    await hostile.publishAsync(topics.nodeTrainProgress("n-hostile"), JSON.stringify(forged), { qos: 1 });
+  } finally {
+    await hostile.endAsync(true);
+  }
+  await eventually(() => (h.coordinator.counters.get("dropped.train-upload.unknown-job") >= 1 && h.coordinator.counters.get("dropped.train-progress.unknown-job") >= 1 ? true : undefined), 10_000, "the hostile node's upload and report to be dropped");
+  const job = await eventually(() => ended(jobs, "t-node"), 240_000, "job t-node");
   assert.equal(job.state, "passed", JSON.stringify(job));
   assert.equal(job.trainer, "n-train", "placed on the trainer node");
   assert.match(job.reason, /trained on n-train \(fastest quote of n-train/);
@@ -137,12 +127,12 @@ test("a trainer node advertises its measured speed, wins the job on its quote, t
 
 test("a LoRA job on a trainer node: the adapter is gated on its base here, signed with that base named by content, and born on the parent's model", async () => {
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-lora", skills: ["add"], parents: [{ agentId: "seed-add" }], mode: "lora", sampling }), { qos: 1 });
-  const job = await until(() => finished("t-lora"), 240_000, "job t-lora");
+  const job = await eventually(() => ended(jobs, "t-lora"), 240_000, "job t-lora");
   assert.equal(job.state, "passed", JSON.stringify(job));
   assert.equal(job.trainer, "n-train");
   const m = h.coordinator.models!.get(job.model!.sha256)!.signed.manifest;
   assert.equal(m.format, "gguf-lora");
-  const seedAdd = manifest.models.find((x) => x.name === "seed-add")!;
+  const seedAdd = seedManifest.models.find((x) => x.name === "seed-add")!;
   assert.equal(m.base, seedAdd.sha256, "the adapter's base is the parent's model, by content");
   assert.equal(job.child!.status, "created", JSON.stringify(job));
   const life = h.coordinator.evolution.lineage.get("n-serve", job.child!.agentId)!;
@@ -152,17 +142,17 @@ test("a LoRA job on a trainer node: the adapter is gated on its base here, signe
 
 test("a trainer node restarted mid-training resumes from its checkpoint when the coordinator sends the job again", async () => {
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-resume", skills: ["add"], parents: [{ agentId: "seed-add" }], steps: 300, sampling, spawn: false }), { qos: 1 });
-  await until(() => h.coordinator.mind.get("t-resume")?.progress?.phase === "train" && h.coordinator.mind.get("t-resume")!.progress!.step >= 30, 180_000, "training on the node");
+  await eventually(() => h.coordinator.mind.get("t-resume")?.progress?.phase === "train" && h.coordinator.mind.get("t-resume")!.progress!.step >= 30, 180_000, "training on the node");
   assert.equal(h.coordinator.mind.get("t-resume")!.trainer, "n-train");
   await trainer!.close();
   trainer = await startTrainer();
   const steps: number[] = [];
-  await until(() => {
+  await eventually(() => {
     const p = jobs.get("t-resume")?.progress;
     if (p?.phase === "train") steps.push(p.step);
     return steps.length > 0 && steps[0]! >= 25 ? true : undefined;
   }, 120_000, "training to resume on the node");
-  const job = await until(() => finished("t-resume"), 300_000, "job t-resume");
+  const job = await eventually(() => ended(jobs, "t-resume"), 300_000, "job t-resume");
   assert.equal(job.state, "passed", JSON.stringify(job));
   assert.equal(job.trainer, "n-train");
   assert.deepEqual(readdirSync(path.join(dir, "trainer", "train-jobs")), ["t-resume"], "earlier jobs' folders are gone");
@@ -170,14 +160,14 @@ test("a trainer node restarted mid-training resumes from its checkpoint when the
 
 test("a coordinator restarted while a node trains its job goes back to that node, which trained on: the job ships once", async () => {
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-crestart", skills: ["add"], parents: [{ agentId: "seed-add" }], steps: 300, sampling, spawn: false }), { qos: 1 });
-  await until(() => h.coordinator.mind.get("t-crestart")?.progress?.phase === "train" && h.coordinator.mind.get("t-crestart")!.progress!.step >= 30, 180_000, "training on the node");
+  await eventually(() => h.coordinator.mind.get("t-crestart")?.progress?.phase === "train" && h.coordinator.mind.get("t-crestart")!.progress!.step >= 30, 180_000, "training on the node");
   const trainedBefore = trainer!.daemon.counters.get("trainer.jobs.trained");
   await h.close();
   jobs.clear();
   await startCoordinator();
   assert.equal(h.coordinator.mind.get("t-crestart")?.state, "running", "the job is still owed");
   assert.equal(h.coordinator.mind.get("t-crestart")?.trainer, "n-train");
-  const job = await until(() => finished("t-crestart"), 300_000, "job t-crestart");
+  const job = await eventually(() => ended(jobs, "t-crestart"), 300_000, "job t-crestart");
   assert.equal(job.state, "passed", JSON.stringify(job));
   assert.equal(job.trainer, "n-train", "not moved to the coordinator's host");
   assert.equal(trainer!.daemon.counters.get("trainer.jobs.trained"), trainedBefore + 1, "trained once, by the node that had it");
@@ -186,20 +176,20 @@ test("a coordinator restarted while a node trains its job goes back to that node
 
 test("a job trained on a node can be cancelled: the node stops after its step and the job ends cancelled", async () => {
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-cancel", skills: ["add"], parents: [{ agentId: "seed-add" }], steps: 300, sampling, spawn: false }), { qos: 1 });
-  await until(() => h.coordinator.mind.get("t-cancel")?.progress?.phase === "train", 180_000, "training on the node");
+  await eventually(() => h.coordinator.mind.get("t-cancel")?.progress?.phase === "train", 180_000, "training on the node");
   assert.equal(h.coordinator.mind.get("t-cancel")!.trainer, "n-train");
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-cancel", cancel: true }), { qos: 1 });
-  const job = await until(() => finished("t-cancel"), 60_000, "the cancelled job");
+  const job = await eventually(() => ended(jobs, "t-cancel"), 60_000, "the cancelled job");
   assert.equal(job.state, "cancelled", JSON.stringify(job));
-  await until(() => (trainer!.daemon.counters.get("trainer.jobs.cancelled") === 1 ? true : undefined), 30_000, "the node to stop training");
+  await eventually(() => (trainer!.daemon.counters.get("trainer.jobs.cancelled") === 1 ? true : undefined), 30_000, "the node to stop training");
 });
 
 test("a trainer node that does not come back loses the job: the coordinator trains it itself", async () => {
   await sup.publishAsync(topics.mindDistil, JSON.stringify({ jobId: "t-lost", skills: ["add"], parents: [{ agentId: "seed-add" }], steps: 300, sampling, spawn: false }), { qos: 1 });
-  await until(() => h.coordinator.mind.get("t-lost")?.progress?.phase === "train", 180_000, "training on the node");
+  await eventually(() => h.coordinator.mind.get("t-lost")?.progress?.phase === "train", 180_000, "training on the node");
   await trainer!.close();
   trainer = undefined;
-  const job = await until(() => finished("t-lost"), 300_000, "job t-lost");
+  const job = await eventually(() => ended(jobs, "t-lost"), 300_000, "job t-lost");
   assert.equal(job.state, "passed", JSON.stringify(job));
   assert.equal(job.trainer, undefined, "trained here in the end");
   assert.match(job.reason, /n-train failed it \(MIND_TRAINER_LOST\), trained here/);

@@ -138,10 +138,13 @@ test("a job's file is served to the node it was given to and to nobody else; pri
     served.withdraw(B);
     assert.equal(await served.get(B, "t1"), undefined);
     const shared = await shareableExperiences(file);
-    assert.notEqual(shared, file);
-    assert.deepEqual(readFileSync(shared, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { taskId: string }).taskId), ["a", "c"]);
+    assert.notEqual(shared.file, file);
+    assert.equal(shared.sha256, sha(readFileSync(shared.file)), "described by the bytes written");
+    assert.equal(shared.bytes, readFileSync(shared.file).length);
+    assert.deepEqual(readFileSync(shared.file, "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { taskId: string }).taskId), ["a", "c"]);
     writeFileSync(file, '{"taskId":"a","prompt":"1"}\n');
-    assert.equal(await shareableExperiences(file), file, "nothing private: the file as it is");
+    const whole = await shareableExperiences(file);
+    assert.deepEqual(whole, { file, sha256: sha(readFileSync(file)), bytes: readFileSync(file).length }, "nothing private: the file as it is");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
