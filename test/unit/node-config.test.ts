@@ -37,6 +37,17 @@ test("node config: allowUncheckedModels is off by default and set by COLONY_ALLO
   assert.throws(() => loadNodeConfig({ env: { COLONY_ALLOW_UNCHECKED_MODELS: "maybe" } }), (err: unknown) => err instanceof ColonyError && err.code === "CONFIG_INVALID");
 });
 
+test("node config: the trainer capability is off by default; --trainer, COLONY_TRAINER=1 or {threads} in the file turns it on; anything else is CONFIG_INVALID", () => {
+  assert.equal(loadNodeConfig({}).trainer, false);
+  assert.equal(loadNodeConfig({ flags: { trainer: true } }).trainer, true);
+  assert.equal(loadNodeConfig({ env: { COLONY_TRAINER: "1" } }).trainer, true);
+  assert.equal(loadNodeConfig({ env: { COLONY_TRAINER: "false" } }).trainer, false);
+  assert.deepEqual(loadNodeConfig({ flags: { trainer: { threads: 3 } } }).trainer, { threads: 3 });
+  for (const bad of [{ threads: 0 }, { threads: 2, gpu: true }, "yes"]) {
+    assert.throws(() => loadNodeConfig({ flags: { trainer: bad } }), (err: unknown) => err instanceof ColonyError && err.code === "CONFIG_INVALID", JSON.stringify(bad));
+  }
+});
+
 test("node config: the node's metrics port is off by default, set by COLONY_NODE_METRICS_PORT (not the coordinator's COLONY_METRICS_PORT) or the flag", () => {
   assert.equal(loadNodeConfig({}).metricsPort, undefined);
   assert.equal(loadNodeConfig({ env: { COLONY_METRICS_PORT: "9464" } }).metricsPort, undefined);
