@@ -10,7 +10,8 @@
  *    the time from publishing an announce to receiving its bid at an MQTT client here. Details: the
  *    same with the node daemon inside this process (one event loop with broker, coordinator and the
  *    announcing client), the bid handler's own p99 (decode to publish, inside the daemon), and a
- *    control: the same announces to the node process while it is idle.
+ *    control: the same announces to the node process while it is idle. With each, the node process's
+ *    event-loop delay over the same window, scraped from its own /metrics (prom-client).
  * The model is a random llama (512 wide, 8 layers, 109 MB F32) written by the trainer's exporter, EOS disabled, so
  * every generation runs to maxTokens.
  */
@@ -145,18 +146,39 @@ let childBids = 0;
 let childSent = 0;
 let idleBidP50 = NaN;
 let idleBidP99 = NaN;
+/** The node process's event-loop delay (prom-client's nodejs_eventloop_lag_*, reset at every scrape) per phase. */
+const loopLag: Record<string, { p99Ms: number; maxMs: number }> = {};
+let metricsPort: number | undefined;
+/** Scrapes the node process's metrics: the event-loop delay since the previous scrape. */
+async function scrapeLoopLag(): Promise<{ p99Ms: number; maxMs: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const read = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)`, "m").exec(text)?.[1] ?? NaN) * 1000;
+  return { p99Ms: +read("nodejs_eventloop_lag_p99_seconds").toFixed(2), maxMs: +read("nodejs_eventloop_lag_max_seconds").toFixed(2) };
+}
 {
   const { spawn } = await import("node:child_process");
   const { chmodSync, writeFileSync } = await import("node:fs");
   const credFile = path.join(dir, "child-cred.json");
   writeFileSync(credFile, JSON.stringify(await h.nodeCred("bench-child")));
   chmodSync(credFile, 0o600);
+  // Its metrics (the event-loop delay below) on loopback only.
+  const metricsConfig = path.join(dir, "child-config.json");
+  writeFileSync(metricsConfig, JSON.stringify({ metricsHost: "127.0.0.1" }));
   const agentsFile = path.join(dir, "child-agents.json");
   writeFileSync(agentsFile, JSON.stringify({ agents: [{ id: "child-agent", model, skills: ["bench2"], contextSize: 512 }] }));
-  const child = spawn(process.execPath, ["bin/colony.mjs", "node", "--coordinator", h.url, "--credentials", credFile, "--node-id", "bench-child", "--agents", agentsFile, "--data-dir", path.join(dir, "child"), "--threads", process.env.BENCH_NODE_THREADS ?? String(maxThreads), "--profile", "generic"], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, COLONY_LOG_LEVEL: "warn" } });
+  const child = spawn(process.execPath, ["bin/colony.mjs", "node", "--coordinator", h.url, "--credentials", credFile, "--node-id", "bench-child", "--agents", agentsFile, "--data-dir", path.join(dir, "child"), "--threads", process.env.BENCH_NODE_THREADS ?? String(maxThreads), "--profile", "generic", "--metrics-port", "0", "--config", metricsConfig], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, COLONY_LOG_LEVEL: "warn" } });
   try {
     await new Promise<void>((resolve, reject) => {
-      child.stdout.on("data", (c: Buffer) => c.toString().includes('"ready":true') && resolve());
+      let out = "";
+      child.stdout.on("data", (c: Buffer) => {
+        if (metricsPort !== undefined) return;
+        out += c.toString();
+        const line = out.split("\n").find((l) => l.includes('"ready":true') && l.endsWith("}"));
+        if (!line) return;
+        metricsPort = (JSON.parse(line) as { metricsPort?: number }).metricsPort;
+        if (metricsPort === undefined) reject(new Error(`the node process's ready line has no metricsPort: ${line}`));
+        else resolve();
+      });
       child.once("exit", (code) => reject(new Error(`child node exited ${code}`)));
     });
     // "ready" means its status is published, not yet read by the coordinator.
@@ -178,6 +200,7 @@ let idleBidP99 = NaN;
     await s.publishAsync(topics.submit(submitterOf(s)), encode({ id, prompt: "hello world", skill: "bench2", maxTokens: 480, deadlineMs: 120_000 }), { qos: 1 });
     await waitFor(() => generating || results.has(id), "progress from the node process", 60_000);
     if (!generating) throw new Error(`the node process never generated: ${JSON.stringify(results.get(id))}`);
+    await scrapeLoopLag(); // resets the window: what follows is the generating phase
     for (let i = 0; i < 300 && !results.has(id); i++) {
       const now = Date.now();
       const a: Announce = { auctionId: `bench-c${i}`, taskId: `bench-ct${i}`, attempt: 1, prompt: "hello", skill: "bench2", maxTokens: 8, deadlineAt: now + 600_000, closesAt: now + 10_000, sentAt: now };
@@ -187,14 +210,17 @@ let idleBidP99 = NaN;
       await new Promise((r) => setTimeout(r, 3));
     }
     await new Promise((r) => setTimeout(r, 200));
+    loopLag.generating = await scrapeLoopLag();
     childBids = childRtts.length;
     childBidP99 = pct(childRtts, 0.99);
     childBidP50 = pct(childRtts, 0.5);
     log(`announce-to-bid, node in its own process as deployed, while it generates: p50 ${childBidP50.toFixed(2)} ms, p99 ${childBidP99.toFixed(2)} ms (${childBids} bids to ${childSent} announces; target <= 5 ms)`);
     await waitFor(() => results.has(id), `result of ${id}`, 120_000, 10);
     // The control: the same announces, the same path, with the node idle. What the generating run adds
-    // on top of this is the generation's doing (CPU shared with llama.cpp on this 2-core machine).
+    // on top of this is the generation's doing: node-llama-cpp's per-token JavaScript and its garbage
+    // on the node's event loop (the loop-delay readings; docs/latency.md).
     childRtts.length = 0;
+    await scrapeLoopLag();
     for (let i = 0; i < 300; i++) {
       const now = Date.now();
       const a: Announce = { auctionId: `bench-i${i}`, taskId: `bench-it${i}`, attempt: 1, prompt: "hello", skill: "bench2", maxTokens: 8, deadlineAt: now + 600_000, closesAt: now + 10_000, sentAt: now };
@@ -203,6 +229,9 @@ let idleBidP99 = NaN;
       await new Promise((r) => setTimeout(r, 3));
     }
     await new Promise((r) => setTimeout(r, 200));
+    loopLag.idle = await scrapeLoopLag();
+    // prom-client samples the loop every 10 ms, so an idle loop already reads about 10 ms: compare the two.
+    log(`the node process's event-loop delay (its /metrics, 10 ms sampling): p99 ${loopLag.generating?.p99Ms} ms, max ${loopLag.generating?.maxMs} ms while it generates; p99 ${loopLag.idle.p99Ms} ms, max ${loopLag.idle.maxMs} ms idle`);
     idleBidP50 = pct(childRtts, 0.5);
     idleBidP99 = pct(childRtts, 0.99);
     log(`control: announce-to-bid, node in its own process, idle: p50 ${idleBidP50.toFixed(2)} ms, p99 ${idleBidP99.toFixed(2)} ms (${childRtts.length} bids)`);
@@ -269,6 +298,7 @@ console.log(JSON.stringify({
   announceToBidIdleP50Ms: +idleBidP50.toFixed(3),
   announceToBidBids: childBids,
   announceToBidTarget: 5,
+  nodeLoopLag: loopLag,
   // Detail: the node daemon inside the bench process.
   announceToBidP99MsInProcess: +bidP99.toFixed(3),
   bidHandlerP99MsInProcess: +handlerP99.toFixed(3),
