@@ -217,8 +217,7 @@ async function scrapeLoopLag(): Promise<{ p99Ms: number; maxMs: number }> {
     log(`announce-to-bid, node in its own process as deployed, while it generates: p50 ${childBidP50.toFixed(2)} ms, p99 ${childBidP99.toFixed(2)} ms (${childBids} bids to ${childSent} announces; target <= 5 ms)`);
     await waitFor(() => results.has(id), `result of ${id}`, 120_000, 10);
     // The control: the same announces, the same path, with the node idle. What the generating run adds
-    // on top of this is the generation's doing: node-llama-cpp's per-token JavaScript and its garbage
-    // on the node's event loop (the loop-delay readings; docs/latency.md).
+    // on top of this is the generation's doing (the loop-delay readings below; docs/latency.md).
     childRtts.length = 0;
     await scrapeLoopLag();
     for (let i = 0; i < 300; i++) {
