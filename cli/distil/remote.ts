@@ -87,7 +87,8 @@ export function renderJobs(jobs: readonly MindJob[]): string {
       const child = j.child ? ` child ${j.child.agentId}@${j.child.nodeId} ${j.child.status}` : "";
       const p = j.progress ? ` ${j.progress.phase} ${j.progress.step}/${j.progress.total}` : "";
       const err = j.error ? ` ${j.error.code}: ${j.error.message}` : "";
-      return `${j.jobId} ${j.state}${p} [${j.skills.join(",")}] from ${j.parents.map((x) => x.agentId).join(", ")}${gate}${model}${child}${err}`;
+      const where = j.trainer ? ` trained on ${j.trainer}` : "";
+      return `${j.jobId} ${j.state}${p} [${j.skills.join(",")}] from ${j.parents.map((x) => x.agentId).join(", ")}${where}${gate}${model}${child}${err}`;
     })
     .join("\n");
 }

@@ -270,7 +270,11 @@ export class Mind implements Lifecycle {
     const work = await jobWork(rec.spec, parents);
     const placed = await trainers.choose(rec.jobId, work, this.o.settings.quoteWindowMs);
     this.o.logger.info({ jobId: rec.jobId, where: placed.where === "node" ? placed.nodeId : "coordinator", why: placed.why }, "distillation job placed");
-    if (placed.where === "coordinator") return undefined;
+    if (placed.where === "coordinator") {
+      // Trainer nodes were asked: `colony distil --list` shows why none got the job.
+      if (placed.asked) await this.update(rec, { reason: `${rec.reason}; trained here (${placed.why})`.slice(0, 1024) });
+      return undefined;
+    }
     this.o.counters.inc("mind.trainers.awarded");
     await this.update(rec, { trainer: placed.nodeId, reason: `${rec.reason}; trained on ${placed.nodeId} (${placed.why})`.slice(0, 1024) });
     return placed.nodeId;

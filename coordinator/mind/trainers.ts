@@ -67,7 +67,8 @@ export async function jobWork(spec: DistilSpecInput, parents: readonly { modelSh
   return estimateWork({ steps: spec.steps ?? 300, batch: spec.batch ?? 32, meanChars, samples, models, experiencesBytes: Buffer.byteLength(text) });
 }
 
-export type Placement = { where: "coordinator"; seconds?: number; why: string } | { where: "node"; nodeId: string; quote: TrainQuote; why: string };
+/** `asked`: trainer nodes were asked for quotes (the job's record then says why it stayed here). */
+export type Placement = { where: "coordinator"; seconds?: number; why: string; asked?: true } | { where: "node"; nodeId: string; quote: TrainQuote; why: string };
 
 export interface TrainersOptions {
   registry: Pick<Registry, "list">;
@@ -113,8 +114,8 @@ export class Trainers {
     this.o.counters.inc("mind.trainers.quotes", got.length);
     const best = got[0];
     const list = got.map((q) => `${q.nodeId} ${q.quote.seconds.toFixed(1)} s`).join(", ") || "none";
-    if (!best) return { where: "coordinator", ...(own !== undefined ? { seconds: own } : {}), why: `no trainer node quoted (asked ${nodes.join(", ")})` };
-    if (own !== undefined && own <= best.quote.seconds) return { where: "coordinator", seconds: own, why: `this host's ${own.toFixed(1)} s beats the quotes (${list})` };
+    if (!best) return { where: "coordinator", ...(own !== undefined ? { seconds: own } : {}), why: `no trainer node quoted (asked ${nodes.join(", ")})`, asked: true };
+    if (own !== undefined && own <= best.quote.seconds) return { where: "coordinator", seconds: own, why: `this host's ${own.toFixed(1)} s beats the quotes (${list})`, asked: true };
     return { where: "node", nodeId: best.nodeId, quote: best.quote, why: `fastest quote of ${list}${own !== undefined ? ` vs this host's ${own.toFixed(1)} s` : ""}` };
   }
 

@@ -20,3 +20,11 @@ test("flags become a valid spec; bad numbers are CLI_ARGUMENT_INVALID", () => {
   assert.deepEqual(s.gate, { perSkill: 20, margin: 0.02, seed: "g" });
   assert.throws(() => specFromFlags({ ...f, steps: "ten" }), (err: ColonyError) => err.code === "CLI_ARGUMENT_INVALID");
 });
+
+test("--list names the trainer node a job trained on, and nothing for this host", async () => {
+  const { renderJobs } = await import("../../cli/distil/remote.ts");
+  const base = { state: "running" as const, by: "operator" as const, skills: ["add"], parents: [{ agentId: "seed-add", nodeId: "pi" }], reason: "asked", createdAt: 1, updatedAt: 2 };
+  const lines = renderJobs([{ ...base, jobId: "j-node", trainer: "pi-kitchen" }, { ...base, jobId: "j-here" }]).split("\n");
+  assert.match(lines[0]!, /^j-node running \[add\] from seed-add trained on pi-kitchen$/);
+  assert.equal(lines[1], "j-here running [add] from seed-add");
+});

@@ -65,13 +65,15 @@ test("a job goes to the fastest quote when it beats this host; a tie, silence or
   assert.match(r.why, /fastest quote of t2 2\.0 s, t1 5\.0 s vs this host's 10\.0 s/);
   r = await trainersWith({ quotes: { t1: quoted("t1", 10) }, own: 10 }).t.choose("j", work, 200);
   assert.equal(r.where, "coordinator", "a tie stays here: nothing to move");
+  assert.deepEqual([r.where === "coordinator" && r.asked, r.why], [true, "this host's 10.0 s beats the quotes (t1 10.0 s)"], "the job's record says why it stayed");
   const silent = trainersWith({ quotes: { t1: "silent", t2: { commandId: "c", nodeId: "t2", agentId: "j", kind: "train-quote", status: "refused", error: { code: "TRAINER_BUSY", message: "busy" }, at: 0 } }, own: 10 });
   r = await silent.t.choose("j", work, 100);
   assert.equal(r.where, "coordinator");
   assert.match(r.why, /no trainer node quoted/);
   assert.deepEqual(silent.asked.sort(), ["t1", "t2"], "only nodes that offer training are asked");
   const here = trainersWith({ quotes: { t1: quoted("t1", 1) }, own: 10, trainOn: "coordinator" });
-  assert.equal((await here.t.choose("j", work, 100)).where, "coordinator");
+  const kept = await here.t.choose("j", work, 100);
+  assert.deepEqual([kept.where, kept.where === "coordinator" && kept.asked], ["coordinator", undefined], "nobody asked: nothing to record");
   assert.deepEqual(here.asked, [], "trainOn coordinator asks nobody");
   assert.equal((await trainersWith({ quotes: { t1: quoted("t1", 50) }, own: 10, trainOn: "nodes" }).t.choose("j", work, 100)).where, "node", "trainOn nodes prefers a node");
 });
