@@ -271,7 +271,7 @@ export class Mind implements Lifecycle {
     const placed = await trainers.choose(rec.jobId, work, this.o.settings.quoteWindowMs);
     this.o.logger.info({ jobId: rec.jobId, where: placed.where === "node" ? placed.nodeId : "coordinator", why: placed.why }, "distillation job placed");
     if (placed.where === "coordinator") {
-      // Trainer nodes were asked: `colony distil --list` shows why none got the job.
+      // Trainer nodes were asked: the job's record (the `mind/jobs` snapshot, `colony distil`'s JSON) says why none got it.
       if (placed.asked) await this.update(rec, { reason: `${rec.reason}; trained here (${placed.why})`.slice(0, 1024) });
       return undefined;
     }
