@@ -17,7 +17,8 @@
  *   asleep, own process  `colony node` with sleepAfterMs 100, waiting until it slept between tasks
  * Targets (issue 14): overhead p50 <= 3 ms and p99 <= 10 ms warm. Reported met or not, with the load.
  *
- *   npm run bench -- latency [--tasks 200] [--asleep 15] [--threads 1] [--only warm|asleep|process]
+ *   npm run bench -- latency [--tasks 200] [--asleep 15] [--threads 1] [--only warm|asleep|process] [--runs N]
+ * With --runs N: the whole bench N times, each in a fresh process, and every figure's median and range.
  * Last line: one-line JSON summary.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -35,8 +36,48 @@ import { startHarness } from "../test/fixtures/coordinator-harness.ts";
 import { startNode } from "../test/fixtures/node-helpers.ts";
 
 const { values: args } = parseArgs({
-  options: { tasks: { type: "string", default: "200" }, asleep: { type: "string", default: "15" }, threads: { type: "string", default: "1" }, only: { type: "string" } },
+  options: { tasks: { type: "string", default: "200" }, asleep: { type: "string", default: "15" }, threads: { type: "string", default: "1" }, only: { type: "string" }, runs: { type: "string", default: "1" } },
 });
+const RUNS = Number(args.runs);
+if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error("bench latency: --runs takes a whole number >= 1");
+
+/**
+ * `--runs N`: the whole bench N times in a row, each in a fresh process, then each figure's median
+ * and range over the runs (one run's p99 swings by half between runs on a shared 2-core machine).
+ */
+async function repeated(n: number): Promise<void> {
+  const rest = process.argv.slice(2).filter((a, i, all) => a !== "--runs" && all[i - 1] !== "--runs" && !a.startsWith("--runs="));
+  const runs: Record<string, unknown>[] = [];
+  for (let i = 0; i < n; i++) {
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "bench/latency.ts", ...rest], { stdio: ["ignore", "pipe", "inherit"] });
+      let text = "";
+      child.stdout!.on("data", (c: Buffer) => (text += c.toString()));
+      child.once("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`bench latency: run ${i + 1} exited ${code}`))));
+    });
+    const last = out.trim().split("\n").at(-1)!;
+    runs.push(JSON.parse(last) as Record<string, unknown>);
+    console.log(`run ${i + 1}/${n} done (load ${(runs.at(-1)!.loadAvg1m as number | undefined) ?? "?"})`);
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const spread = (xs: number[]) => ({ median: f2(median(xs)), min: f2(Math.min(...xs)), max: f2(Math.max(...xs)) });
+  const medians: Record<string, Record<string, unknown>> = {};
+  for (const scenario of ["warmInProcess", "warmOwnProcess", "asleepInProcess", "asleepOwnProcess"]) {
+    const xs = runs.map((r) => r[scenario] as Record<string, { p50: number; p99: number } | number> | undefined).filter((x) => x !== undefined);
+    if (xs.length === 0) continue;
+    const m: Record<string, unknown> = {};
+    for (const key of ["e2e", "overhead", "biddingMs", "awardDoneHops", "storeWrite", "wakeMs", "promptMs", "generateMs"]) {
+      const vals = xs.map((x) => x[key]).filter((v): v is { p50: number; p99: number } => typeof v === "object");
+      if (vals.length) m[key] = { p50: spread(vals.map((v) => v.p50)), p99: spread(vals.map((v) => v.p99)) };
+    }
+    const extra = xs.map((x) => x.e2eMinusBareP50).filter((v): v is number => typeof v === "number");
+    if (extra.length) m.e2eMinusBareP50 = spread(extra);
+    medians[scenario] = m;
+    const o = m.overhead as { p50: ReturnType<typeof spread>; p99: ReturnType<typeof spread> } | undefined;
+    if (o) log(`${scenario}: overhead p50 ${o.p50.median} (${o.p50.min}-${o.p50.max}), p99 ${o.p99.median} (${o.p99.min}-${o.p99.max}) ms over ${xs.length} runs`);
+  }
+  console.log(JSON.stringify({ bench: "latency", runs: n, medians, loadAvg1m: runs.map((r) => r.loadAvg1m) }));
+}
 const TASKS = Number(args.tasks);
 const ASLEEP = Number(args.asleep);
 const THREADS = Number(args.threads);
@@ -45,6 +86,10 @@ const log = (...a: unknown[]) => console.log(...a);
 const pct = (xs: readonly number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]! : NaN);
 const f2 = (x: number) => +x.toFixed(2);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+if (RUNS > 1) {
+  await repeated(RUNS);
+  process.exit(0);
+}
 
 // The result is stored as published, so it cannot carry its own write's time: the store's writes
 // are timed here, around the one TaskStore method the market writes tasks with.
