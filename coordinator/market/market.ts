@@ -324,9 +324,34 @@ export class Market {
     // An attempt may take about twice its own estimate (plus 1 s of slack) before it is given up.
     const now = this.p.clock.now();
     const dueIn = Math.min(run.rec.deadlineAt - now, 2 * (a.bid?.latencyMs ?? 0) + 1000);
-    cur.timer = this.p.clock.setTimer(dueIn, () =>
-      this.failAttempt(run, "attempt-timeout", { code: MarketErrors.ATTEMPT_TIMEOUT, message: `no result within ${Math.round(dueIn)} ms of the ack (estimate ${a.bid?.latencyMs} ms)` }, true),
-    );
+    cur.timer = this.p.clock.setTimer(dueIn, () => this.attemptOverdue(run, dueIn, dueIn));
+  }
+
+  /**
+   * An attempt past its due time is given up and re-auctioned, unless no other agent could take the
+   * task: a re-auction could then only end NO_BIDDERS, so the attempt keeps running (checked again
+   * every `periodMs`) until it delivers, its node goes offline, another agent comes online or the
+   * task's deadline ends it. Otherwise a one-machine fleet whose only agent for a skill is slowed by
+   * a busy machine fails a task it was about to deliver (test/integration/fleet-seed.test.ts did, on
+   * a loaded CI runner: attempt-timeout, then no-bidders).
+   */
+  private attemptOverdue(run: Run, waitedMs: number, periodMs: number): void {
+    const cur = run.current;
+    if (!cur || cur.phase !== "running" || run.finished) return;
+    const a = run.rec.attempts.at(-1)!;
+    const now = this.p.clock.now();
+    const excluded = new Set([...this.p.reputation.excludedNow(), ...run.failedAgents, recordKey(cur)]);
+    const others = this.p.registry.eligibleNodes(run.rec.submit.skill, excluded).filter((n) => n !== cur.nodeId);
+    if (others.length === 0 && now < run.rec.deadlineAt) {
+      if (waitedMs === periodMs) {
+        this.p.counters.inc("attempts.overdue.kept");
+        this.p.logger.warn({ taskId: run.rec.id, nodeId: cur.nodeId, agentId: cur.agentId, waitedMs: Math.round(waitedMs), estimateMs: a.bid?.latencyMs }, "attempt overdue, but no other agent could take the task: it keeps running");
+      }
+      const next = Math.min(run.rec.deadlineAt - now, periodMs);
+      cur.timer = this.p.clock.setTimer(next, () => this.attemptOverdue(run, waitedMs + next, periodMs));
+      return;
+    }
+    this.failAttempt(run, "attempt-timeout", { code: MarketErrors.ATTEMPT_TIMEOUT, message: `no result within ${Math.round(waitedMs)} ms of the ack (estimate ${a.bid?.latencyMs} ms)` }, true);
   }
 
   onProgress(p: Progress): void {

@@ -169,6 +169,46 @@ test("task deadline passes during an attempt -> cancel and DEADLINE_EXCEEDED", a
   await h.close();
 });
 
+test("an overdue attempt keeps running while no other agent could take the task; it is re-auctioned once one comes online", async () => {
+  const h = await setup();
+  h.node("n1");
+  await h.submit({ id: "t13", prompt: "p", deadlineMs: 30_000 });
+  h.bid("n1", h.announces()[0], { latencyMs: 100 });
+  const aw = h.award("n1")[0];
+  h.ack("n1", aw);
+  // Due after 2 x 100 + 1000 ms: with nobody else to ask, a re-auction could only end NO_BIDDERS.
+  h.clock.advance(1200);
+  h.clock.advance(1200);
+  assert.equal(h.events("t13", "retry").length, 0, "not given up");
+  assert.equal(h.on(topics.nodeCancel("n1")).length, 0, "not cancelled");
+  assert.equal(h.counters.get("attempts.overdue.kept"), 1, "counted once");
+  h.done("n1", aw, "late but delivered");
+  await h.until(() => h.results("t13").length === 1, "result");
+  assert.equal(h.results("t13")[0].status, "ok");
+  assert.deepEqual(h.results("t13")[0].attempts.map((x: any) => x.outcome), ["ok"]);
+
+  // The same, until a second node with an agent for the task comes online: then the next check gives up.
+  await h.submit({ id: "t14", prompt: "p", deadlineMs: 30_000 });
+  const a1 = h.announces().at(-1);
+  h.bid("n1", a1, { latencyMs: 100 });
+  h.ack("n1", h.award("n1").at(-1));
+  h.clock.advance(1200);
+  assert.equal(h.events("t14", "retry").length, 0);
+  h.node("n2");
+  h.clock.advance(1200);
+  assert.equal(h.events("t14", "retry")[0].error.code, "ATTEMPT_TIMEOUT");
+  assert.match(h.events("t14", "retry")[0].error.message, /no result within 2400 ms of the ack/);
+  const a2 = h.announces().at(-1);
+  assert.notEqual(a2.auctionId, a1.auctionId);
+  h.bid("n2", a2);
+  const aw2 = h.award("n2")[0];
+  h.ack("n2", aw2);
+  h.done("n2", aw2, "x");
+  await h.until(() => h.results("t14").length === 1, "result");
+  assert.deepEqual(h.results("t14")[0].attempts.map((x: any) => [x.nodeId, x.outcome]), [["n1", "attempt-timeout"], ["n2", "ok"]]);
+  await h.close();
+});
+
 test("maxTokens is resolved once, at acceptance: announce, award and a resumed task all carry it", async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "colony-auction-"));
   const h1 = await setup({ defaultMaxTokens: 64 }, dir);
