@@ -14,7 +14,7 @@ export const MarketErrors = defineErrors("market", {
   ACK_TIMEOUT: "The winning node did not acknowledge its award within ackWithinMs; the task was re-auctioned.",
   AWARD_REFUSED: "The winning node refused its award in its ack; the task was re-auctioned.",
   AGENT_ERROR: "The winning agent reported an error in its done message; the task was re-auctioned.",
-  ATTEMPT_TIMEOUT: "The winning agent did not deliver within its attempt deadline (about twice its own latency estimate) while another agent could take the task; the task was re-auctioned.",
+  ATTEMPT_TIMEOUT: "The winning agent did not deliver within its attempt deadline (about twice its own latency estimate) while another node's agent could take the task; the task was re-auctioned.",
   NODE_OFFLINE: "The winning node went offline (last will or missed heartbeats) while holding the task; the task was re-auctioned.",
   DEADLINE_EXCEEDED: "The task's deadline passed before any attempt delivered a result.",
   ATTEMPTS_EXHAUSTED: "Every allowed attempt failed; the result lists each attempt and why it failed.",

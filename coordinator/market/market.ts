@@ -328,11 +328,12 @@ export class Market {
   }
 
   /**
-   * An attempt past its due time is given up and re-auctioned, unless no other agent could take the
-   * task: a re-auction could then only end NO_BIDDERS, so the attempt keeps running (checked again
-   * every `periodMs`) until it delivers, its node goes offline, another agent comes online or the
-   * task's deadline ends it. Otherwise a one-machine fleet whose only agent for a skill is slowed by
-   * a busy machine fails a task it was about to deliver (test/integration/fleet-seed.test.ts did, on
+   * An attempt past its due time is given up and re-auctioned, unless no other online node has an
+   * agent that could take the task (a second agent on the same node would wait for the same slot): a
+   * re-auction could then only end NO_BIDDERS, so the attempt keeps running (checked again every
+   * `periodMs`) until it delivers, its node goes offline, such a node comes online or the task's
+   * deadline ends it. Otherwise a one-machine fleet whose only agent for a skill is slowed by a busy
+   * machine fails a task that agent is still working on (test/integration/fleet-seed.test.ts did, on
    * a loaded CI runner: attempt-timeout, then no-bidders).
    */
   private attemptOverdue(run: Run, waitedMs: number, periodMs: number): void {
