@@ -7,6 +7,7 @@
  */
 import client from "prom-client";
 import type { Counters } from "../common/counters.ts";
+import { counterFromReads as fromCounters } from "../common/counter-metrics.ts";
 import type { Lifecycle } from "../common/lifecycle.ts";
 
 export interface NodeMetricsSources {
@@ -18,18 +19,6 @@ export interface NodeMetricsSources {
 }
 
 const AGENT_STATES = ["awake", "asleep", "busy", "loading"] as const;
-
-/** A counter whose values are read from the Counters when scraped: one per label value, or one unlabeled. */
-function fromCounters(r: client.Registry, name: string, help: string, read: (() => number) | { label: string; values: Record<string, () => number> }): void {
-  new client.Counter({
-    name, help, registers: [r], labelNames: typeof read === "function" ? [] : [read.label],
-    collect() {
-      this.reset();
-      if (typeof read === "function") return this.inc(read());
-      for (const [value, get] of Object.entries(read.values)) this.inc({ [read.label]: value }, get());
-    },
-  });
-}
 
 export class NodeMetrics implements Lifecycle {
   readonly registry = new client.Registry();

@@ -341,7 +341,7 @@ export class Market {
     if (!cur || cur.phase !== "running" || run.finished) return;
     const a = run.rec.attempts.at(-1)!;
     const now = this.p.clock.now();
-    const excluded = new Set([...this.p.reputation.excludedNow(), ...run.failedAgents, recordKey(cur)]);
+    const excluded = new Set([...this.p.reputation.excludedNow(), ...run.failedAgents]);
     const others = this.p.registry.eligibleNodes(run.rec.submit.skill, excluded).filter((n) => n !== cur.nodeId);
     if (others.length === 0 && now < run.rec.deadlineAt) {
       if (waitedMs === periodMs) {

@@ -8,6 +8,7 @@
  * process (the tests) each expose their own figures.
  */
 import client from "prom-client";
+import { counterFromReads as fromCounters } from "../../common/counter-metrics.ts";
 import type { Counters } from "../../common/counters.ts";
 import type { Lifecycle } from "../../common/lifecycle.ts";
 import type { MarketEventBus } from "../market/events.ts";
@@ -33,12 +34,6 @@ const AWARD_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 // deadline is 60 s.
 const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 const AGENT_STATES = ["awake", "asleep", "busy", "loading"] as const;
-
-/** Sets a counter to an absolute value read elsewhere (Counters only grow, so it stays monotonic). */
-function setCounter(c: client.Counter<string>, value: number, labels?: Record<string, string>): void {
-  if (labels) c.inc(labels, value);
-  else c.inc(value);
-}
 
 export class FleetMetrics implements Lifecycle {
   readonly registry = new client.Registry();
@@ -79,88 +74,33 @@ export class FleetMetrics implements Lifecycle {
     }
 
     // From the Counters the market and inbound already keep (read at scrape time).
-    new client.Counter({
-      name: "colony_auctions_total", help: "Auctions opened.", registers: r,
-      collect() { this.reset(); setCounter(this, counters.get("auctions.opened")); },
-    });
-    new client.Counter({
-      name: "colony_auctions_awarded_total", help: "Auctions that ended with a winner.", registers: r,
-      collect() { this.reset(); setCounter(this, counters.get("auctions.awarded")); },
-    });
-    new client.Counter({
-      name: "colony_bids_total", help: "Answers to announces the auctions accepted, by type (bid or decline).", labelNames: ["type"], registers: r,
-      collect() {
-        this.reset();
-        setCounter(this, counters.get("bids.accepted"), { type: "bid" });
-        setCounter(this, counters.get("bids.declined"), { type: "decline" });
-      },
-    });
+    const n = (name: string) => () => counters.get(name);
+    const byLabel = (label: string, values: readonly string[], prefix: string) => ({ label, values: Object.fromEntries(values.map((v) => [v, n(prefix + v)])) });
+    fromCounters(this.registry, "colony_auctions_total", "Auctions opened.", n("auctions.opened"));
+    fromCounters(this.registry, "colony_auctions_awarded_total", "Auctions that ended with a winner.", n("auctions.awarded"));
+    fromCounters(this.registry, "colony_bids_total", "Answers to announces the auctions accepted, by type (bid or decline).", { label: "type", values: { bid: n("bids.accepted"), decline: n("bids.declined") } });
     new client.Counter({
       name: "colony_messages_dropped_total", help: "Inbound messages dropped (invalid, forged, unexpected), by reason.", labelNames: ["reason"], registers: r,
       collect() {
         this.reset();
-        let n = 0;
+        let reasons = 0;
         let other = 0;
         for (const [name, v] of Object.entries(counters.snapshot())) {
           if (!name.startsWith("dropped.")) continue;
-          if (++n <= MAX_DROP_REASONS) setCounter(this, v, { reason: name.slice("dropped.".length) });
+          if (++reasons <= MAX_DROP_REASONS) this.inc({ reason: name.slice("dropped.".length) }, v);
           else other += v;
         }
-        if (other > 0) setCounter(this, other, { reason: "other" });
+        if (other > 0) this.inc({ reason: "other" }, other);
       },
     });
-    new client.Counter({
-      name: "colony_mqtt_refusals_total", help: "MQTT connects, wills, publishes and subscribes the broker refused (auth and topic ACL), by action.", labelNames: ["action"], registers: r,
-      collect() {
-        this.reset();
-        for (const action of ["connect", "will", "publish", "subscribe"]) setCounter(this, counters.get(`auth.refused.${action}`), { action });
-      },
-    });
-    new client.Counter({
-      name: "colony_submits_rate_limited_total", help: "Submits and gets refused RATE_LIMITED.", registers: r,
-      collect() { this.reset(); setCounter(this, counters.get("submitters.rate-limited")); },
-    });
-    new client.Counter({
-      name: "colony_models_pushed_total", help: "Pushed models nodes reported on, by result (stored, or refused: a bad hash or signature, no room).", labelNames: ["result"], registers: r,
-      collect() {
-        this.reset();
-        setCounter(this, counters.get("models.reports.ok"), { result: "stored" });
-        setCounter(this, counters.get("models.reports.refused"), { result: "refused" });
-      },
-    });
-    new client.Counter({
-      name: "colony_model_bytes_served_total", help: "Model bytes served to nodes' fetches.", registers: r,
-      collect() { this.reset(); setCounter(this, counters.get("models.fetch.bytes")); },
-    });
-    new client.Counter({
-      name: "colony_model_rollouts_total", help: "Model x node rollouts that finished, by outcome (done, failed; coordinator/models/rollouts.ts).", labelNames: ["outcome"], registers: r,
-      collect() {
-        this.reset();
-        for (const outcome of ["done", "failed"]) setCounter(this, counters.get(`models.rollouts.${outcome}`), { outcome });
-      },
-    });
-    new client.Counter({
-      name: "colony_distil_jobs_total", help: "Distillation jobs that ended, by state (passed, failed: stopped by the gate, error, cancelled; docs/mind.md).", labelNames: ["state"], registers: r,
-      collect() {
-        this.reset();
-        for (const state of ["passed", "failed", "error", "cancelled"]) setCounter(this, counters.get(`mind.jobs.${state}`), { state });
-      },
-    });
-    new client.Counter({
-      name: "colony_distil_trainer_jobs_total", help: "Distillation jobs placed on trainer nodes, and of those the ones a node failed so the coordinator trained them (docs/mind.md, \"Trainer nodes\").", labelNames: ["outcome"], registers: r,
-      collect() {
-        this.reset();
-        setCounter(this, counters.get("mind.trainers.awarded"), { outcome: "placed" });
-        setCounter(this, counters.get("mind.trainers.fallback"), { outcome: "fallback" });
-      },
-    });
-    new client.Counter({
-      name: "colony_node_offline_total", help: "Times a node was taken offline, by why (last-will, heartbeat-timeout).", labelNames: ["why"], registers: r,
-      collect() {
-        this.reset();
-        for (const why of ["last-will", "heartbeat-timeout"]) setCounter(this, counters.get(`nodes.offline.${why}`), { why });
-      },
-    });
+    fromCounters(this.registry, "colony_mqtt_refusals_total", "MQTT connects, wills, publishes and subscribes the broker refused (auth and topic ACL), by action.", byLabel("action", ["connect", "will", "publish", "subscribe"], "auth.refused."));
+    fromCounters(this.registry, "colony_submits_rate_limited_total", "Submits and gets refused RATE_LIMITED.", n("submitters.rate-limited"));
+    fromCounters(this.registry, "colony_models_pushed_total", "Pushed models nodes reported on, by result (stored, or refused: a bad hash or signature, no room).", { label: "result", values: { stored: n("models.reports.ok"), refused: n("models.reports.refused") } });
+    fromCounters(this.registry, "colony_model_bytes_served_total", "Model bytes served to nodes' fetches.", n("models.fetch.bytes"));
+    fromCounters(this.registry, "colony_model_rollouts_total", "Model x node rollouts that finished, by outcome (done, failed; coordinator/models/rollouts.ts).", byLabel("outcome", ["done", "failed"], "models.rollouts."));
+    fromCounters(this.registry, "colony_distil_jobs_total", "Distillation jobs that ended, by state (passed, failed: stopped by the gate, error, cancelled; docs/mind.md).", byLabel("state", ["passed", "failed", "error", "cancelled"], "mind.jobs."));
+    fromCounters(this.registry, "colony_distil_trainer_jobs_total", "Distillation jobs placed on trainer nodes, and of those the ones a node failed so the coordinator trained them (docs/mind.md, \"Trainer nodes\").", { label: "outcome", values: { placed: n("mind.trainers.awarded"), fallback: n("mind.trainers.fallback") } });
+    fromCounters(this.registry, "colony_node_offline_total", "Times a node was taken offline, by why (last-will, heartbeat-timeout).", byLabel("why", ["last-will", "heartbeat-timeout"], "nodes.offline."));
 
     // From the registry and the market, now.
     const fleet = s.registry;
